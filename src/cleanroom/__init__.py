@@ -1,0 +1,1 @@
+"""Confidential Clean Room: confidential machine-learning inference in a TEE."""
