@@ -1,0 +1,346 @@
+"""Large blobs (models, datasets) sealed as a stream of authenticated chunks.
+
+A random 256-bit data key encrypts the blob in chunks with AES-256-GCM using
+the STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár, CRYPTO 2015):
+each chunk's nonce is ``prefix (7) || counter (u32, big-endian) || last flag``,
+so chunks cannot be reordered, dropped, duplicated or truncated without the
+open failing. The data key and stream parameters travel in a wrapped header:
+
+* kind 3 (in transit): HPKE Auth mode to the clean room's attested key —
+  ``header | sender key id (32) | enc (32) | u32 len | HPKE(params)``;
+* kind 4 (at rest): AES-256-GCM under the TEE's sealing key —
+  ``header | sealing key label (32) | nonce (12) | u32 len | AEAD(params)``.
+
+Then chunks follow: ``flag u8 | u32 ciphertext length | ciphertext``. Each
+chunk's associated data is SHA-256 of the wrapped header, binding every chunk
+to one stream. Neither side ever holds more than one chunk of ciphertext.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from cleanroom.crypto import hpke
+from cleanroom.crypto.envelope import (
+    HEADER_SIZE,
+    KIND_AT_REST,
+    KIND_STREAM,
+    header,
+    parse_header,
+)
+from cleanroom.crypto.keys import KEY_ID_SIZE, KeyPair, PublicKey
+from cleanroom.errors import DecryptionFailed, PayloadTooLarge
+
+__all__ = [
+    "CHUNK_SIZE",
+    "AT_REST_SUITE_ID",
+    "StreamOpener",
+    "StreamParams",
+    "seal_stream",
+    "seal_stream_at_rest",
+    "stream_info",
+]
+
+CHUNK_SIZE = 4 * 1024 * 1024
+AT_REST_SUITE_ID = 0x0002  # AES-256-GCM key wrap under a TEE sealing key
+_TAG = 16
+_U32 = struct.Struct(">I")
+_CHUNK_HEAD = struct.Struct(">BI")
+_PREFIX_SIZE = 7
+_WRAP_NONCE = 12
+_MAX_WRAPPED = 4096
+
+
+def stream_info(instance_id: str, purpose: str) -> bytes:
+    return b"cleanroom/v1 stream\x00" + purpose.encode() + b"\x00" + instance_id.encode()
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    total_size: int
+    chunk_size: int = CHUNK_SIZE
+    key: bytes = field(default_factory=lambda: AESGCM.generate_key(bit_length=256), repr=False)
+    nonce_prefix: bytes = field(default_factory=lambda: os.urandom(_PREFIX_SIZE))
+    request_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "total_size": self.total_size,
+            "chunk_size": self.chunk_size,
+            "key": base64.b64encode(self.key).decode(),
+            "nonce_prefix": base64.b64encode(self.nonce_prefix).decode(),
+            "request_id": self.request_id,
+            "created": self.created,
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StreamParams:
+        try:
+            doc = json.loads(data)
+            params = cls(
+                total_size=int(doc["total_size"]),
+                chunk_size=int(doc["chunk_size"]),
+                key=base64.b64decode(doc["key"], validate=True),
+                nonce_prefix=base64.b64decode(doc["nonce_prefix"], validate=True),
+                request_id=str(doc["request_id"]),
+                created=int(doc["created"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DecryptionFailed() from exc
+        if (
+            len(params.key) != 32
+            or len(params.nonce_prefix) != _PREFIX_SIZE
+            or not 1024 <= params.chunk_size <= 64 * 1024 * 1024
+            or params.total_size < 0
+        ):
+            raise DecryptionFailed()
+        return params
+
+
+def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
+    return prefix + _U32.pack(counter) + (b"\x01" if last else b"\x00")
+
+
+def _chunks(
+    params: StreamParams, stream_header: bytes, source: Iterable[bytes | memoryview]
+) -> Iterator[bytes]:
+    """Encrypt *source* (any chunking) into STREAM chunks of ``params.chunk_size``."""
+    aead = AESGCM(params.key)
+    aad = hashlib.sha256(stream_header).digest()
+    pending = bytearray()
+    counter = 0
+    produced = 0
+
+    def emit(data: bytes | bytearray | memoryview, last: bool) -> bytes:
+        nonlocal counter
+        ciphertext = aead.encrypt(_nonce(params.nonce_prefix, counter, last), bytes(data), aad)
+        counter += 1
+        return _CHUNK_HEAD.pack(1 if last else 0, len(ciphertext)) + ciphertext
+
+    for piece in source:
+        pending += piece
+        produced += len(piece)
+        if produced > params.total_size:
+            raise ValueError("the source is longer than the declared size")
+        # Keep at least one byte back so the final chunk is always flagged last.
+        while len(pending) > params.chunk_size:
+            yield emit(memoryview(pending)[: params.chunk_size], last=False)
+            del pending[: params.chunk_size]
+    if produced != params.total_size:
+        raise ValueError("the source is shorter than the declared size")
+    yield emit(pending, last=True)
+
+
+def seal_stream(
+    source: Iterable[bytes | memoryview],
+    *,
+    total_size: int,
+    recipient: PublicKey,
+    sender: KeyPair,
+    info: bytes,
+    chunk_size: int = CHUNK_SIZE,
+) -> Iterator[bytes]:
+    """Seal *source* to *recipient* (HPKE Auth mode); yields the wrapped header, then chunks."""
+    params = StreamParams(total_size=total_size, chunk_size=chunk_size)
+    prefix = header(KIND_STREAM) + sender.public.key_id
+    sealer = hpke.seal_auth(recipient, sender, info)
+    prefix += sealer.enc
+    wrapped = sealer.seal(params.to_bytes(), aad=prefix + _U32.pack(0))
+    stream_header = prefix + _U32.pack(len(wrapped)) + wrapped
+    yield stream_header
+    yield from _chunks(params, stream_header, source)
+
+
+def seal_stream_at_rest(
+    source: Iterable[bytes | memoryview],
+    *,
+    total_size: int,
+    sealing_key: bytes,
+    key_label: bytes,
+    chunk_size: int = CHUNK_SIZE,
+) -> Iterator[bytes]:
+    """Seal *source* under a TEE sealing key for storage; yields the header, then chunks."""
+    if len(key_label) != KEY_ID_SIZE:
+        raise ValueError("the sealing key label is 32 bytes")
+    params = StreamParams(total_size=total_size, chunk_size=chunk_size)
+    wrap_nonce = os.urandom(_WRAP_NONCE)
+    prefix = header(KIND_AT_REST, AT_REST_SUITE_ID) + key_label + wrap_nonce
+    wrapped = AESGCM(sealing_key).encrypt(wrap_nonce, params.to_bytes(), prefix + _U32.pack(0))
+    stream_header = prefix + _U32.pack(len(wrapped)) + wrapped
+    yield stream_header
+    yield from _chunks(params, stream_header, source)
+
+
+# An unwrapper turns a stream header's fixed prefix and wrapped parameters
+# into the parameters and, for in-transit streams, the sender's key id. It
+# raises DecryptionFailed (or AccessDenied for an unknown sender).
+Unwrapper = Callable[[bytes, bytes], tuple[StreamParams, bytes | None]]
+
+
+class StreamOpener:
+    """Incremental (sans-I/O) opener: feed ciphertext in any pieces.
+
+    The plaintext is decrypted in place into one preallocated buffer of the
+    declared size (``decrypt_into``), which :meth:`finish` returns. A declared
+    size above ``max_size`` is refused before anything is allocated.
+    """
+
+    def __init__(
+        self, kind: int, suite: int, prefix_size: int, unwrap: Unwrapper, *, max_size: int
+    ) -> None:
+        self._kind = kind
+        self._suite = suite
+        self._prefix_size = prefix_size
+        self._unwrap = unwrap
+        self._max_size = max_size
+        self._pending = bytearray()
+        self._params: StreamParams | None = None
+        self._aead: AESGCM | None = None
+        self._aad = b""
+        self._buffer = bytearray()
+        self._offset = 0
+        self._counter = 0
+        self._done = False
+        self.sender_key_id: bytes | None = None
+
+    @classmethod
+    def in_transit(
+        cls,
+        *,
+        recipient: KeyPair,
+        info: bytes,
+        resolve_sender: Callable[[bytes], PublicKey],
+        max_size: int,
+    ) -> StreamOpener:
+        """An opener for kind-3 streams sealed to *recipient* in HPKE Auth mode."""
+
+        def unwrap(prefix: bytes, wrapped: bytes) -> tuple[StreamParams, bytes | None]:
+            sender_key_id = prefix[HEADER_SIZE : HEADER_SIZE + KEY_ID_SIZE]
+            enc = prefix[HEADER_SIZE + KEY_ID_SIZE :]
+            sender = resolve_sender(sender_key_id)
+            context = hpke.open_auth(enc, recipient, sender, info)
+            plain = context.open(wrapped, aad=prefix + _U32.pack(0))
+            return StreamParams.from_bytes(plain), sender_key_id
+
+        prefix_size = HEADER_SIZE + KEY_ID_SIZE + hpke.ENC_SIZE
+        return cls(KIND_STREAM, hpke.SUITE_ID, prefix_size, unwrap, max_size=max_size)
+
+    @classmethod
+    def at_rest(cls, *, sealing_key: bytes, key_label: bytes, max_size: int) -> StreamOpener:
+        """An opener for kind-4 blobs sealed under the TEE's sealing key."""
+
+        def unwrap(prefix: bytes, wrapped: bytes) -> tuple[StreamParams, bytes | None]:
+            if prefix[HEADER_SIZE : HEADER_SIZE + KEY_ID_SIZE] != key_label:
+                raise DecryptionFailed("the blob was sealed under another sealing key")
+            nonce = prefix[HEADER_SIZE + KEY_ID_SIZE :]
+            try:
+                plain = AESGCM(sealing_key).decrypt(nonce, wrapped, prefix + _U32.pack(0))
+            except Exception as exc:
+                raise DecryptionFailed() from exc
+            return StreamParams.from_bytes(plain), None
+
+        prefix_size = HEADER_SIZE + KEY_ID_SIZE + _WRAP_NONCE
+        return cls(KIND_AT_REST, AT_REST_SUITE_ID, prefix_size, unwrap, max_size=max_size)
+
+    @property
+    def params(self) -> StreamParams | None:
+        return self._params
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self._pending += data
+        if self._params is None and not self._try_header():
+            return
+        while self._try_chunk():
+            pass
+
+    def _try_header(self) -> bool:
+        need = self._prefix_size + _U32.size
+        if len(self._pending) < need:
+            if len(self._pending) >= HEADER_SIZE:
+                parse_header(bytes(self._pending[:HEADER_SIZE]), self._kind, self._suite)
+            return False
+        parse_header(bytes(self._pending[:HEADER_SIZE]), self._kind, self._suite)
+        (wrapped_len,) = _U32.unpack_from(self._pending, self._prefix_size)
+        if wrapped_len > _MAX_WRAPPED:
+            raise DecryptionFailed()
+        if len(self._pending) < need + wrapped_len:
+            return False
+        prefix = bytes(self._pending[: self._prefix_size])
+        wrapped = bytes(self._pending[need : need + wrapped_len])
+        params, self.sender_key_id = self._unwrap(prefix, wrapped)
+        if params.total_size > self._max_size:
+            raise PayloadTooLarge(
+                f"the sealed blob declares {params.total_size} bytes; the limit is {self._max_size}"
+            )
+        stream_header = bytes(self._pending[: need + wrapped_len])
+        del self._pending[: need + wrapped_len]
+        self._params = params
+        self._aead = AESGCM(params.key)
+        self._aad = hashlib.sha256(stream_header).digest()
+        self._buffer = bytearray(params.total_size)
+        return True
+
+    def _try_chunk(self) -> bool:
+        assert self._params is not None
+        assert self._aead is not None
+        if len(self._pending) < _CHUNK_HEAD.size:
+            return False
+        if self._done:
+            raise DecryptionFailed()  # bytes after the last chunk
+        flag, ct_len = _CHUNK_HEAD.unpack_from(self._pending)
+        if flag not in (0, 1) or ct_len < _TAG or ct_len > self._params.chunk_size + _TAG:
+            raise DecryptionFailed()
+        if len(self._pending) < _CHUNK_HEAD.size + ct_len:
+            return False
+        plain_len = ct_len - _TAG
+        last = flag == 1
+        if self._offset + plain_len > len(self._buffer):
+            raise DecryptionFailed()
+        if not last and plain_len != self._params.chunk_size:
+            raise DecryptionFailed()
+        ciphertext = memoryview(self._pending)[_CHUNK_HEAD.size : _CHUNK_HEAD.size + ct_len]
+        target = memoryview(self._buffer)[self._offset : self._offset + plain_len]
+        try:
+            self._aead.decrypt_into(
+                _nonce(self._params.nonce_prefix, self._counter, last),
+                ciphertext,
+                self._aad,
+                target,
+            )
+        except Exception as exc:
+            raise DecryptionFailed() from exc
+        finally:
+            ciphertext.release()
+            target.release()
+        del self._pending[: _CHUNK_HEAD.size + ct_len]
+        self._offset += plain_len
+        self._counter += 1
+        if last:
+            self._done = True
+        return True
+
+    def finish(self) -> bytearray:
+        """Check the stream ended with its last chunk and return the plaintext."""
+        if self._params is None or not self._done or self._pending:
+            raise DecryptionFailed()
+        if self._offset != self._params.total_size:
+            raise DecryptionFailed()
+        buffer, self._buffer = self._buffer, bytearray()
+        return buffer
+
+    def discard(self) -> None:
+        """Zero and drop any partial plaintext (on failure)."""
+        self._buffer[:] = bytes(len(self._buffer))
+        self._buffer = bytearray()

@@ -1,0 +1,127 @@
+"""ONNX Runtime on the CPU, loaded from memory (never from a plaintext file)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected
+from cleanroom.runtime.base import ModelSignature, RuntimeLimits, Tensors, TensorSpec
+
+__all__ = ["OnnxRunner", "check_inputs"]
+
+# ONNX Runtime's type strings -> numpy dtype names used on the wire.
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "str",
+}
+
+
+def _spec(arg: Any) -> TensorSpec:
+    dtype = _ORT_TYPES.get(arg.type)
+    if dtype is None:
+        raise ModelRejected(f"tensor {arg.name!r} has type {arg.type}, which is not supported")
+    shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (arg.shape or []))
+    return TensorSpec(name=arg.name, dtype=dtype, shape=shape)
+
+
+def check_inputs(inputs: Tensors, specs: Sequence[TensorSpec]) -> Tensors:
+    """Check names, dtypes and shapes against the declared inputs.
+
+    Returns the inputs to feed (string tensors as object arrays). Reports every
+    mismatch at once, so a caller fixes them in one go.
+    """
+    problems: list[str] = []
+    declared = {s.name: s for s in specs}
+    missing = sorted(set(declared) - set(inputs))
+    unknown = sorted(set(inputs) - set(declared))
+    if missing:
+        problems.append(f"missing input(s) {missing}")
+    if unknown:
+        problems.append(f"unknown input(s) {unknown}; the model's inputs are {sorted(declared)}")
+    feed: Tensors = {}
+    for name, spec in declared.items():
+        if name not in inputs:
+            continue
+        array = inputs[name]
+        got = "str" if array.dtype.kind in ("U", "S", "O") else array.dtype.name
+        if got != spec.dtype:
+            problems.append(f"input {name!r} has dtype {got}, the model expects {spec.dtype}")
+        if len(array.shape) != len(spec.shape) or any(
+            want is not None and want != have
+            for want, have in zip(spec.shape, array.shape, strict=False)
+        ):
+            want_shape = ["?" if d is None else d for d in spec.shape]
+            problems.append(
+                f"input {name!r} has shape {list(array.shape)}, the model expects {want_shape}"
+            )
+        feed[name] = array.astype(object) if spec.dtype == "str" else array
+    if problems:
+        raise InvalidTensor("; ".join(problems))
+    return feed
+
+
+class OnnxRunner:
+    """An ONNX model in an in-process ``InferenceSession`` (thread-safe ``run``)."""
+
+    def __init__(self, model: bytes, limits: RuntimeLimits | None = None) -> None:
+        limits = limits or RuntimeLimits()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if limits.intra_op_threads:
+            options.intra_op_num_threads = limits.intra_op_threads
+        # Measured: no speed cost, much lower peak memory at load.
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        try:
+            self._session = ort.InferenceSession(
+                model, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            # ORT's message says what is wrong with the graph; it never contains weights.
+            first_line = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
+            raise ModelRejected(f"ONNX Runtime cannot load the model: {first_line[:300]}") from exc
+        self._signature = ModelSignature(
+            inputs=tuple(_spec(a) for a in self._session.get_inputs()),
+            outputs=tuple(_spec(a) for a in self._session.get_outputs()),
+        )
+
+    @property
+    def signature(self) -> ModelSignature:
+        return self._signature
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, inputs: Tensors) -> Tensors:
+        feed = check_inputs(inputs, self._signature.inputs)
+        try:
+            results = self._session.run(None, feed)
+        except Exception as exc:
+            first_line = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
+            raise InferenceFailed(f"the model failed: {first_line[:300]}") from exc
+        out: Tensors = {}
+        for spec, value in zip(self._signature.outputs, results, strict=True):
+            array = np.asarray(value)
+            out[spec.name] = array
+        return out
+
+    def close(self) -> None:
+        del self._session
