@@ -1,0 +1,138 @@
+"""Sealed request/response envelopes: round trips and every refusal."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+import pytest
+
+from cleanroom.crypto import envelope
+from cleanroom.crypto.keys import KeyPair, PublicKey
+from cleanroom.errors import AccessDenied, DecryptionFailed, UnsupportedEnvelope
+
+SERVER = KeyPair()
+ALICE = KeyPair()
+MALLORY = KeyPair()
+
+
+def resolve_alice(key_id: bytes) -> PublicKey:
+    if key_id != ALICE.public.key_id:
+        raise AccessDenied("unknown sender")
+    return ALICE.public
+
+
+def seal(body: bytes = b"payload" * 100, instance_id: str = "inst-1") -> envelope.RequestSealer:
+    return envelope.seal_request(
+        recipient=SERVER.public, sender=ALICE, instance_id=instance_id, action="predict", body=body
+    )
+
+
+def open_(data: bytes, instance_id: str = "inst-1") -> envelope.OpenedRequest:
+    return envelope.open_request(
+        data, recipient=SERVER, instance_id=instance_id, resolve_sender=resolve_alice
+    )
+
+
+def test_request_round_trip_carries_meta_and_body() -> None:
+    sealed = seal(b"hello", instance_id="inst-1")
+    opened = open_(sealed.envelope)
+    assert bytes(opened.body) == b"hello"
+    assert opened.action == "predict"
+    assert opened.sender_key_id == ALICE.public.key_id
+    assert len(opened.request_id) == 32
+    assert opened.enc == sealed.enc
+
+
+def test_response_opens_only_for_the_requester() -> None:
+    sealed = seal()
+    opened = open_(sealed.envelope)
+    response = envelope.seal_response(opened, {"status": "ok"}, b"result")
+    meta, body = envelope.open_response(sealed, response)
+    assert meta == {"status": "ok"}
+    assert bytes(body) == b"result"
+    other = seal()
+    with pytest.raises(DecryptionFailed):
+        envelope.open_response(other, response)
+
+
+def test_two_seals_of_the_same_body_differ() -> None:
+    assert seal(b"x").envelope != seal(b"x").envelope
+
+
+def flip(index: int) -> Callable[[bytes], bytes]:
+    def mutate(data: bytes) -> bytes:
+        b = bytearray(data)
+        b[index] ^= 0x01
+        return bytes(b)
+
+    return mutate
+
+
+HEADER_END = envelope.HEADER_SIZE
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate", "error"),
+    [
+        ("bad magic", flip(0), UnsupportedEnvelope),
+        ("unknown version", lambda d: d[:4] + b"\x02" + d[5:], UnsupportedEnvelope),
+        ("wrong kind", lambda d: d[:5] + b"\x02" + d[6:], UnsupportedEnvelope),
+        ("unknown suite", lambda d: d[:6] + struct.pack(">H", 9) + d[8:], UnsupportedEnvelope),
+        (
+            "sender key id of a stranger",
+            lambda d: d[:8] + MALLORY.public.key_id + d[40:],
+            AccessDenied,
+        ),
+        ("tampered enc", flip(HEADER_END + 32 + 3), DecryptionFailed),
+        ("tampered ciphertext", flip(-20), DecryptionFailed),
+        ("tampered tag", flip(-1), DecryptionFailed),
+        ("truncated", lambda d: d[:-1], DecryptionFailed),
+        ("only the header", lambda d: d[:HEADER_END], DecryptionFailed),
+        ("empty", lambda d: b"", UnsupportedEnvelope),
+    ],
+)
+def test_request_mutations_are_refused(
+    name: str, mutate: Callable[[bytes], bytes], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        open_(mutate(seal().envelope))
+
+
+def test_request_for_another_instance_does_not_open() -> None:
+    with pytest.raises(DecryptionFailed):
+        open_(seal(instance_id="inst-1").envelope, instance_id="inst-2")
+
+
+def test_request_sealed_by_an_impostor_with_alices_key_id_does_not_open() -> None:
+    forged = envelope.seal_request(
+        recipient=SERVER.public, sender=MALLORY, instance_id="inst-1", action="predict", body=b"x"
+    )
+    data = forged.envelope[:8] + ALICE.public.key_id + forged.envelope[40:]
+    with pytest.raises(DecryptionFailed):
+        open_(data)
+
+
+def test_request_sealed_to_another_key_does_not_open() -> None:
+    other = envelope.seal_request(
+        recipient=KeyPair().public, sender=ALICE, instance_id="inst-1", action="p", body=b"x"
+    )
+    with pytest.raises(DecryptionFailed):
+        open_(other.envelope)
+
+
+def test_decryption_failures_are_opaque() -> None:
+    messages = set()
+    for mutate in (flip(-1), flip(-30), lambda d: d[:-5]):
+        with pytest.raises(DecryptionFailed) as info:
+            open_(mutate(seal().envelope))
+        messages.add(str(info.value))
+    assert messages == {"the sealed data could not be opened"}
+
+
+@pytest.mark.parametrize("index", [0, 9, 40, -1])
+def test_response_mutations_are_refused(index: int) -> None:
+    sealed = seal()
+    response = envelope.seal_response(open_(sealed.envelope), {}, b"result")
+    with pytest.raises((DecryptionFailed, UnsupportedEnvelope)):
+        envelope.open_response(sealed, flip(index)(response))

@@ -1,0 +1,181 @@
+"""Chunked STREAM sealing of large blobs: round trips, truncation, reordering, limits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from cleanroom.crypto.keys import KeyPair, PublicKey
+from cleanroom.crypto.stream import StreamOpener, seal_stream, seal_stream_at_rest
+from cleanroom.errors import AccessDenied, DecryptionFailed, PayloadTooLarge, UnsupportedEnvelope
+
+SERVER = KeyPair()
+ALICE = KeyPair()
+CHUNK = 4096
+DATA = os.urandom(CHUNK * 3 + 123)
+INFO = b"cleanroom/v1 stream test"
+
+
+def resolve(key_id: bytes) -> PublicKey:
+    if key_id != ALICE.public.key_id:
+        raise AccessDenied("unknown sender")
+    return ALICE.public
+
+
+def sealed_parts(data: bytes = DATA) -> list[bytes]:
+    pieces = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+    return list(
+        seal_stream(
+            pieces,
+            total_size=len(data),
+            recipient=SERVER.public,
+            sender=ALICE,
+            info=INFO,
+            chunk_size=CHUNK,
+        )
+    )
+
+
+def open_parts(parts: list[bytes], *, feed_size: int = 777, max_size: int = 1 << 30) -> bytearray:
+    opener = StreamOpener.in_transit(
+        recipient=SERVER, info=INFO, resolve_sender=resolve, max_size=max_size
+    )
+    blob = b"".join(parts)
+    for i in range(0, len(blob), feed_size):
+        opener.feed(blob[i : i + feed_size])
+    return opener.finish()
+
+
+@pytest.mark.parametrize("feed_size", [1, 777, 1 << 20])
+def test_round_trip_whatever_the_feeding(feed_size: int) -> None:
+    assert open_parts(sealed_parts(), feed_size=feed_size) == DATA
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK])
+def test_round_trip_at_chunk_boundaries(size: int) -> None:
+    data = os.urandom(size)
+    assert open_parts(sealed_parts(data)) == data
+
+
+def test_at_rest_round_trip_and_wrong_key() -> None:
+    key, label = os.urandom(32), os.urandom(32)
+    blob = b"".join(
+        seal_stream_at_rest(
+            [DATA], total_size=len(DATA), sealing_key=key, key_label=label, chunk_size=CHUNK
+        )
+    )
+    opener = StreamOpener.at_rest(sealing_key=key, key_label=label, max_size=1 << 30)
+    opener.feed(blob)
+    assert opener.finish() == DATA
+    for other_key, other_label in ((os.urandom(32), label), (key, os.urandom(32))):
+        opener = StreamOpener.at_rest(
+            sealing_key=other_key, key_label=other_label, max_size=1 << 30
+        )
+        with pytest.raises(DecryptionFailed):
+            opener.feed(blob)
+            opener.finish()
+
+
+def swap_chunks(parts: list[bytes]) -> list[bytes]:
+    return [parts[0], parts[2], parts[1], *parts[3:]]
+
+
+def drop_last(parts: list[bytes]) -> list[bytes]:
+    return parts[:-1]
+
+
+def drop_middle(parts: list[bytes]) -> list[bytes]:
+    return [parts[0], parts[1], *parts[3:]]
+
+
+def duplicate_chunk(parts: list[bytes]) -> list[bytes]:
+    return [parts[0], parts[1], parts[1], *parts[2:]]
+
+
+def flag_first_as_last(parts: list[bytes]) -> list[bytes]:
+    first = bytearray(parts[1])
+    first[0] = 1
+    return [parts[0], bytes(first), *parts[2:]]
+
+
+def flip_in_chunk(parts: list[bytes]) -> list[bytes]:
+    chunk = bytearray(parts[2])
+    chunk[100] ^= 0x80
+    return [parts[0], parts[1], bytes(chunk), *parts[3:]]
+
+
+def flip_in_header(parts: list[bytes]) -> list[bytes]:
+    header = bytearray(parts[0])
+    header[-3] ^= 0x01
+    return [bytes(header), *parts[1:]]
+
+
+def trailing_garbage(parts: list[bytes]) -> list[bytes]:
+    return [*parts, b"\x00" * 8]
+
+
+def chunk_from_other_stream(parts: list[bytes]) -> list[bytes]:
+    other = sealed_parts()
+    return [parts[0], other[1], *parts[2:]]
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate"),
+    [
+        ("reordered chunks", swap_chunks),
+        ("truncated: last chunk dropped", drop_last),
+        ("chunk dropped", drop_middle),
+        ("chunk duplicated", duplicate_chunk),
+        ("first chunk flagged last", flag_first_as_last),
+        ("flipped bit in a chunk", flip_in_chunk),
+        ("flipped bit in the wrapped header", flip_in_header),
+        ("bytes after the last chunk", trailing_garbage),
+        ("chunk spliced from another stream", chunk_from_other_stream),
+    ],
+)
+def test_stream_mutations_are_refused(
+    name: str, mutate: Callable[[list[bytes]], list[bytes]]
+) -> None:
+    with pytest.raises(DecryptionFailed):
+        open_parts(mutate(sealed_parts()))
+
+
+def test_declared_size_over_the_limit_is_refused_before_allocation() -> None:
+    with pytest.raises(PayloadTooLarge):
+        open_parts(sealed_parts(), max_size=len(DATA) - 1)
+
+
+def test_unknown_sender_is_refused() -> None:
+    parts = list(
+        seal_stream(
+            [DATA],
+            total_size=len(DATA),
+            recipient=SERVER.public,
+            sender=KeyPair(),
+            info=INFO,
+            chunk_size=CHUNK,
+        )
+    )
+    with pytest.raises(AccessDenied):
+        open_parts(parts)
+
+
+def test_not_a_stream_is_refused() -> None:
+    opener = StreamOpener.in_transit(
+        recipient=SERVER, info=INFO, resolve_sender=resolve, max_size=1 << 30
+    )
+    with pytest.raises(UnsupportedEnvelope):
+        opener.feed(b"PK\x03\x04 this is a zip file, not a sealed stream")
+
+
+def test_source_length_must_match_the_declared_size() -> None:
+    with pytest.raises(ValueError, match="longer"):
+        list(seal_stream([DATA], total_size=10, recipient=SERVER.public, sender=ALICE, info=INFO))
+    with pytest.raises(ValueError, match="shorter"):
+        list(
+            seal_stream(
+                [DATA], total_size=len(DATA) + 1, recipient=SERVER.public, sender=ALICE, info=INFO
+            )
+        )
