@@ -1,0 +1,66 @@
+"""``cleanroom serve``: run the clean-room service."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+
+from cleanroom.cli import defaults
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("serve", help="run the clean-room service")
+    parser.add_argument("--host", default=defaults.host(), help="address to bind")
+    parser.add_argument("--port", type=int, default=defaults.port(), help="port to bind")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=defaults.data_dir(),
+        help="state directory (SQLite, sealed models)",
+    )
+    parser.add_argument(
+        "--tee", default=defaults.tee(), choices=["simulated"], help="TEE to run on"
+    )
+    parser.add_argument(
+        "--registration",
+        choices=["open", "closed"],
+        default=None,
+        help="open: anyone may sign up; closed: accounts only via `cleanroom user add` "
+        "(default: open on loopback, closed otherwise)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from cleanroom.server.runner import serve_forever
+    from cleanroom.server.settings import ServerSettings
+    from cleanroom.server.tee import SIMULATION_WARNING
+
+    registration = args.registration or ("open" if is_loopback(args.host) else "closed")
+    settings = ServerSettings(
+        data_dir=args.data_dir, tee=args.tee, open_registration=registration == "open"
+    )
+    if args.tee == "simulated":
+        print(f"WARNING: {SIMULATION_WARNING}", file=sys.stderr)
+        print(
+            f"simulated root for attestation policies: {args.data_dir / 'simulated-root.pem'}",
+            file=sys.stderr,
+        )
+    print(
+        f"cleanroom serving on http://{args.host}:{args.port} "
+        f"(tee={args.tee}, registration={registration}, data={args.data_dir})",
+        file=sys.stderr,
+    )
+    serve_forever(settings, args.host, args.port)
+    return 0

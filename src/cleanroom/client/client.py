@@ -1,0 +1,122 @@
+"""The SDK entry point: accounts and instances."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from cleanroom.client.http import raise_for_problem, transport_error
+from cleanroom.client.instance import Instance
+from cleanroom.errors import AuthenticationFailed
+from cleanroom.wire.formats import ModelFormat
+
+__all__ = ["Client"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class Client:
+    """A connection to one clean room, as one signed-in party.
+
+    ``transport`` is the one seam to the network (tests pass an in-process
+    transport). Nothing secret is sent before an instance's attestation has
+    been validated; passwords go only to the account endpoints.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        timeout: float = 300.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+            headers={"user-agent": "cleanroom-sdk/1"},
+        )
+        self._token: str | None = None
+        self.email: str | None = None
+
+    # plumbing ---------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self._token is None:
+            raise AuthenticationFailed(
+                "sign in first", remedy="call Client.sign_in(email, password)"
+            )
+        return {"authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if kwargs.pop("auth", True):
+            headers.update(self._auth_headers())
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from None
+        raise_for_problem(response)
+        return response
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # accounts -----------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/v1/health", auth=False).json()
+        return result
+
+    def sign_up(self, email: str, password: str) -> None:
+        """Create an account (only when the clean room runs with open registration)."""
+        self.request(
+            "POST", "/v1/accounts", json={"email": email, "password": password}, auth=False
+        )
+
+    def sign_in(self, email: str, password: str) -> None:
+        doc = self.request(
+            "POST", "/v1/sessions", json={"email": email, "password": password}, auth=False
+        ).json()
+        self._token = str(doc["token"])
+        self.email = str(doc["email"])
+
+    # instances -------------------------------------------------------------------------
+
+    def create_instance(
+        self, name: str, model_format: ModelFormat | str, users: Iterable[str] = ()
+    ) -> Instance:
+        """Create an instance owned by the signed-in party, naming its data owners."""
+        doc = self.request(
+            "POST",
+            "/v1/instances",
+            json={"name": name, "format": ModelFormat(model_format).value, "users": list(users)},
+        ).json()
+        return Instance(self, doc)
+
+    def get_instance(self, instance_id: str) -> Instance:
+        return Instance(self, self._instance_doc(instance_id))
+
+    def _instance_doc(self, instance_id: str) -> Mapping[str, Any]:
+        doc: Mapping[str, Any] = self.request("GET", f"/v1/instances/{instance_id}").json()
+        return doc
+
+    def list_instances(self) -> list[Instance]:
+        """The instances the signed-in party owns or is named on."""
+        docs = self.request("GET", "/v1/instances").json()["instances"]
+        return [Instance(self, d) for d in docs]

@@ -1,0 +1,306 @@
+"""One clean-room instance, as seen by one party."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from cleanroom.attestation import AttestationPolicy, Evidence, VerifiedEvidence, verify_evidence
+from cleanroom.client.secret import Secret
+from cleanroom.crypto import envelope
+from cleanroom.crypto.binding import config_digest, report_data
+from cleanroom.crypto.keys import PublicKey
+from cleanroom.crypto.stream import CHUNK_SIZE, seal_stream, stream_info
+from cleanroom.errors import (
+    AttestationError,
+    InvalidRequest,
+    InvalidTensor,
+    ModelNotReady,
+    PolicyViolation,
+    StaleAttestation,
+)
+from cleanroom.wire.tensors import decode_tensors, encode_tensors, tensors_from_json
+
+if TYPE_CHECKING:
+    from cleanroom.client.client import Client
+
+__all__ = ["Instance"]
+
+log = logging.getLogger("cleanroom.client")
+
+KEY_ID_HEADER = "cleanroom-key-id"
+CONFIG_HEADER = "cleanroom-config-digest"
+NONCE_SIZE = 32
+T = TypeVar("T")
+
+Inputs = Mapping[str, npt.ArrayLike] | npt.NDArray[Any] | bytes | str
+
+
+@dataclass(frozen=True)
+class _Attested:
+    """What a successful validation established: the key to seal to, and the configuration."""
+
+    hpke_key: PublicKey
+    config: Mapping[str, Any]
+    config_digest: str
+    evidence: VerifiedEvidence
+
+
+class Instance:
+    def __init__(self, client: Client, doc: Mapping[str, Any]) -> None:
+        self._client = client
+        self._doc = dict(doc)
+        self._policy: AttestationPolicy | None = None
+        self._attested: _Attested | None = None
+        self._secret: Secret | None = None
+
+    # what the service says about the instance (not attested unless noted) --------
+
+    @property
+    def id(self) -> str:
+        return str(self._doc["id"])
+
+    @property
+    def name(self) -> str:
+        return str(self._doc["name"])
+
+    @property
+    def owner(self) -> str:
+        return str(self._doc["owner"])
+
+    @property
+    def users(self) -> list[str]:
+        return [str(u) for u in self._doc["users"]]
+
+    @property
+    def model_ready(self) -> bool:
+        return bool(self._doc["model"]["ready"])
+
+    @property
+    def model_signature(self) -> Mapping[str, Any] | None:
+        signature = self._doc["model"].get("signature")
+        return signature if isinstance(signature, Mapping) else None
+
+    @property
+    def attested_config(self) -> Mapping[str, Any] | None:
+        """The configuration document the last successful validation verified."""
+        return None if self._attested is None else self._attested.config
+
+    @property
+    def evidence(self) -> VerifiedEvidence | None:
+        return None if self._attested is None else self._attested.evidence
+
+    def refresh(self) -> None:
+        self._doc = dict(self._client._instance_doc(self.id))
+
+    def __repr__(self) -> str:
+        return f"Instance(id={self.id!r}, name={self.name!r}, owner={self.owner!r})"
+
+    # attestation ------------------------------------------------------------------
+
+    def validate_attestation(self, policy: AttestationPolicy) -> VerifiedEvidence:
+        """Verify the clean room's evidence for this instance against *policy*.
+
+        Checks, with a fresh nonce: the evidence's signature and certificate
+        chain, the measurement allow-list and every other policy field, and
+        that REPORT_DATA commits to the HPKE key, the nonce and the
+        configuration document the service returned. Raises
+        :class:`cleanroom.errors.AttestationError` if anything is off; only
+        then may secrets be sent.
+        """
+        nonce = os.urandom(NONCE_SIZE)
+        doc = self._client.request(
+            "GET", f"/v1/instances/{self.id}/attestation", params={"nonce": nonce.hex()}
+        ).json()
+        try:
+            evidence = Evidence.from_json(doc["evidence"])
+            config = doc["config"]
+            hpke_raw = base64.b64decode(doc["hpke_public_key"], validate=True)
+            if not isinstance(config, dict):
+                raise TypeError("config is not an object")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AttestationError(f"the attestation document is malformed: {exc}") from None
+        digest = config_digest(config)
+        expected = report_data(hpke_public_key=hpke_raw, nonce=nonce, config_digest=digest)
+        verified = verify_evidence(evidence, policy, report_data=expected)
+        failures = self._config_failures(config, hpke_raw)
+        if failures:
+            raise PolicyViolation(
+                "the attested configuration is not this instance's", failures=failures
+            )
+        if verified.simulated:
+            log.warning(
+                "instance %s runs on a SIMULATED TEE: no confidentiality; development only", self.id
+            )
+        self._policy = policy
+        self._attested = _Attested(PublicKey(hpke_raw), config, digest.hex(), verified)
+        return verified
+
+    validate_fatquote = validate_attestation
+
+    def _config_failures(self, config: Mapping[str, Any], hpke_raw: bytes) -> list[str]:
+        failures: list[str] = []
+        instance = config.get("instance")
+        keys = config.get("keys")
+        if not isinstance(instance, Mapping) or instance.get("id") != self.id:
+            got = instance.get("id") if isinstance(instance, Mapping) else None
+            failures.append(f"instance.id: got {got!r}, expected {self.id!r}")
+        if not isinstance(keys, Mapping) or keys.get("hpke") != base64.b64encode(hpke_raw).decode():
+            failures.append("keys.hpke: the configuration names another key than the one served")
+        return failures
+
+    def _require_attested(self) -> _Attested:
+        if self._attested is None:
+            raise AttestationError(
+                "this instance's attestation has not been validated",
+                remedy="call validate_attestation(policy) before sending anything secret",
+            )
+        return self._attested
+
+    def _require_secret(self) -> Secret:
+        if self._secret is None:
+            raise InvalidRequest(
+                "no secret set for this instance", remedy="call set_secret(Secret()) first"
+            )
+        return self._secret
+
+    def _fresh(self, action: Callable[[_Attested], T]) -> T:
+        """Run *action*; if the clean room's key or configuration changed, re-attest once."""
+        attested = self._require_attested()
+        try:
+            return action(attested)
+        except StaleAttestation as exc:
+            assert self._policy is not None
+            log.warning("instance %s: %s; validating the attestation again", self.id, exc.message)
+            self.validate_attestation(self._policy)
+            return action(self._require_attested())
+
+    @staticmethod
+    def _binding_headers(attested: _Attested) -> dict[str, str]:
+        return {
+            KEY_ID_HEADER: attested.hpke_key.key_id.hex(),
+            CONFIG_HEADER: attested.config_digest,
+        }
+
+    # keys ---------------------------------------------------------------------------
+
+    def set_secret(self, secret: Secret) -> None:
+        """Register this party's public key with the instance (after attestation)."""
+        self._require_attested()
+        public = base64.b64encode(secret.public_key.raw).decode()
+        self._client.request("PUT", f"/v1/instances/{self.id}/keys", json={"public_key": public})
+        self._secret = secret
+
+    # model owner ------------------------------------------------------------------------
+
+    def upload_model(self, model: str | os.PathLike[str] | bytes) -> None:
+        """Seal the model locally to the attested key and stream it to the clean room."""
+        secret = self._require_secret()
+        if isinstance(model, bytes):
+            size = len(model)
+
+            def source() -> Iterator[bytes]:
+                for start in range(0, size, CHUNK_SIZE):
+                    yield model[start : start + CHUNK_SIZE]
+        else:
+            path = Path(model)
+            if not path.is_file():
+                raise InvalidRequest(f"{path} is not a file")
+            size = path.stat().st_size
+
+            def source() -> Iterator[bytes]:
+                with open(path, "rb") as f:
+                    while piece := f.read(CHUNK_SIZE):
+                        yield piece
+
+        def send(attested: _Attested) -> None:
+            body = seal_stream(
+                source(),
+                total_size=size,
+                recipient=attested.hpke_key,
+                sender=secret.key_pair,
+                info=stream_info(self.id, "model"),
+            )
+            doc = self._client.request(
+                "PUT",
+                f"/v1/instances/{self.id}/model",
+                content=body,
+                headers={
+                    "content-type": "application/octet-stream",
+                    **self._binding_headers(attested),
+                },
+            ).json()
+            self._doc = doc
+
+        self._fresh(send)
+
+    def grant(self, email: str) -> None:
+        self._doc = self._client.request(
+            "POST", f"/v1/instances/{self.id}/users", json={"email": email}
+        ).json()
+
+    def revoke(self, email: str) -> None:
+        self._doc = self._client.request("DELETE", f"/v1/instances/{self.id}/users/{email}").json()
+
+    def delete(self) -> None:
+        self._client.request("DELETE", f"/v1/instances/{self.id}")
+
+    # data owner ---------------------------------------------------------------------------
+
+    def _as_tensors(self, inputs: Inputs) -> dict[str, npt.NDArray[Any]]:
+        if isinstance(inputs, Mapping):
+            return {str(k): np.asarray(v) for k, v in inputs.items()}
+        signature = self.model_signature
+        if signature is None:
+            self.refresh()
+            signature = self.model_signature
+        if signature is None:
+            raise ModelNotReady("this instance has no model yet")
+        declared = {str(s["name"]): str(s["dtype"]) for s in signature["inputs"]}
+        if isinstance(inputs, bytes | str):
+            return tensors_from_json(inputs, declared)
+        if len(declared) != 1:
+            raise InvalidTensor(
+                f"the model has {len(declared)} inputs {sorted(declared)}; pass a dict of arrays"
+            )
+        return {next(iter(declared)): np.asarray(inputs)}
+
+    def predict(self, inputs: Inputs) -> dict[str, npt.NDArray[Any]]:
+        """Seal *inputs* to the attested key, run the model, open the sealed outputs.
+
+        *inputs* is a dict of named arrays, a single array (single-input
+        models), or JSON bytes/str ``{"name": nested lists}``.
+        """
+        secret = self._require_secret()
+        tensors = self._as_tensors(inputs)
+        body = encode_tensors(tensors)
+
+        def send(attested: _Attested) -> dict[str, npt.NDArray[Any]]:
+            sealed = envelope.seal_request(
+                recipient=attested.hpke_key,
+                sender=secret.key_pair,
+                instance_id=self.id,
+                action="predict",
+                body=body,
+            )
+            response = self._client.request(
+                "POST",
+                f"/v1/instances/{self.id}/predict",
+                content=sealed.envelope,
+                headers={
+                    "content-type": "application/octet-stream",
+                    **self._binding_headers(attested),
+                },
+            )
+            _meta, payload = envelope.open_response(sealed, response.content)
+            return decode_tensors(bytes(payload))
+
+        return self._fresh(send)

@@ -1,0 +1,188 @@
+"""The HTTP API (see docs/http-api.md): a thin adapter over :class:`CleanRoomService`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from cleanroom.errors import Error, InvalidRequest, PayloadTooLarge
+from cleanroom.server.problems import problem_response
+from cleanroom.server.service import CleanRoomService
+from cleanroom.server.tee import SIMULATION_WARNING
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("cleanroom.server")
+
+OCTET_STREAM = "application/octet-stream"
+KEY_ID_HEADER = "cleanroom-key-id"
+CONFIG_HEADER = "cleanroom-config-digest"
+
+
+class Credentials(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class NewInstance(BaseModel):
+    name: str = Field(max_length=200)
+    format: str = Field(max_length=32)
+    users: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class UserRef(BaseModel):
+    email: str = Field(max_length=320)
+
+
+class PartyKey(BaseModel):
+    public_key: str = Field(max_length=128)
+
+
+def caller(request: Request) -> str:
+    """The authenticated email of the request's bearer token."""
+    service: CleanRoomService = request.app.state.service
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else None
+    return service.accounts.authenticate(token)
+
+
+CallerEmail = Annotated[str, Depends(caller)]
+
+
+def create_app(service: CleanRoomService) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.close()
+
+    app = FastAPI(
+        title="Confidential Clean Room",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = service
+
+    @app.exception_handler(Error)
+    async def on_error(_: Request, exc: Error) -> JSONResponse:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return problem_response(InvalidRequest(f"{where}: {first.get('msg')}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = InvalidRequest(str(exc.detail))
+        response = problem_response(error)
+        response.status_code = exc.status_code
+        return response
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Never echo an unexpected exception: it may carry data. Log its type only.
+        log.error("unexpected %s while serving a request", type(exc).__name__)
+        return problem_response(Error("the clean room hit an internal error"))
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "tee": service.tee.kind,
+            "simulated": service.tee.simulated,
+            "warning": SIMULATION_WARNING if service.tee.simulated else None,
+            "registration": "open" if service.accounts.open_registration else "closed",
+        }
+
+    @app.post("/v1/accounts", status_code=201)
+    def sign_up(body: Credentials) -> dict[str, Any]:
+        return {"email": service.accounts.sign_up(body.email, body.password)}
+
+    @app.post("/v1/sessions", status_code=201)
+    def sign_in(body: Credentials) -> dict[str, Any]:
+        session = service.accounts.sign_in(body.email, body.password)
+        return {"token": session.token, "email": session.email, "expires": session.expires}
+
+    @app.post("/v1/instances", status_code=201)
+    def create_instance(body: NewInstance, email: CallerEmail) -> dict[str, Any]:
+        record = service.create_instance(email, body.name, body.format, body.users)
+        return service.instance_json(record)
+
+    @app.get("/v1/instances")
+    def list_instances(email: CallerEmail) -> dict[str, Any]:
+        return {"instances": [service.instance_json(r) for r in service.list_instances(email)]}
+
+    @app.get("/v1/instances/{instance_id}")
+    def get_instance(instance_id: str, email: CallerEmail) -> dict[str, Any]:
+        return service.instance_json(service.visible_instance(email, instance_id))
+
+    @app.delete("/v1/instances/{instance_id}", status_code=204)
+    def delete_instance(instance_id: str, email: CallerEmail) -> Response:
+        service.delete_instance(email, instance_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/instances/{instance_id}/users")
+    def grant(instance_id: str, body: UserRef, email: CallerEmail) -> dict[str, Any]:
+        return service.instance_json(service.grant(email, instance_id, body.email))
+
+    @app.delete("/v1/instances/{instance_id}/users/{user}")
+    def revoke(instance_id: str, user: str, email: CallerEmail) -> dict[str, Any]:
+        return service.instance_json(service.revoke(email, instance_id, user))
+
+    @app.get("/v1/instances/{instance_id}/attestation")
+    def attestation(
+        instance_id: str, email: CallerEmail, nonce: Annotated[str, Query(max_length=256)]
+    ) -> dict[str, Any]:
+        return service.attestation(email, instance_id, nonce)
+
+    @app.put("/v1/instances/{instance_id}/keys")
+    def register_key(instance_id: str, body: PartyKey, email: CallerEmail) -> dict[str, Any]:
+        return {"key_id": service.register_key(email, instance_id, body.public_key)}
+
+    @app.put("/v1/instances/{instance_id}/model")
+    async def upload_model(instance_id: str, request: Request) -> dict[str, Any]:
+        email = await run_in_threadpool(caller, request)
+        record = await service.upload_model(
+            email,
+            instance_id,
+            request.stream(),
+            key_id_hex=request.headers.get(KEY_ID_HEADER),
+            config=request.headers.get(CONFIG_HEADER),
+        )
+        return service.instance_json(record)
+
+    @app.post("/v1/instances/{instance_id}/predict")
+    async def predict(instance_id: str, request: Request) -> Response:
+        email = await run_in_threadpool(caller, request)
+        declared = request.headers.get("content-length")
+        limit = service.settings.max_request_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"the request is larger than the limit of {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"the request is larger than the limit of {limit} bytes")
+        sealed = await run_in_threadpool(
+            service.predict,
+            email,
+            instance_id,
+            bytes(body),
+            key_id_hex=request.headers.get(KEY_ID_HEADER),
+            config=request.headers.get(CONFIG_HEADER),
+        )
+        return Response(content=sealed, media_type=OCTET_STREAM)
+
+    return app

@@ -1,0 +1,79 @@
+"""Run the service with uvicorn: in the foreground (``cleanroom serve``) or on a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import uvicorn
+
+from cleanroom.errors import ServiceUnavailable
+from cleanroom.server.app import create_app
+from cleanroom.server.service import CleanRoomService
+from cleanroom.server.settings import ServerSettings
+
+__all__ = ["ServerThread", "bind", "serve_forever"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def _config(service: CleanRoomService) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(service),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+
+
+def serve_forever(settings: ServerSettings, host: str, port: int) -> None:
+    service = CleanRoomService(settings)
+    server = uvicorn.Server(_config(service))
+    server.run(sockets=[bind(host, port)])
+
+
+class ServerThread:
+    """A real clean-room server on a loopback port, in a background thread."""
+
+    def __init__(self, settings: ServerSettings, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.settings = settings
+        self.service = CleanRoomService(settings)
+        self._sock = bind(host, port)
+        bound_host, bound_port = self._sock.getsockname()[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        self._server = uvicorn.Server(_config(self.service))
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
+            name="cleanroom-server",
+            daemon=True,
+        )
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ServiceUnavailable("the clean-room server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self._sock.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

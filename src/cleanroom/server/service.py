@@ -1,0 +1,355 @@
+"""The clean room's data plane, independent of HTTP.
+
+Routes in ``app.py`` are thin adapters over this class: they authenticate the
+caller, hand bytes in, and turn :class:`cleanroom.errors.Error` into problem
+documents. Everything that decides who may do what lives here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from cleanroom.crypto import envelope
+from cleanroom.crypto.binding import config_digest
+from cleanroom.crypto.keys import PublicKey
+from cleanroom.crypto.stream import StreamOpener, stream_info
+from cleanroom.errors import (
+    AccessDenied,
+    DecryptionFailed,
+    Error,
+    InvalidRequest,
+    ModelNotReady,
+    PayloadTooLarge,
+    StaleAttestation,
+)
+from cleanroom.runtime.base import ModelRunner, ModelSignature
+from cleanroom.runtime.onnx import OnnxRunner
+from cleanroom.server.accounts import Accounts, normalise_email
+from cleanroom.server.models import SealedModelStore
+from cleanroom.server.replay import ReplayGuard
+from cleanroom.server.settings import ServerSettings
+from cleanroom.server.store import InstanceRecord, Store
+from cleanroom.server.tee import Tee
+from cleanroom.wire.formats import ModelFormat
+from cleanroom.wire.tensors import decode_tensors, encode_tensors
+
+__all__ = ["CleanRoomService", "PredictResult"]
+
+log = logging.getLogger("cleanroom.server")
+
+NONCE_MIN, NONCE_MAX = 16, 64
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    envelope: bytes
+
+
+class CleanRoomService:
+    def __init__(self, settings: ServerSettings) -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.accounts = Accounts(
+            self.store,
+            open_registration=settings.open_registration,
+            token_ttl_s=settings.token_ttl_s,
+        )
+        self.tee = Tee(settings.tee, settings.data_dir)
+        self.models = SealedModelStore(
+            settings.models_dir, self.tee.sealing_key, self.tee.sealing_label
+        )
+        self.replay = ReplayGuard(settings.replay_window_s)
+        self._runners: dict[str, ModelRunner] = {}
+        self._runners_lock = threading.Lock()
+        self._reload_models()
+
+    def close(self) -> None:
+        with self._runners_lock:
+            for runner in self._runners.values():
+                runner.close()
+            self._runners.clear()
+        self.store.close()
+
+    # start-up ---------------------------------------------------------------
+
+    def _reload_models(self) -> None:
+        for record in self.store.instances():
+            if record.model_digest is None:
+                continue
+            try:
+                plaintext = self.models.load(record.id, self.settings.max_model_bytes)
+                try:
+                    runner = self._load_runner(record.format, plaintext)
+                finally:
+                    plaintext[:] = bytes(len(plaintext))
+                with self._runners_lock:
+                    self._runners[record.id] = runner
+                log.info("instance %s: model reloaded from sealed storage", record.id)
+            except DecryptionFailed:
+                log.warning(
+                    "instance %s: the sealed model cannot be opened by this code "
+                    "(its measurement differs from the code that sealed it); "
+                    "the model owner must upload it again",
+                    record.id,
+                )
+            except Error as exc:
+                log.warning("instance %s: the model cannot be loaded: %s", record.id, exc.message)
+
+    def _load_runner(self, fmt: str, model: bytes | bytearray) -> ModelRunner:
+        if fmt != ModelFormat.ONNX:
+            raise InvalidRequest(f"model format {fmt!r} is not supported by this service")
+        return OnnxRunner(bytes(model), self.settings.runtime)
+
+    # instances ------------------------------------------------------------------
+
+    def create_instance(self, owner: str, name: str, fmt: str, users: list[str]) -> InstanceRecord:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidRequest("an instance needs a name of 1 to 200 characters")
+        try:
+            model_format = ModelFormat(fmt)
+        except ValueError:
+            formats = [f.value for f in ModelFormat]
+            raise InvalidRequest(f"unknown model format {fmt!r}; use one of {formats}") from None
+        if model_format is not ModelFormat.ONNX:
+            raise InvalidRequest(f"model format {fmt!r} is not supported by this service yet")
+        named = sorted({normalise_email(u) for u in users})
+        instance_id = secrets.token_hex(12)
+        return self.store.create_instance(instance_id, name, owner, model_format.value, named, {})
+
+    def visible_instance(self, email: str, instance_id: str) -> InstanceRecord:
+        """The instance if *email* owns it or is named on it.
+
+        Instance ids are random 96-bit values handed out by their owners, so a
+        refusal may say that the instance exists.
+        """
+        record = self.store.instance(instance_id)
+        if email != record.owner and email not in record.users:
+            raise AccessDenied(f"{email} is not named on instance {instance_id}")
+        return record
+
+    def owned_instance(self, email: str, instance_id: str) -> InstanceRecord:
+        record = self.visible_instance(email, instance_id)
+        if record.owner != email:
+            raise AccessDenied("only the instance's owner may do this")
+        return record
+
+    def list_instances(self, email: str) -> list[InstanceRecord]:
+        return self.store.instances_visible_to(email)
+
+    def delete_instance(self, email: str, instance_id: str) -> None:
+        self.owned_instance(email, instance_id)
+        with self._runners_lock:
+            runner = self._runners.pop(instance_id, None)
+        if runner is not None:
+            runner.close()
+        self.store.delete_instance(instance_id)
+        self.models.delete(instance_id)
+
+    def grant(self, email: str, instance_id: str, user: str) -> InstanceRecord:
+        self.owned_instance(email, instance_id)
+        self.store.grant(instance_id, normalise_email(user))
+        return self.store.instance(instance_id)
+
+    def revoke(self, email: str, instance_id: str, user: str) -> InstanceRecord:
+        record = self.owned_instance(email, instance_id)
+        user = normalise_email(user)
+        if user == record.owner:
+            raise InvalidRequest("the owner cannot be revoked from its own instance")
+        self.store.revoke(instance_id, user)
+        return self.store.instance(instance_id)
+
+    def instance_json(self, record: InstanceRecord) -> dict[str, Any]:
+        with self._runners_lock:
+            ready = record.id in self._runners
+        return {
+            "id": record.id,
+            "name": record.name,
+            "owner": record.owner,
+            "format": record.format,
+            "users": list(record.users),
+            "created": record.created,
+            "model": {
+                "ready": ready,
+                "digest": record.model_digest,
+                "size": record.model_size,
+                "signature": record.model_signature,
+            },
+        }
+
+    # attestation ------------------------------------------------------------------
+
+    def config_document(self, record: InstanceRecord) -> dict[str, Any]:
+        """Everything REPORT_DATA commits to besides the HPKE key and the nonce."""
+        return {
+            "version": CONFIG_VERSION,
+            "service": {"tee": self.tee.kind, "simulated": self.tee.simulated},
+            "keys": {
+                "hpke": base64.b64encode(self.tee.hpke.public.raw).decode(),
+                "signing": base64.b64encode(self.tee.signing_public_key_der()).decode(),
+            },
+            "instance": {
+                "id": record.id,
+                "name": record.name,
+                "owner": record.owner,
+                "format": record.format,
+                "users": list(record.users),
+                "model_digest": record.model_digest,
+            },
+        }
+
+    def current_config_digest(self, record: InstanceRecord) -> str:
+        return config_digest(self.config_document(record)).hex()
+
+    def attestation(self, email: str, instance_id: str, nonce_hex: str) -> dict[str, Any]:
+        record = self.visible_instance(email, instance_id)
+        try:
+            nonce = bytes.fromhex(nonce_hex)
+        except ValueError:
+            raise InvalidRequest("the nonce must be hex") from None
+        if not NONCE_MIN <= len(nonce) <= NONCE_MAX:
+            raise InvalidRequest(f"the nonce must be {NONCE_MIN} to {NONCE_MAX} bytes")
+        config = self.config_document(record)
+        evidence = self.tee.evidence(nonce, config)
+        return {
+            "evidence": evidence.to_json(),
+            "config": config,
+            "hpke_public_key": base64.b64encode(self.tee.hpke.public.raw).decode(),
+            "nonce": nonce_hex,
+        }
+
+    # party keys -------------------------------------------------------------------
+
+    def register_key(self, email: str, instance_id: str, public_key_b64: str) -> str:
+        self.visible_instance(email, instance_id)
+        try:
+            raw = base64.b64decode(public_key_b64, validate=True)
+        except ValueError:
+            raise InvalidRequest("public_key must be base64") from None
+        key = PublicKey(raw)
+        self.store.add_party_key(instance_id, email, key.key_id, key.raw)
+        return key.key_id.hex()
+
+    def _sender_resolver(self, record: InstanceRecord, email: str) -> Any:
+        def resolve(key_id: bytes) -> PublicKey:
+            found = self.store.party_key(record.id, key_id)
+            if found is None or found[0] != email:
+                raise AccessDenied(
+                    "the key that sealed this request is not registered for you on this instance",
+                    remedy="call set_secret() on the instance before sending data",
+                )
+            return PublicKey(found[1])
+
+        return resolve
+
+    def _check_fresh(
+        self, record: InstanceRecord, key_id_hex: str | None, config: str | None
+    ) -> None:
+        if key_id_hex is not None and key_id_hex != self.tee.hpke.public.key_id.hex():
+            raise StaleAttestation("the clean room's key changed since you validated it")
+        if config is not None and config != self.current_config_digest(record):
+            raise StaleAttestation("the instance's attested configuration changed")
+
+    # model upload -------------------------------------------------------------------
+
+    async def upload_model(
+        self,
+        email: str,
+        instance_id: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        key_id_hex: str | None,
+        config: str | None,
+    ) -> InstanceRecord:
+        record = self.owned_instance(email, instance_id)
+        self._check_fresh(record, key_id_hex, config)
+        opener = StreamOpener.in_transit(
+            recipient=self.tee.hpke,
+            info=stream_info(record.id, "model"),
+            resolve_sender=self._sender_resolver(record, email),
+            max_size=self.settings.max_model_bytes,
+        )
+        try:
+            received = 0
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > self.settings.max_model_bytes + 1024 * 1024:
+                    raise PayloadTooLarge(
+                        f"the model is larger than the limit of {self.settings.max_model_bytes} "
+                        "bytes"
+                    )
+                opener.feed(chunk)
+            model = opener.finish()
+        except BaseException:
+            opener.discard()
+            raise
+        params = opener.params
+        assert params is not None
+        try:
+            self.replay.check(b"stream:" + params.request_id.encode(), params.created)
+            return await run_in_threadpool(self._install_model, record, model)
+        finally:
+            model[:] = bytes(len(model))
+
+    def _install_model(self, record: InstanceRecord, model: bytearray) -> InstanceRecord:
+        runner = self._load_runner(record.format, model)
+        digest = "sha256:" + hashlib.sha256(model).hexdigest()
+        self.models.save(record.id, model)
+        self.store.set_model(record.id, digest, len(model), runner.signature.to_json())
+        with self._runners_lock:
+            old = self._runners.get(record.id)
+            self._runners[record.id] = runner
+        if old is not None:
+            old.close()
+        log.info("instance %s: model installed (%s, %d bytes)", record.id, digest, len(model))
+        return self.store.instance(record.id)
+
+    # prediction ---------------------------------------------------------------------
+
+    def predict(
+        self,
+        email: str,
+        instance_id: str,
+        body: bytes,
+        *,
+        key_id_hex: str | None,
+        config: str | None,
+    ) -> bytes:
+        record = self.visible_instance(email, instance_id)
+        with self._runners_lock:
+            runner = self._runners.get(record.id)
+        if runner is None:
+            raise ModelNotReady("this instance has no model yet")
+        self._check_fresh(record, key_id_hex, config)
+        if len(body) > self.settings.max_request_bytes:
+            raise PayloadTooLarge(
+                f"the request is larger than the limit of {self.settings.max_request_bytes} bytes"
+            )
+        request = envelope.open_request(
+            body,
+            recipient=self.tee.hpke,
+            instance_id=record.id,
+            resolve_sender=self._sender_resolver(record, email),
+        )
+        self.replay.check(request.enc, request.created)
+        if request.action != "predict":
+            raise InvalidRequest(f"a predict request cannot carry action {request.action!r}")
+        inputs = decode_tensors(request.body)
+        outputs = runner.run(inputs)
+        return envelope.seal_response(request, {"status": "ok"}, encode_tensors(outputs))
+
+    def signature(self, record: InstanceRecord) -> ModelSignature | None:
+        with self._runners_lock:
+            runner = self._runners.get(record.id)
+        return None if runner is None else runner.signature

@@ -1,0 +1,34 @@
+"""Service settings: one immutable object, built by the CLI from flags and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cleanroom.runtime.base import RuntimeLimits
+
+__all__ = ["ServerSettings"]
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data_dir: Path
+    tee: str = "simulated"
+    open_registration: bool = True
+    token_ttl_s: int = 12 * 3600
+    # A sealed request carries its creation time; older (or future) ones are refused.
+    replay_window_s: int = 300
+    max_request_bytes: int = 256 * MIB
+    max_model_bytes: int = 4 * GIB
+    runtime: RuntimeLimits = field(default_factory=RuntimeLimits)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "cleanroom.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"

@@ -1,0 +1,95 @@
+"""The clean room's view of its TEE: in-TEE keys, evidence, and the sealing key.
+
+Keys generated here live only in this process's memory (inside the
+confidential VM on real hardware): the HPKE key that parties seal to, and the
+P-384 key that signs receipts and audit certificates. Their public halves are
+in the attested configuration, so a party that verified the evidence knows
+they belong to this clean room.
+
+The sealing key protects models at rest. On the simulated TEE it is derived
+from a root secret kept in the data directory and bound to the measurement of
+the running code (like an SNP derived key with the measurement selected): code
+that measures differently cannot unseal what this code sealed. Simulation
+gives no confidentiality: the root secret is an ordinary file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from cleanroom.attestation import Evidence
+from cleanroom.attestation.measurement import package_measurement
+from cleanroom.attestation.simulated import SimulatedSnpTee
+from cleanroom.crypto.binding import config_digest, report_data
+from cleanroom.crypto.keys import KeyPair
+from cleanroom.errors import ConfigurationError
+
+__all__ = ["SIMULATION_WARNING", "Tee"]
+
+log = logging.getLogger("cleanroom.server")
+
+SIMULATION_WARNING = (
+    "SIMULATED TEE: this clean room runs without TEE hardware. Its evidence is signed by a "
+    "locally generated root and its keys are ordinary memory and files: it gives NO "
+    "confidentiality. Use it for development only."
+)
+
+_ROOT_SECRET_FILE = "simulated-sealing-root.bin"  # noqa: S105 (a file name)
+
+
+class Tee:
+    """Keys and evidence of one running clean room."""
+
+    def __init__(self, kind: str, data_dir: Path) -> None:
+        if kind != "simulated":
+            raise ConfigurationError(
+                f"TEE kind {kind!r} is not supported by this service build",
+                remedy="use --tee simulated for development",
+            )
+        self.kind = kind
+        self.simulated = True
+        self.measurement = package_measurement()
+        self._simulator = SimulatedSnpTee.open(data_dir)
+        self.hpke = KeyPair()
+        self.signing_key = ec.generate_private_key(ec.SECP384R1())
+        self.sealing_key, self.sealing_label = self._simulated_sealing_key(data_dir)
+        log.warning(SIMULATION_WARNING)
+
+    @property
+    def simulated_root(self) -> Path:
+        return self._simulator.root_pem_path
+
+    def signing_public_key_der(self) -> bytes:
+        return self.signing_key.public_key().public_bytes(
+            Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def evidence(self, nonce: bytes, config: dict[str, Any]) -> Evidence:
+        data = report_data(
+            hpke_public_key=self.hpke.public.raw, nonce=nonce, config_digest=config_digest(config)
+        )
+        return self._simulator.evidence(data, measurement=self.measurement)
+
+    def _simulated_sealing_key(self, data_dir: Path) -> tuple[bytes, bytes]:
+        path = data_dir / _ROOT_SECRET_FILE
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+        root = path.read_bytes()
+        if len(root) != 32:
+            raise ConfigurationError(f"{path} is damaged (expected 32 bytes)")
+        key = HKDF(
+            hashes.SHA256(), 32, salt=self.measurement, info=b"cleanroom/v1 sealing key"
+        ).derive(root)
+        label = hashlib.sha256(b"cleanroom/v1 sealing key label\x00" + key).digest()
+        return key, label
