@@ -1,0 +1,310 @@
+"""The attestation policy: what evidence a client accepts, for every platform.
+
+One object, read from one documented file (TOML or JSON, see
+``docs/attestation-policy.md``) by both the SDK and the CLI. Every option says
+what "unset" means. Measurement allow-lists fail closed: an empty list for a
+platform accepts no evidence of that platform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from cleanroom.errors import ConfigurationError
+
+__all__ = ["SNP_TCB_COMPONENTS", "AttestationPolicy"]
+
+SNP_TCB_COMPONENTS = ("BOOT_LOADER", "TEE", "SNP", "MICROCODE", "FMC")
+_SIGNING_KEYS = ("vcek", "vlek")
+_RTMRS = ("RTMR0", "RTMR1", "RTMR2", "RTMR3")
+_TOP_KEYS = frozenset(
+    {
+        "allow_simulated",
+        "simulated_root",
+        "allow_debug",
+        "accepted_tcb_statuses",
+        "tolerated_advisory_ids",
+        "sev-snp",
+        "tdx",
+        "sgx",
+    }
+)
+_SNP_KEYS = frozenset(
+    {"measurements", "host_data", "min_tcb", "signing_keys", "vmpl", "id_key_digests"}
+)
+_TDX_KEYS = frozenset({"mrtd", "rtmrs", "mrconfigid"})
+_SGX_KEYS = frozenset({"mrenclave", "mrsigner", "isv_prod_id", "min_isv_svn"})
+
+
+def _hex_values(values: Iterable[str], name: str, size: int) -> tuple[bytes, ...]:
+    if isinstance(values, str | bytes):
+        raise ConfigurationError(f"attestation policy {name} must be a list of hex strings")
+    out = []
+    for value in values:
+        if not isinstance(value, str):
+            raise ConfigurationError(f"attestation policy {name} must hold hex strings")
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"attestation policy {name}: {value!r} is not hex") from exc
+        if len(raw) != size:
+            raise ConfigurationError(
+                f"attestation policy {name}: {value!r} has {len(raw)} bytes, expected {size}"
+            )
+        out.append(raw)
+    return tuple(dict.fromkeys(out))
+
+
+def _strings(values: Iterable[str], name: str) -> tuple[str, ...]:
+    if isinstance(values, str | bytes) or not all(isinstance(v, str) for v in values):
+        raise ConfigurationError(f"attestation policy {name} must be a list of strings")
+    return tuple(dict.fromkeys(values))
+
+
+def _optional_int(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"attestation policy {name} must be a non-negative integer")
+    return value
+
+
+def _bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"attestation policy {name} must be true or false")
+    return value
+
+
+def _check_keys(doc: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    if not isinstance(doc, Mapping):
+        raise ConfigurationError(f"attestation policy {where} must be a table/object")
+    unknown = sorted(set(doc) - allowed)
+    if unknown:
+        raise ConfigurationError(
+            f"attestation policy {where} has unknown fields: {', '.join(unknown)}",
+            remedy=f"allowed fields: {', '.join(sorted(allowed))}",
+        )
+
+
+class AttestationPolicy:
+    """What evidence to accept.
+
+    Common to all platforms:
+
+    ``allow_simulated`` (default False)
+        Accept evidence from the simulated TEE. Simulated evidence proves
+        nothing about hardware and gives no confidentiality.
+    ``simulated_root``
+        The simulated TEE's root certificate (a PEM file path, or PEM text).
+        Needed to accept simulated evidence; unset: simulated evidence is
+        refused even when ``allow_simulated`` is True.
+    ``allow_debug`` (default False)
+        Accept TEEs that allow a debugger (SNP POLICY.DEBUG, TDX
+        TDATTRIBUTES.DEBUG, SGX ATTRIBUTES.DEBUG).
+    ``accepted_tcb_statuses`` (default ``("UpToDate",)``)
+        Intel TCB statuses accepted for TDX and SGX. SEV-SNP has no vendor
+        status; use ``min_tcb``.
+    ``tolerated_advisory_ids`` (default empty)
+        Intel advisory IDs (``INTEL-SA-*``) that may apply to an accepted TCB;
+        any other advisory is a failure.
+
+    SEV-SNP:
+
+    ``measurements``
+        Allowed MEASUREMENT values (48-byte hex). Empty: no SEV-SNP evidence
+        is accepted.
+    ``host_data``
+        Allowed HOST_DATA values (32-byte hex). Unset: not checked.
+    ``min_tcb``
+        Minimum REPORTED_TCB per component (``BOOT_LOADER``, ``TEE``,
+        ``SNP``, ``MICROCODE``, ``FMC``). Unset components are not checked;
+        a component the platform does not report (FMC before Turin) fails.
+    ``signing_keys`` (default both)
+        Endorsement keys accepted: ``"vcek"`` and/or ``"vlek"``.
+    ``vmpl`` (default 0)
+        The VMPL the report must come from; None: not checked.
+    ``id_key_digests``
+        Allowed ID_KEY_DIGEST values (48-byte hex). Unset: not checked.
+
+    Intel TDX: ``mrtd`` allowed MRTD values (48-byte hex; empty: no TDX
+    evidence accepted); ``rtmrs`` allowed values per register (``RTMR0`` to
+    ``RTMR3``; registers not named are not checked); ``mrconfigid`` allowed
+    MRCONFIGID values (unset: not checked).
+
+    Intel SGX: ``mrenclave`` and ``mrsigner`` (32-byte hex) allow-lists; at
+    least one must be set to accept SGX evidence, and each one set is
+    checked; ``sgx_isv_prod_id`` the required ISVPRODID and
+    ``sgx_min_isv_svn`` the minimum ISVSVN (None: not checked).
+    """
+
+    def __init__(
+        self,
+        measurements: Sequence[str] = (),
+        *,
+        allow_simulated: bool = False,
+        simulated_root: str | os.PathLike[str] | None = None,
+        allow_debug: bool = False,
+        accepted_tcb_statuses: Sequence[str] = ("UpToDate",),
+        tolerated_advisory_ids: Sequence[str] = (),
+        host_data: Sequence[str] = (),
+        min_tcb: Mapping[str, int] | None = None,
+        signing_keys: Sequence[str] = _SIGNING_KEYS,
+        vmpl: int | None = 0,
+        id_key_digests: Sequence[str] = (),
+        mrtd: Sequence[str] = (),
+        rtmrs: Mapping[str, Sequence[str]] | None = None,
+        mrconfigid: Sequence[str] = (),
+        mrenclave: Sequence[str] = (),
+        mrsigner: Sequence[str] = (),
+        sgx_isv_prod_id: int | None = None,
+        sgx_min_isv_svn: int | None = None,
+    ) -> None:
+        self.measurements = _hex_values(measurements, "measurements", 48)
+        self.allow_simulated = _bool(allow_simulated, "allow_simulated")
+        self.simulated_root_pem = self._load_root(simulated_root)
+        self.allow_debug = _bool(allow_debug, "allow_debug")
+        self.accepted_tcb_statuses = _strings(accepted_tcb_statuses, "accepted_tcb_statuses")
+        self.tolerated_advisory_ids = _strings(tolerated_advisory_ids, "tolerated_advisory_ids")
+        self.host_data = _hex_values(host_data, "host_data", 32)
+        tcb: dict[str, int] = {}
+        for name, value in (min_tcb or {}).items():
+            if name not in SNP_TCB_COMPONENTS:
+                raise ConfigurationError(
+                    f"attestation policy min_tcb has unknown component {name!r}",
+                    remedy=f"components: {', '.join(SNP_TCB_COMPONENTS)}",
+                )
+            minimum = _optional_int(value, f"min_tcb.{name}")
+            assert minimum is not None
+            if minimum > 0xFF:
+                raise ConfigurationError(f"attestation policy min_tcb.{name} exceeds 255")
+            tcb[name] = minimum
+        self.min_tcb: Mapping[str, int] = MappingProxyType(tcb)
+        self.signing_keys = _strings(signing_keys, "signing_keys")
+        bad_keys = sorted(set(self.signing_keys) - set(_SIGNING_KEYS))
+        if bad_keys:
+            raise ConfigurationError(
+                f"attestation policy signing_keys: unknown {', '.join(bad_keys)}",
+                remedy="use vcek and/or vlek",
+            )
+        self.vmpl = _optional_int(vmpl, "vmpl")
+        if self.vmpl is not None and self.vmpl > 3:
+            raise ConfigurationError("attestation policy vmpl must be 0 to 3")
+        self.id_key_digests = _hex_values(id_key_digests, "id_key_digests", 48)
+        self.mrtd = _hex_values(mrtd, "mrtd", 48)
+        registers: dict[str, tuple[bytes, ...]] = {}
+        for name, values in (rtmrs or {}).items():
+            if name.upper() not in _RTMRS:
+                raise ConfigurationError(f"attestation policy rtmrs has unknown register {name!r}")
+            registers[name.upper()] = _hex_values(values, f"rtmrs.{name}", 48)
+        self.rtmrs: Mapping[str, tuple[bytes, ...]] = MappingProxyType(registers)
+        self.mrconfigid = _hex_values(mrconfigid, "mrconfigid", 48)
+        self.mrenclave = _hex_values(mrenclave, "mrenclave", 32)
+        self.mrsigner = _hex_values(mrsigner, "mrsigner", 32)
+        self.sgx_isv_prod_id = _optional_int(sgx_isv_prod_id, "isv_prod_id")
+        self.sgx_min_isv_svn = _optional_int(sgx_min_isv_svn, "min_isv_svn")
+        self._authenticity_only = False
+
+    @staticmethod
+    def _load_root(root: str | os.PathLike[str] | None) -> bytes | None:
+        if root is None:
+            return None
+        if isinstance(root, str) and root.lstrip().startswith("-----BEGIN CERTIFICATE-----"):
+            return root.encode("ascii")
+        try:
+            data = Path(root).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read simulated_root {os.fspath(root)!r}") from exc
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise ConfigurationError(f"simulated_root {os.fspath(root)!r} is not a PEM certificate")
+        return data
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> AttestationPolicy:
+        """Read a policy file: TOML (``.toml``) or JSON (anything else that
+        parses as a JSON object). Unknown fields are errors; an empty policy
+        is refused. A relative ``simulated_root`` is relative to the file."""
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read attestation policy {str(file)!r}") from exc
+        doc: Any
+        try:
+            doc = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigurationError(
+                f"attestation policy {str(file)!r} does not parse: {exc}"
+            ) from exc
+        return cls.from_dict(doc, base_dir=file.parent)
+
+    @classmethod
+    def from_dict(
+        cls, doc: Mapping[str, Any], *, base_dir: Path | None = None
+    ) -> AttestationPolicy:
+        """Build a policy from the file's structure (see :meth:`from_file`)."""
+        _check_keys(doc, _TOP_KEYS, "")
+        if not doc:
+            raise ConfigurationError(
+                "the attestation policy is empty",
+                remedy="name the measurements to accept, or set allow_simulated for simulation",
+            )
+        snp = doc.get("sev-snp", {})
+        tdx = doc.get("tdx", {})
+        sgx = doc.get("sgx", {})
+        _check_keys(snp, _SNP_KEYS, "[sev-snp]")
+        _check_keys(tdx, _TDX_KEYS, "[tdx]")
+        _check_keys(sgx, _SGX_KEYS, "[sgx]")
+        root = doc.get("simulated_root")
+        if root is not None:
+            if not isinstance(root, str):
+                raise ConfigurationError("attestation policy simulated_root must be a string")
+            if base_dir is not None and not root.lstrip().startswith("-----BEGIN"):
+                root = str(base_dir / root)
+        return cls(
+            snp.get("measurements", ()),
+            allow_simulated=doc.get("allow_simulated", False),
+            simulated_root=root,
+            allow_debug=doc.get("allow_debug", False),
+            accepted_tcb_statuses=doc.get("accepted_tcb_statuses", ("UpToDate",)),
+            tolerated_advisory_ids=doc.get("tolerated_advisory_ids", ()),
+            host_data=snp.get("host_data", ()),
+            min_tcb=snp.get("min_tcb"),
+            signing_keys=snp.get("signing_keys", _SIGNING_KEYS),
+            vmpl=snp.get("vmpl", 0),
+            id_key_digests=snp.get("id_key_digests", ()),
+            mrtd=tdx.get("mrtd", ()),
+            rtmrs=tdx.get("rtmrs"),
+            mrconfigid=tdx.get("mrconfigid", ()),
+            mrenclave=sgx.get("mrenclave", ()),
+            mrsigner=sgx.get("mrsigner", ()),
+            sgx_isv_prod_id=sgx.get("isv_prod_id"),
+            sgx_min_isv_svn=sgx.get("min_isv_svn"),
+        )
+
+    @classmethod
+    def authenticity_only(cls) -> AttestationPolicy:
+        """A policy that checks no claim but the TCB status (``UpToDate``
+        only): authenticity alone. For inspecting evidence (the CLI without
+        ``--policy``); never for deciding to send secrets."""
+        policy = cls(allow_debug=True, vmpl=None)
+        policy._authenticity_only = True
+        return policy
+
+    @property
+    def checks_measurements(self) -> bool:
+        """False only for :meth:`authenticity_only` policies."""
+        return not self._authenticity_only
+
+    def __repr__(self) -> str:
+        return (
+            f"AttestationPolicy(measurements={len(self.measurements)},"
+            f" allow_simulated={self.allow_simulated}, allow_debug={self.allow_debug},"
+            f" mrtd={len(self.mrtd)}, mrenclave={len(self.mrenclave)},"
+            f" mrsigner={len(self.mrsigner)})"
+        )

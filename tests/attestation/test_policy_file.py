@@ -1,0 +1,143 @@
+"""The attestation policy file: documented fields only, fail closed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cleanroom.attestation import AttestationPolicy
+from cleanroom.errors import ConfigurationError
+
+M1 = "aa" * 48
+M2 = "BB" * 48
+
+FULL_TOML = f"""
+allow_simulated = true
+simulated_root = "root.pem"
+allow_debug = false
+accepted_tcb_statuses = ["UpToDate", "SWHardeningNeeded"]
+tolerated_advisory_ids = ["INTEL-SA-00615"]
+
+[sev-snp]
+measurements = ["{M1}", "{M2}"]
+host_data = ["{"11" * 32}"]
+min_tcb = {{ BOOT_LOADER = 3, SNP = 8, MICROCODE = 115 }}
+signing_keys = ["vcek"]
+vmpl = 0
+id_key_digests = []
+
+[tdx]
+mrtd = ["{"cc" * 48}"]
+rtmrs = {{ RTMR0 = ["{"dd" * 48}"] }}
+mrconfigid = ["{"ee" * 48}"]
+
+[sgx]
+mrenclave = ["{"01" * 32}"]
+mrsigner = ["{"02" * 32}"]
+isv_prod_id = 1
+min_isv_svn = 2
+"""
+
+
+def _root(tmp_path: Path, simulated_root_pem: bytes) -> None:
+    (tmp_path / "root.pem").write_bytes(simulated_root_pem)
+
+
+@pytest.fixture
+def root_pem(simulated_tee: object) -> bytes:
+    from cleanroom.attestation.simulated import SimulatedSnpTee
+
+    assert isinstance(simulated_tee, SimulatedSnpTee)
+    return simulated_tee.root_pem
+
+
+def test_full_toml_policy(tmp_path: Path, root_pem: bytes) -> None:
+    _root(tmp_path, root_pem)
+    path = tmp_path / "policy.toml"
+    path.write_text(FULL_TOML)
+    policy = AttestationPolicy.from_file(path)
+    assert policy.measurements == (bytes.fromhex(M1), bytes.fromhex(M2))
+    assert policy.allow_simulated is True
+    assert policy.simulated_root_pem == root_pem
+    assert policy.accepted_tcb_statuses == ("UpToDate", "SWHardeningNeeded")
+    assert policy.tolerated_advisory_ids == ("INTEL-SA-00615",)
+    assert dict(policy.min_tcb) == {"BOOT_LOADER": 3, "SNP": 8, "MICROCODE": 115}
+    assert policy.signing_keys == ("vcek",)
+    assert policy.vmpl == 0
+    assert policy.mrtd == (b"\xcc" * 48,)
+    assert dict(policy.rtmrs) == {"RTMR0": (b"\xdd" * 48,)}
+    assert policy.mrconfigid == (b"\xee" * 48,)
+    assert policy.mrenclave == (b"\x01" * 32,)
+    assert policy.mrsigner == (b"\x02" * 32,)
+    assert (policy.sgx_isv_prod_id, policy.sgx_min_isv_svn) == (1, 2)
+
+
+def test_json_policy_equals_toml(tmp_path: Path) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"sev-snp": {"measurements": [M1]}, "allow_debug": True}))
+    policy = AttestationPolicy.from_file(path)
+    assert policy.measurements == (bytes.fromhex(M1),)
+    assert policy.allow_debug is True
+    assert policy.allow_simulated is False
+    assert policy.vmpl == 0
+
+
+def test_defaults_are_strict() -> None:
+    policy = AttestationPolicy()
+    assert policy.measurements == ()
+    assert policy.allow_simulated is False
+    assert policy.allow_debug is False
+    assert policy.accepted_tcb_statuses == ("UpToDate",)
+    assert policy.tolerated_advisory_ids == ()
+    assert policy.mrtd == ()
+    assert policy.mrenclave == ()
+    assert policy.mrsigner == ()
+
+
+BAD_FILES: list[tuple[str, str, str]] = [
+    ("empty TOML", "policy.toml", ""),
+    ("empty JSON", "policy.json", "{}"),
+    ("not JSON", "policy.json", "{"),
+    ("JSON array", "policy.json", "[]"),
+    ("not TOML", "policy.toml", "a = "),
+    ("unknown top-level field", "policy.toml", "allow_everything = true"),
+    ("unknown SNP field", "policy.toml", "[sev-snp]\nmeasurment = []"),
+    ("unknown TDX field", "policy.toml", "[tdx]\nmr_td = []"),
+    ("unknown SGX field", "policy.toml", "[sgx]\nenclave = []"),
+    ("unknown section", "policy.toml", "[nitro]\npcr0 = []"),
+    ("measurement not hex", "policy.toml", '[sev-snp]\nmeasurements = ["zz"]'),
+    ("measurement wrong size", "policy.toml", '[sev-snp]\nmeasurements = ["aa"]'),
+    ("measurements a string", "policy.toml", f'[sev-snp]\nmeasurements = "{M1}"'),
+    ("unknown TCB component", "policy.toml", "[sev-snp]\nmin_tcb = { UCODE = 1 }"),
+    ("negative TCB", "policy.toml", "[sev-snp]\nmin_tcb = { SNP = -1 }"),
+    ("unknown signing key", "policy.toml", '[sev-snp]\nsigning_keys = ["ark"]'),
+    ("VMPL out of range", "policy.toml", "[sev-snp]\nvmpl = 4"),
+    ("unknown RTMR", "policy.toml", "[tdx]\nrtmrs = { RTMR9 = [] }"),
+    ("allow_debug not a bool", "policy.toml", 'allow_debug = "no"'),
+    (
+        "missing simulated root",
+        "policy.toml",
+        'allow_simulated = true\nsimulated_root = "nope.pem"',
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "filename", "text"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_policy_files_are_refused(tmp_path: Path, name: str, filename: str, text: str) -> None:
+    path = tmp_path / filename
+    path.write_text(text)
+    with pytest.raises(ConfigurationError):
+        AttestationPolicy.from_file(path)
+
+
+def test_missing_file_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError):
+        AttestationPolicy.from_file(tmp_path / "absent.toml")
+
+
+def test_simulated_root_must_be_a_certificate(tmp_path: Path) -> None:
+    (tmp_path / "root.pem").write_text("not a certificate")
+    with pytest.raises(ConfigurationError):
+        AttestationPolicy(allow_simulated=True, simulated_root=tmp_path / "root.pem")
