@@ -21,7 +21,8 @@ whether the refusal happened locally or in the clean room.
     ├── AttestationError            evidence that must not be trusted
     │   ├── EvidenceFormatError     bytes that do not parse as evidence
     │   ├── EvidenceSignatureError  signatures or certificate chains that fail
-    │   └── PolicyViolation         authentic evidence whose claims break policy
+    │   ├── PolicyViolation         authentic evidence whose claims break policy
+    │   └── StaleAttestation        the clean room's key or configuration changed since
     ├── AuthenticationFailed        missing, wrong, expired or forged credentials
     ├── AccessDenied                an authenticated party may not do this
     │   └── PolicyDenied            the instance's Rego policy said no
@@ -68,6 +69,7 @@ __all__ = [
     "PolicyViolation",
     "ReplayDetected",
     "ServiceUnavailable",
+    "StaleAttestation",
     "UnsupportedEnvelope",
     "error_class_for_code",
 ]
@@ -167,6 +169,18 @@ class EvidenceSignatureError(AttestationError):
 
 class PolicyViolation(AttestationError):
     code = "attestation-policy-violation"
+
+
+class StaleAttestation(AttestationError):
+    """The request was sealed for a key or configuration the clean room no longer has.
+
+    The SDK answers it by validating the attestation again (same policy) and
+    retrying once.
+    """
+
+    code = "attestation-stale"
+    status = 409
+    default_remedy = "validate the attestation again, then retry"
 
 
 class AuthenticationFailed(Error):
