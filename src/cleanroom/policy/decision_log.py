@@ -1,0 +1,312 @@
+"""The decision log: append-only, hash-chained, Merkle-rooted, signed.
+
+Each decision becomes a :class:`LogEntry` whose ``prev_hash`` is the leaf
+hash of the entry before it (a hash chain, which lets a verifier say *which*
+entry was changed), and a leaf of an RFC 9162 Merkle tree (which gives every
+entry a short inclusion proof). :meth:`DecisionLog.checkpoint` signs the tree
+head with the clean room's log key; :meth:`DecisionLog.receipt` returns an
+entry with its proof and a signed checkpoint.
+
+Storage is one SQLite table that the log creates itself. The entries are
+stored as the exact canonical bytes that are hashed, so a restart reloads
+and re-verifies them; a stored log that does not verify is refused
+(:class:`LogIntegrityError`), never silently repaired.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cleanroom.errors import InvalidRequest, LogIntegrityError, ServiceUnavailable
+from cleanroom.policy._chain import chain_problems
+from cleanroom.policy.engine import Decision
+from cleanroom.policy.merkle import MerkleTree
+from cleanroom.policy.records import (
+    GENESIS_HASH,
+    Checkpoint,
+    LogEntry,
+    Receipt,
+    check_digest,
+)
+from cleanroom.policy.signing import LogPrivateKey, LogPublicKey, algorithm_of, key_id, sign
+
+__all__ = ["EXPORT_FORMAT", "DecisionLog", "content_digest"]
+
+EXPORT_FORMAT = "cleanroom-log-export/1"
+_MAX_NAME = 256
+_MAX_REASON = 1024
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, millisecond precision, ``Z`` suffix: ``2026-01-31T12:00:00.000Z``."""
+    if moment.tzinfo is None:
+        raise InvalidRequest("the log clock must return timezone-aware datetimes")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.astimezone(UTC).microsecond // 1000:03d}Z"
+    )
+
+
+def content_digest(data: bytes) -> str:
+    """``"sha256:<hex>"`` of *data*: how request and response ciphertexts are named."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _name(label: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > _MAX_NAME:
+        raise InvalidRequest(f"{label} must be a non-empty string of at most {_MAX_NAME} chars")
+    return value
+
+
+class DecisionLog:
+    """The clean room's decision log over a SQLite connection.
+
+    Give it a connection of its own, opened with ``check_same_thread=False``:
+    the log serialises its own use of the connection with a lock, so it is
+    safe to call from several threads. The *clock* returns aware datetimes
+    (tests inject one); it defaults to the system clock in UTC.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        signer: LogPrivateKey,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._algorithm = algorithm_of(signer)
+        self._signer = signer
+        self._public_key: LogPublicKey = signer.public_key()
+        self._log_id = key_id(self._public_key)
+        self._conn = conn
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.RLock()
+        self._tree = MerkleTree()
+        self._last: LogEntry | None = None
+        self._checkpoint: Checkpoint | None = None
+        with self._lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS cleanroom_decision_log ("
+                " seq INTEGER PRIMARY KEY,"
+                " instance_id TEXT NOT NULL,"
+                " party TEXT NOT NULL,"
+                " entry BLOB NOT NULL)"
+            )
+            self._conn.execute(
+                "CREATE INDEX IF NOT EXISTS cleanroom_decision_log_instance"
+                " ON cleanroom_decision_log (instance_id, seq)"
+            )
+            self._conn.execute(
+                "CREATE INDEX IF NOT EXISTS cleanroom_decision_log_party"
+                " ON cleanroom_decision_log (party, seq)"
+            )
+            self._conn.commit()
+            self._catch_up()
+
+    @property
+    def public_key(self) -> LogPublicKey:
+        """The key checkpoints verify under; commit it in the attestation evidence."""
+        return self._public_key
+
+    @property
+    def log_id(self) -> str:
+        return self._log_id
+
+    @property
+    def size(self) -> int:
+        with self._lock:
+            return self._tree.size
+
+    def _catch_up(self) -> None:
+        """Load and verify rows written since we last looked (by us before a
+        restart, or by another process sharing the database)."""
+        start = self._tree.size
+        rows = self._conn.execute(
+            "SELECT seq, entry FROM cleanroom_decision_log WHERE seq >= ? ORDER BY seq", (start,)
+        ).fetchall()
+        if not rows:
+            return
+        loaded: list[LogEntry] = []
+        for seq, blob in rows:
+            try:
+                entry = LogEntry.from_json(json.loads(bytes(blob).decode("utf-8")))
+            except (ValueError, UnicodeDecodeError):
+                raise LogIntegrityError(
+                    f"the stored decision log is corrupt: entry {seq} is not JSON"
+                ) from None
+            if entry.seq != seq or entry.canonical() != bytes(blob):
+                raise LogIntegrityError(
+                    f"the stored decision log is corrupt: entry {seq} was altered"
+                )
+            loaded.append(entry)
+        prev = self._last.leaf_hash().hex() if self._last is not None else GENESIS_HASH
+        problems = chain_problems(loaded, first_seq=start, prev_hash=prev)
+        if problems:
+            raise LogIntegrityError(
+                "the stored decision log is corrupt: " + "; ".join(problems), problems=problems
+            )
+        for entry in loaded:
+            self._tree.append(entry.leaf_hash())
+        self._last = loaded[-1]
+
+    def append(
+        self,
+        instance_id: str,
+        action: str,
+        party: str,
+        decision: Decision | bool,
+        reason: str | None,
+        policy_digest: str,
+        model_digest: str | None,
+        request_digest: str,
+        response_digest: str | None,
+    ) -> LogEntry:
+        """Record one decision and return the entry as stored.
+
+        *decision* is a :class:`Decision` or ``True`` for allowed; *reason*
+        falls back to the decision's reason when ``None``. Digests are
+        ``"<alg>:<hex>"`` strings of ciphertexts (see :func:`content_digest`).
+        """
+        allowed = decision.allowed if isinstance(decision, Decision) else decision
+        if not isinstance(allowed, bool):
+            raise InvalidRequest("decision must be a Decision or a bool")
+        if reason is None and isinstance(decision, Decision):
+            reason = decision.reason
+        if reason is not None and (not isinstance(reason, str) or len(reason) > _MAX_REASON):
+            raise InvalidRequest(f"reason must be a string of at most {_MAX_REASON} chars")
+        check_digest("policy_digest", policy_digest, optional=False)
+        check_digest("model_digest", model_digest, optional=True)
+        check_digest("request_digest", request_digest, optional=False)
+        check_digest("response_digest", response_digest, optional=True)
+        fields = {
+            "instance_id": _name("instance_id", instance_id),
+            "action": _name("action", action),
+            "party": _name("party", party),
+        }
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise ServiceUnavailable(
+                    f"the decision log cannot be written ({type(exc).__name__})"
+                ) from None
+            try:
+                self._catch_up()
+                entry = LogEntry(
+                    seq=self._tree.size,
+                    time=rfc3339(self._clock()),
+                    decision="allow" if allowed else "deny",
+                    reason=reason,
+                    policy_digest=policy_digest,
+                    model_digest=model_digest,
+                    request_digest=request_digest,
+                    response_digest=response_digest,
+                    prev_hash=self._last.leaf_hash().hex() if self._last else GENESIS_HASH,
+                    **fields,
+                )
+                self._conn.execute(
+                    "INSERT INTO cleanroom_decision_log (seq, instance_id, party, entry)"
+                    " VALUES (?, ?, ?, ?)",
+                    (entry.seq, entry.instance_id, entry.party, entry.canonical()),
+                )
+                self._conn.commit()
+            except sqlite3.Error as exc:
+                self._conn.rollback()
+                raise ServiceUnavailable(
+                    f"the decision log cannot be written ({type(exc).__name__})"
+                ) from None
+            except BaseException:
+                self._conn.rollback()
+                raise
+            self._tree.append(entry.leaf_hash())
+            self._last = entry
+            return entry
+
+    def checkpoint(self) -> Checkpoint:
+        """A signed tree head over every entry appended so far."""
+        with self._lock:
+            self._catch_up()
+            size = self._tree.size
+            if self._checkpoint is not None and self._checkpoint.tree_size == size:
+                return self._checkpoint
+            unsigned = Checkpoint(
+                log_id=self._log_id,
+                tree_size=size,
+                root_hash=self._tree.root().hex(),
+                head_hash=self._last.leaf_hash().hex() if self._last else GENESIS_HASH,
+                time=rfc3339(self._clock()),
+                algorithm=self._algorithm,
+                signature="",
+            )
+            signature = sign(self._signer, unsigned.signed_message())
+            self._checkpoint = Checkpoint(
+                **{**unsigned.body(), "signature": base64.b64encode(signature).decode("ascii")}
+            )
+            return self._checkpoint
+
+    def entry(self, seq: int) -> LogEntry:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT entry FROM cleanroom_decision_log WHERE seq = ?", (seq,)
+            ).fetchone()
+        if row is None:
+            raise LogIntegrityError(f"the decision log has no entry {seq}")
+        return self._parse_row(seq, bytes(row[0]))
+
+    def _parse_row(self, seq: int, blob: bytes) -> LogEntry:
+        try:
+            entry = LogEntry.from_json(json.loads(blob.decode("utf-8")))
+        except (ValueError, UnicodeDecodeError):
+            raise LogIntegrityError(f"the stored entry {seq} is not JSON") from None
+        if entry.seq != seq or entry.leaf_hash() != self._tree.leaf(seq):
+            raise LogIntegrityError(f"the stored entry {seq} was altered after it was logged")
+        return entry
+
+    def receipt(self, seq: int) -> Receipt:
+        """The entry *seq*, its inclusion proof and the current signed checkpoint."""
+        with self._lock:
+            checkpoint = self.checkpoint()
+            if not 0 <= seq < checkpoint.tree_size:
+                raise LogIntegrityError(f"the decision log has no entry {seq}")
+            entry = self.entry(seq)
+            proof = self._tree.inclusion_proof(seq, checkpoint.tree_size)
+        return Receipt(
+            entry=entry, inclusion_proof=tuple(p.hex() for p in proof), checkpoint=checkpoint
+        )
+
+    def export(self, instance_id: str | None = None, party: str | None = None) -> dict[str, Any]:
+        """The log as a JSON-able document (format in ``docs/receipts.md``).
+
+        Without filters it holds every entry and a checkpoint over exactly
+        those: a verifier can then tell a removed, altered, reordered or
+        inserted entry. With a filter (the entries of one instance, one
+        party, or both) each entry carries its inclusion proof instead.
+        """
+        with self._lock:
+            checkpoint = self.checkpoint()
+            rows = self._conn.execute(
+                "SELECT seq, entry FROM cleanroom_decision_log WHERE seq < ?"
+                " AND (? IS NULL OR instance_id = ?) AND (? IS NULL OR party = ?)"
+                " ORDER BY seq",
+                (checkpoint.tree_size, instance_id, instance_id, party, party),
+            ).fetchall()
+            entries = [self._parse_row(seq, bytes(blob)) for seq, blob in rows]
+            filtered = instance_id is not None or party is not None
+            doc: dict[str, Any] = {
+                "format": EXPORT_FORMAT,
+                "filter": {"instance_id": instance_id, "party": party} if filtered else None,
+                "checkpoint": checkpoint.to_json(),
+                "entries": [e.to_json() for e in entries],
+            }
+            if filtered:
+                doc["inclusion_proofs"] = [
+                    [p.hex() for p in self._tree.inclusion_proof(e.seq, checkpoint.tree_size)]
+                    for e in entries
+                ]
+        return doc

@@ -1,0 +1,281 @@
+"""Rego policy bundles: compile once, evaluate per request, fail closed.
+
+The engine is rego-cpp through its Python binding ``regopy``. A module is
+compiled once into a bundle with four entrypoints
+(``cleanroom/allow_ingress``, ``cleanroom/allow_egress``,
+``cleanroom/deny_reason``, ``cleanroom/shaping``); each evaluation is then
+``set_input`` + ``query_bundle_entrypoint`` on an interpreter kept with the
+bundle, a fraction of a millisecond for small policies, against several
+milliseconds for a fresh query.
+
+The contract a module follows is in ``docs/policies.md``: it is in package
+``cleanroom``; only the value ``true`` of ``allow_ingress`` / ``allow_egress``
+allows; ``deny_reason`` (a string, or a set of strings) is reported when the
+request is denied; an evaluation error denies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from regopy import Input, Interpreter, LogLevel, RegoError
+
+from cleanroom.errors import PolicyError
+from cleanroom.policy._engine_errors import compile_error_message, evaluation_error_code
+from cleanroom.policy.shaping import OutputShaping
+
+__all__ = ["BUNDLE_FORMAT", "MAX_POLICY_BYTES", "Decision", "PolicyBundle", "policy_digest"]
+
+_log = logging.getLogger("cleanroom.policy")
+
+#: The version marker hashed in front of the module text (see :func:`policy_digest`).
+BUNDLE_FORMAT = b"cleanroom-policy-bundle/1\n"
+#: Larger modules are refused before they reach the engine.
+MAX_POLICY_BYTES = 256 * 1024
+_MAX_REASON_CHARS = 512
+_MAX_INPUT_DEPTH = 32
+
+_MODULE_NAME = "policy.rego"
+_ALLOW_INGRESS = "cleanroom/allow_ingress"
+_ALLOW_EGRESS = "cleanroom/allow_egress"
+_DENY_REASON = "cleanroom/deny_reason"
+_SHAPING = "cleanroom/shaping"
+_ENTRYPOINTS = (_ALLOW_INGRESS, _ALLOW_EGRESS, _DENY_REASON, _SHAPING)
+
+_SHAPING_HEAD = re.compile(r"^[ \t]*(?:default[ \t]+)?shaping\b", re.M)
+_PACKAGE_LINE = re.compile(r"package\s+([A-Za-z_][\w.]*)\s*(?:#.*)?")
+
+
+def _package_of(source: str) -> str | None:
+    """The package the module declares in its first statement."""
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _PACKAGE_LINE.fullmatch(stripped)
+        return match.group(1) if match else None
+    return None
+
+
+def policy_digest(source: str) -> str:
+    """``"sha256:<hex>"`` of the policy bundle: SHA-256 over
+    ``b"cleanroom-policy-bundle/1\\n" + source.encode("utf-8")``.
+
+    The module text is the whole bundle: the output shaping is a rule in it,
+    so the digest covers the rules and the shaping alike, and anyone holding
+    the text can recompute it without a Rego engine.
+    """
+    return "sha256:" + hashlib.sha256(BUNDLE_FORMAT + source.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one evaluation.
+
+    ``reason`` is ``None`` when allowed; when denied it is the policy's
+    ``deny_reason`` or a fixed description (it never quotes the input).
+    ``evaluation_error`` is true when the engine failed and the request was
+    denied for that reason.
+    """
+
+    allowed: bool
+    reason: str | None
+    elapsed_ms: float
+    evaluation_error: bool = False
+
+
+def _check_json(value: Any, depth: int = 0) -> None:
+    """Refuse what is not plain JSON before it reaches the engine."""
+    if depth > _MAX_INPUT_DEPTH:
+        raise PolicyError("the policy input is nested too deeply")
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PolicyError("the policy input holds a non-finite number")
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_json(item, depth + 1)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise PolicyError("the policy input has a non-string key")
+            _check_json(item, depth + 1)
+        return
+    raise PolicyError(f"the policy input holds a {type(value).__name__}, which is not JSON")
+
+
+def _reason_text(value: Any) -> str | None:
+    """A deny_reason value as one line: a string, or sorted strings joined."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        text = "; ".join(sorted(set(value)))
+    else:
+        return None
+    text = " ".join(text.split())
+    if len(text) > _MAX_REASON_CHARS:
+        text = text[: _MAX_REASON_CHARS - 1] + "…"
+    return text or None
+
+
+class PolicyBundle:
+    """A compiled policy. Build with :meth:`compile`; safe to share across threads."""
+
+    def __init__(self, source: str, bundle: Any, shaping: OutputShaping) -> None:
+        self._source = source
+        self._bundle = bundle
+        self._shaping = shaping
+        self._digest = policy_digest(source)
+        self._runner = Interpreter()
+        self._runner.log_level = LogLevel.NONE
+        # Errors in built-ins (divide by zero, bad arguments) surface as
+        # evaluation errors instead of quietly making a rule undefined, so
+        # the log tells a broken policy from a denial.
+        self._runner.strict_built_in_errors = True
+        # One interpreter per bundle, one query at a time: rego-cpp
+        # interpreters are not documented as thread-safe, and a query is
+        # short enough that serialising is cheaper than a pool.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def compile(cls, source: str) -> PolicyBundle:
+        """Compile a Rego v1 module in package ``cleanroom``.
+
+        Raises :class:`PolicyError` with the engine's message when it does not
+        compile, and when it is not in package ``cleanroom``, is too large,
+        or declares an invalid ``shaping``.
+        """
+        if not isinstance(source, str):
+            raise PolicyError("a policy is Rego source text")
+        if len(source.encode("utf-8")) > MAX_POLICY_BYTES:
+            raise PolicyError(f"the policy is larger than {MAX_POLICY_BYTES} bytes")
+        if _package_of(source) != "cleanroom":
+            raise PolicyError(
+                "the policy module must start with `package cleanroom`",
+                remedy="declare the rules allow_ingress and allow_egress in package cleanroom",
+            )
+        builder = Interpreter()
+        builder.log_level = LogLevel.NONE
+        try:
+            builder.add_module(_MODULE_NAME, source)
+            bundle = builder.build(None, list(_ENTRYPOINTS))
+        except RegoError as exc:
+            message = compile_error_message(str(exc), source)
+            raise PolicyError(f"the policy does not compile: {message}") from None
+        if not bundle.ok():
+            raise PolicyError("the policy does not compile: the engine built no bundle")
+        shaping = cls._read_shaping(bundle, declared=_SHAPING_HEAD.search(source) is not None)
+        return cls(source, bundle, shaping)
+
+    @staticmethod
+    def _read_shaping(bundle: Any, *, declared: bool) -> OutputShaping:
+        runner = Interpreter()
+        runner.log_level = LogLevel.NONE
+        runner.strict_built_in_errors = True
+        runner.set_input(Input({}))
+        output = runner.query_bundle_entrypoint(bundle, _SHAPING)
+        if not output.ok():
+            raise PolicyError(
+                "data.cleanroom.shaping could not be evaluated "
+                f"({evaluation_error_code(output)}); it must be a constant object"
+            )
+        values = output.results[0].expressions if output.results else []
+        if declared and not values:
+            # A shaping that depends on the input (or is otherwise undefined
+            # here) would silently shape nothing: refuse it.
+            raise PolicyError(
+                "data.cleanroom.shaping is declared but undefined; it must be a constant object"
+            )
+        return OutputShaping.from_json(values[0] if values else None)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def digest(self) -> str:
+        """``"sha256:<hex>"``: what the attestation evidence commits to."""
+        return self._digest
+
+    @property
+    def shaping(self) -> OutputShaping:
+        return self._shaping
+
+    def evaluate_ingress(self, input_doc: Mapping[str, Any]) -> Decision:
+        """Evaluate ``data.cleanroom.allow_ingress`` against *input_doc*."""
+        return self._evaluate(_ALLOW_INGRESS, input_doc)
+
+    def evaluate_egress(self, input_doc: Mapping[str, Any]) -> Decision:
+        """Evaluate ``data.cleanroom.allow_egress`` against *input_doc*."""
+        return self._evaluate(_ALLOW_EGRESS, input_doc)
+
+    def _query(self, entrypoint: str) -> tuple[bool, list[Any], Any]:
+        output = self._runner.query_bundle_entrypoint(self._bundle, entrypoint)
+        if not output.ok():
+            return False, [], output
+        values = output.results[0].expressions if output.results else []
+        return True, list(values), output
+
+    def _evaluate(self, entrypoint: str, input_doc: Mapping[str, Any]) -> Decision:
+        rule = "data." + entrypoint.replace("/", ".")
+        started = time.perf_counter()
+        try:
+            _check_json(input_doc)
+        except PolicyError as exc:
+            _log.warning("policy %s denied: invalid input document (%s)", self._digest, exc)
+            return Decision(
+                False,
+                f"policy evaluation error: {exc.message}",
+                (time.perf_counter() - started) * 1000.0,
+                evaluation_error=True,
+            )
+        with self._lock:
+            try:
+                self._runner.set_input(Input(dict(input_doc)))
+                ok, values, output = self._query(entrypoint)
+                if not ok:
+                    code = evaluation_error_code(output)
+                    _log.warning("policy %s: %s failed to evaluate (%s)", self._digest, rule, code)
+                    return Decision(
+                        False,
+                        f"policy evaluation error in {rule} ({code})",
+                        (time.perf_counter() - started) * 1000.0,
+                        evaluation_error=True,
+                    )
+                # Exactly the boolean true: `1 == True` in Python, not in Rego.
+                if len(values) == 1 and values[0] is True:
+                    return Decision(True, None, (time.perf_counter() - started) * 1000.0)
+                reason = self._deny_reason(rule, values)
+            except (RegoError, OSError, ValueError, TypeError) as exc:
+                _log.warning("policy %s: engine failure on %s (%s)", self._digest, rule, type(exc))
+                return Decision(
+                    False,
+                    f"policy evaluation error in {rule} (engine failure)",
+                    (time.perf_counter() - started) * 1000.0,
+                    evaluation_error=True,
+                )
+        return Decision(False, reason, (time.perf_counter() - started) * 1000.0)
+
+    def _deny_reason(self, rule: str, values: list[Any]) -> str:
+        ok, reasons, _ = self._query(_DENY_REASON)
+        if ok and reasons:
+            text = _reason_text(reasons[0])
+            if text is not None:
+                return text
+        if not values:
+            return f"denied by policy: {rule} is undefined"
+        return f"denied by policy: {rule} is not true"
+
+    def __repr__(self) -> str:
+        return f"PolicyBundle(digest={self._digest!r}, shaping={self._shaping.to_json()!r})"

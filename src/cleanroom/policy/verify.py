@@ -1,0 +1,190 @@
+"""Offline verification of receipts and exported logs.
+
+Both functions raise :class:`LogIntegrityError` naming what is wrong (a bad
+signature, a removed, altered, reordered or inserted entry) and return what
+they verified. The public key is the log key committed in the clean room's
+attestation evidence; a PEM string or bytes is accepted too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cleanroom.errors import LogIntegrityError
+from cleanroom.policy._chain import chain_problems, sequence_problems
+from cleanroom.policy.decision_log import EXPORT_FORMAT
+from cleanroom.policy.merkle import MerkleTree, verify_inclusion
+from cleanroom.policy.records import Checkpoint, LogEntry, Receipt, proof_from_json
+from cleanroom.policy.signing import LogPublicKey, key_id, load_public_key, verify_signature
+
+__all__ = ["LogVerification", "verify_checkpoint", "verify_log", "verify_receipt"]
+
+_MAX_PROBLEMS_IN_MESSAGE = 5
+
+
+@dataclass(frozen=True)
+class LogVerification:
+    """What :func:`verify_log` established.
+
+    ``complete`` is true for an unfiltered export: then the entries are
+    exactly the log up to the checkpoint, none missing. A filtered export
+    proves each entry is in the signed log but cannot prove that none of
+    the filter's entries was left out.
+    """
+
+    checkpoint: Checkpoint
+    entries: tuple[LogEntry, ...]
+    complete: bool
+    filter: Mapping[str, str | None] | None
+
+
+def _key(public_key: LogPublicKey | bytes | str) -> LogPublicKey:
+    if isinstance(public_key, bytes | str):
+        return load_public_key(public_key)
+    return public_key
+
+
+def _document(doc: str | bytes | Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    if isinstance(doc, Mapping):
+        return doc
+    try:
+        parsed = json.loads(doc)
+    except (ValueError, UnicodeDecodeError):
+        raise LogIntegrityError(f"the {what} is not JSON") from None
+    if not isinstance(parsed, Mapping):
+        raise LogIntegrityError(f"the {what} is not a JSON object")
+    return parsed
+
+
+def _fail(problems: list[str]) -> LogIntegrityError:
+    shown = problems[:_MAX_PROBLEMS_IN_MESSAGE]
+    more = len(problems) - len(shown)
+    message = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+    return LogIntegrityError(message, problems=list(problems))
+
+
+def verify_checkpoint(checkpoint: Checkpoint, public_key: LogPublicKey | bytes | str) -> None:
+    """Check that *checkpoint* was signed by *public_key*'s log."""
+    key = _key(public_key)
+    if checkpoint.log_id != key_id(key):
+        raise LogIntegrityError(
+            f"bad signature: the checkpoint names log {checkpoint.log_id}, "
+            f"not the given key's {key_id(key)}"
+        )
+    verify_signature(
+        key, checkpoint.algorithm, checkpoint.signed_message(), checkpoint.signature_bytes()
+    )
+
+
+def verify_receipt(
+    receipt_json: str | bytes | Mapping[str, Any], public_key: LogPublicKey | bytes | str
+) -> LogEntry:
+    """Verify a receipt offline and return its entry.
+
+    Checks, in order: the checkpoint's signature under *public_key*; that
+    the entry's RFC 9162 inclusion proof leads from the entry's leaf hash to
+    the signed root.
+    """
+    receipt = Receipt.from_json(_document(receipt_json, "receipt"))
+    verify_checkpoint(receipt.checkpoint, public_key)
+    checkpoint = receipt.checkpoint
+    if receipt.entry.seq >= checkpoint.tree_size:
+        raise LogIntegrityError(
+            f"inserted entry: seq {receipt.entry.seq} is beyond the signed checkpoint "
+            f"(tree size {checkpoint.tree_size})"
+        )
+    proof = [bytes.fromhex(p) for p in receipt.inclusion_proof]
+    if not verify_inclusion(
+        receipt.entry.leaf_hash(),
+        receipt.entry.seq,
+        checkpoint.tree_size,
+        proof,
+        bytes.fromhex(checkpoint.root_hash),
+    ):
+        raise LogIntegrityError(
+            f"altered entry: seq {receipt.entry.seq} is not in the signed log "
+            "(its inclusion proof does not lead to the checkpoint's root)"
+        )
+    return receipt.entry
+
+
+def verify_log(
+    export_json: str | bytes | Mapping[str, Any], public_key: LogPublicKey | bytes | str
+) -> LogVerification:
+    """Verify an exported log offline (see :meth:`DecisionLog.export`)."""
+    doc = _document(export_json, "log export")
+    if doc.get("format") != EXPORT_FORMAT:
+        raise LogIntegrityError(f"the log export's format is not {EXPORT_FORMAT!r}")
+    checkpoint = Checkpoint.from_json(doc.get("checkpoint"))
+    verify_checkpoint(checkpoint, public_key)
+    raw_entries = doc.get("entries")
+    if not isinstance(raw_entries, list):
+        raise LogIntegrityError("malformed log export: entries must be a list")
+    entries = [LogEntry.from_json(e) for e in raw_entries]
+    flt = doc.get("filter")
+    if flt is None:
+        _verify_complete(entries, checkpoint)
+        ordered = tuple(sorted(entries, key=lambda e: e.seq))
+        return LogVerification(checkpoint, ordered, complete=True, filter=None)
+    return _verify_filtered(doc, flt, entries, checkpoint)
+
+
+def _verify_complete(entries: list[LogEntry], checkpoint: Checkpoint) -> None:
+    problems = sequence_problems(entries, checkpoint.tree_size)
+    if problems:
+        raise _fail(problems)
+    problems = chain_problems(entries, head_hash=checkpoint.head_hash)
+    if problems:
+        raise _fail(problems)
+    tree = MerkleTree([e.leaf_hash() for e in entries])
+    if tree.root().hex() != checkpoint.root_hash:
+        raise _fail(["altered log: the entries do not lead to the signed root hash"])
+
+
+def _verify_filtered(
+    doc: Mapping[str, Any], flt: Any, entries: list[LogEntry], checkpoint: Checkpoint
+) -> LogVerification:
+    if not isinstance(flt, Mapping) or set(flt) != {"instance_id", "party"}:
+        raise LogIntegrityError("malformed log export: filter must name instance_id and party")
+    instance_id, party = flt["instance_id"], flt["party"]
+    if instance_id is None and party is None:
+        raise LogIntegrityError("malformed log export: a filter that selects nothing")
+    proofs = doc.get("inclusion_proofs")
+    if not isinstance(proofs, list) or len(proofs) != len(entries):
+        raise LogIntegrityError("malformed log export: one inclusion proof per entry is required")
+    problems: list[str] = []
+    root = bytes.fromhex(checkpoint.root_hash)
+    previous: int | None = None
+    for entry, raw_proof in zip(entries, proofs, strict=True):
+        if previous is not None and entry.seq == previous:
+            problems.append(f"inserted entry: seq {entry.seq} appears twice")
+        elif previous is not None and entry.seq < previous:
+            problems.append(f"reordered entries: seq {entry.seq} comes after seq {previous}")
+        previous = entry.seq
+        if (instance_id is not None and entry.instance_id != instance_id) or (
+            party is not None and entry.party != party
+        ):
+            problems.append(f"inserted entry: seq {entry.seq} is outside the export's filter")
+        if entry.seq >= checkpoint.tree_size:
+            problems.append(
+                f"inserted entry: seq {entry.seq} is beyond the signed checkpoint "
+                f"(tree size {checkpoint.tree_size})"
+            )
+            continue
+        proof = [bytes.fromhex(p) for p in proof_from_json(raw_proof, "log export")]
+        if not verify_inclusion(entry.leaf_hash(), entry.seq, checkpoint.tree_size, proof, root):
+            problems.append(
+                f"altered or inserted entry: seq {entry.seq} is not in the signed log "
+                "(its inclusion proof does not lead to the checkpoint's root)"
+            )
+    if problems:
+        raise _fail(problems)
+    return LogVerification(
+        checkpoint,
+        tuple(entries),
+        complete=False,
+        filter={"instance_id": instance_id, "party": party},
+    )
