@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from tests.models import single_input_model
 
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.attestation.measurement import package_measurement
 from cleanroom.errors import AccessDenied
 from cleanroom.server.runner import ServerThread
 from cleanroom.server.settings import ServerSettings
-from tests.models import single_input_model
 
 PASSWORD = "correct horse battery staple"
 

@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+from tests.models import mixed_inputs, mixed_model, single_input_model
 
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.attestation.measurement import package_measurement
@@ -31,7 +32,6 @@ from cleanroom.errors import (
     UnsupportedEnvelope,
 )
 from cleanroom.server.runner import ServerThread
-from tests.models import mixed_inputs, mixed_model, single_input_model
 
 Party = Callable[[str], Client]
 
@@ -278,10 +278,10 @@ def test_tampered_replayed_and_unknown_envelopes_are_refused(
         "unknown version": (lambda b: b[:4] + b"\x09" + b[5:], UnsupportedEnvelope),
         "not an envelope": (lambda b: b"hello", UnsupportedEnvelope),
     }
-    for name, (mutate, error) in cases.items():
+    for case, (mutate, error) in cases.items():
         response = _raw_predict(server, bob_client, alice.id, mutate(sealed()))
-        assert response.status_code == error.status, name
-        assert _problem(response) == error.code, name
+        assert response.status_code == error.status, case
+        assert _problem(response) == error.code, case
         assert "could not" in response.json()["detail"] or error is not DecryptionFailed
     # The service keeps serving everyone else.
     assert bob.predict({"x": np.ones((1, 3), np.float32)})["y"].shape == (1, 2)
