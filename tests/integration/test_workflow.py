@@ -300,7 +300,7 @@ def test_wrong_inputs_get_clear_errors(party: Party, policy: AttestationPolicy) 
         "wrong rank": ({**good, "x": good["x"].reshape(-1)}, "shape"),
         "wrong static dim": ({**good, "x": np.ones((2, 4), np.float32)}, "shape"),
     }
-    for name, (inputs, message) in cases.items():
+    for _case, (inputs, message) in cases.items():
         with pytest.raises(InvalidTensor, match=message):
             bob.predict(inputs)
     assert "y" in bob.predict(good)
