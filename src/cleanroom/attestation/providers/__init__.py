@@ -1,0 +1,103 @@
+"""Where evidence comes from: TEE hardware or the simulated TEE.
+
+``provider_for(kind, data_dir)`` chooses one for ``cleanroom serve --tee``:
+
+* ``"simulated"``: :class:`~cleanroom.attestation.simulated.SimulatedSnpTee`
+  rooted in *data_dir* (no confidentiality);
+* ``"sev-snp"``: configfs-tsm when present, else ``/dev/sev-guest``;
+* ``"tdx"``: configfs-tsm.
+
+Certificates the host does not supply with the report (SEV-SNP VCEK/ASK
+chain) and Intel DCAP collateral are read from *data_dir* when present:
+``tee-certificates/`` (PEM or DER files) and ``tdx-collateral.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cleanroom.attestation.certificates import split_certificates
+from cleanroom.attestation.providers.base import EvidenceProvider
+from cleanroom.attestation.providers.configfs import CONFIGFS_TSM_REPORT, ConfigfsTsmProvider
+from cleanroom.attestation.providers.sev_guest import SEV_GUEST_DEVICE, SevGuestProvider
+from cleanroom.errors import ConfigurationError, ServiceUnavailable
+
+__all__ = [
+    "ConfigfsTsmProvider",
+    "EvidenceProvider",
+    "SevGuestProvider",
+    "cached_certificates",
+    "provider_for",
+]
+
+CERTIFICATE_DIR = "tee-certificates"
+COLLATERAL_FILE = "tdx-collateral.json"
+KINDS = ("simulated", "sev-snp", "tdx")
+
+
+def cached_certificates(data_dir: Path) -> tuple[bytes, ...]:
+    """DER certificates from ``data_dir/tee-certificates/`` (sorted by file name)."""
+    directory = Path(data_dir) / CERTIFICATE_DIR
+    if not directory.is_dir():
+        return ()
+    out: list[bytes] = []
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        out.extend(split_certificates(path.read_bytes()))
+    return tuple(out)
+
+
+def _cached_collateral(data_dir: Path) -> dict[str, Any] | None:
+    path = Path(data_dir) / COLLATERAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read {str(path)!r} as JSON") from exc
+    if not isinstance(doc, dict):
+        raise ConfigurationError(f"{str(path)!r} must hold a JSON object")
+    return doc
+
+
+def provider_for(
+    kind: str,
+    data_dir: Path,
+    *,
+    configfs_root: Path = CONFIGFS_TSM_REPORT,
+    sev_guest_device: Path = SEV_GUEST_DEVICE,
+    configfs_entry_name: Callable[[], str] | None = None,
+) -> EvidenceProvider:
+    """The evidence provider for ``--tee`` *kind* (see the module docstring).
+
+    ``configfs_root``, ``sev_guest_device`` and ``configfs_entry_name`` (the
+    report item's name, random by default) locate the kernel interfaces.
+    """
+    if kind == "simulated":
+        from cleanroom.attestation.simulated import SimulatedSnpTee
+
+        return SimulatedSnpTee.open(Path(data_dir))
+    if kind not in KINDS:
+        raise ConfigurationError(f"unknown TEE kind {kind!r}", remedy=f"use {', '.join(KINDS)}")
+    certificates = cached_certificates(data_dir)
+    if ConfigfsTsmProvider.available(configfs_root):
+        provider = ConfigfsTsmProvider(
+            configfs_root,
+            certificates=certificates,
+            collateral=_cached_collateral(data_dir),
+            entry_name=configfs_entry_name,
+        )
+        if provider.platform != kind:
+            raise ConfigurationError(
+                f"--tee {kind} was asked for but this guest's TSM is {provider.platform}"
+            )
+        return provider
+    if kind == "sev-snp" and SevGuestProvider.available(sev_guest_device):
+        return SevGuestProvider(sev_guest_device, certificates=certificates)
+    raise ServiceUnavailable(
+        f"no {kind} attestation interface found",
+        remedy=f"expected {configfs_root} (configfs-tsm)"
+        + (f" or {sev_guest_device}" if kind == "sev-snp" else ""),
+    )
