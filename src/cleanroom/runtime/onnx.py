@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected
+from cleanroom.errors import InferenceFailed, ModelRejected
 from cleanroom.runtime.base import ModelSignature, RuntimeLimits, Tensors, TensorSpec
+from cleanroom.runtime.tensors import check_inputs
 
 __all__ = ["OnnxRunner", "check_inputs"]
 
@@ -39,42 +39,6 @@ def _spec(arg: Any) -> TensorSpec:
     return TensorSpec(name=arg.name, dtype=dtype, shape=shape)
 
 
-def check_inputs(inputs: Tensors, specs: Sequence[TensorSpec]) -> Tensors:
-    """Check names, dtypes and shapes against the declared inputs.
-
-    Returns the inputs to feed (string tensors as object arrays). Reports every
-    mismatch at once, so a caller fixes them in one go.
-    """
-    problems: list[str] = []
-    declared = {s.name: s for s in specs}
-    missing = sorted(set(declared) - set(inputs))
-    unknown = sorted(set(inputs) - set(declared))
-    if missing:
-        problems.append(f"missing input(s) {missing}")
-    if unknown:
-        problems.append(f"unknown input(s) {unknown}; the model's inputs are {sorted(declared)}")
-    feed: Tensors = {}
-    for name, spec in declared.items():
-        if name not in inputs:
-            continue
-        array = inputs[name]
-        got = "str" if array.dtype.kind in ("U", "S", "O") else array.dtype.name
-        if got != spec.dtype:
-            problems.append(f"input {name!r} has dtype {got}, the model expects {spec.dtype}")
-        if len(array.shape) != len(spec.shape) or any(
-            want is not None and want != have
-            for want, have in zip(spec.shape, array.shape, strict=False)
-        ):
-            want_shape = ["?" if d is None else d for d in spec.shape]
-            problems.append(
-                f"input {name!r} has shape {list(array.shape)}, the model expects {want_shape}"
-            )
-        feed[name] = array.astype(object) if spec.dtype == "str" else array
-    if problems:
-        raise InvalidTensor("; ".join(problems))
-    return feed
-
-
 class OnnxRunner:
     """An ONNX model in an in-process ``InferenceSession`` (thread-safe ``run``)."""
 
@@ -86,6 +50,10 @@ class OnnxRunner:
             options.intra_op_num_threads = limits.intra_op_threads
         # Measured: no speed cost, much lower peak memory at load.
         options.add_session_config_entry("session.disable_prepacking", "1")
+        # Idle threads spinning in one process slow ORT in the others on a
+        # small machine; sandboxed workers are several processes.
+        spinning = limits.extra.get("onnx.allow_spinning", "1")
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         try:
             self._session = ort.InferenceSession(
                 model, sess_options=options, providers=["CPUExecutionProvider"]

@@ -1,0 +1,254 @@
+"""Hostile-model checks for ONNX, run before any runtime sees the bytes.
+
+An ONNX model is untrusted business logic. Before it is loaded we refuse,
+with :class:`~cleanroom.errors.ModelRejected` naming the reason:
+
+* bytes that are not a ``ModelProto`` or exceed ``max_model_bytes``;
+* an IR version or operator-set version that ONNX Runtime 1.31 does not
+  implement (``ModelProto.ir_version``, ``opset_import``; ONNX IR spec,
+  "Versioning");
+* external data (``TensorProto.data_location == EXTERNAL`` or any
+  ``external_data`` entry; ONNX IR spec, "External Tensor Data"), wherever
+  it hides: initializers, sparse initializers, ``Constant`` attributes and
+  sub-graphs of ``If``/``Loop``/``Scan``. A path such as ``/etc/passwd`` is
+  never opened;
+* operators outside the standard domains, unless they call a function
+  defined in the model itself (whose body is checked the same way);
+* declared tensor sizes beyond the limits, and tensors whose data does not
+  match their declared size;
+* anything the ONNX checker refuses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Iterable
+
+from cleanroom.errors import ModelRejected
+from cleanroom.runtime.base import ModelSignature, RuntimeLimits, TensorSpec
+
+# What onnxruntime 1.31 implements (its own error text: "official support for
+# domain ai.onnx is till opset 26", "ai.onnx.ml is till opset 5", "max
+# supported IR version: 13"). Update together with the onnxruntime pin.
+MAX_IR_VERSION = 13
+MIN_IR_VERSION = 3
+MAX_OPSET: dict[str, int] = {"": 26, "ai.onnx": 26, "ai.onnx.ml": 5}
+
+# Protocol buffers cannot parse a message of 2 GiB or more.
+_PROTOBUF_LIMIT = 2**31 - 1
+
+# TensorProto.DataType -> (signature dtype name, bytes per element).
+_ELEM_TYPES: dict[int, tuple[str, int]] = {
+    1: ("float32", 4),
+    2: ("uint8", 1),
+    3: ("int8", 1),
+    4: ("uint16", 2),
+    5: ("int16", 2),
+    6: ("int32", 4),
+    7: ("int64", 8),
+    8: ("str", 0),
+    9: ("bool", 1),
+    10: ("float16", 2),
+    11: ("float64", 8),
+    12: ("uint32", 4),
+    13: ("uint64", 8),
+    14: ("complex64", 8),
+    15: ("complex128", 16),
+}
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+
+
+class _Walker:
+    """Walks every graph, node, attribute and tensor of a model once."""
+
+    def __init__(self, limits: RuntimeLimits, local_functions: set[tuple[str, str]]) -> None:
+        self.limits = limits
+        self.local_functions = local_functions
+        self.declared_bytes = 0
+
+    def tensor(self, tensor: object, where: str) -> None:
+        location = getattr(tensor, "data_location", 0)
+        if location == _EXTERNAL or len(getattr(tensor, "external_data", ())) > 0:
+            raise ModelRejected(f"{where} refers to external data; only self-contained models load")
+        dims = [int(d) for d in getattr(tensor, "dims", ())]
+        if any(d < 0 for d in dims):
+            raise ModelRejected(f"{where} declares a negative dimension")
+        count = math.prod(dims)
+        elem = int(getattr(tensor, "data_type", 0))
+        _, size = _ELEM_TYPES.get(elem, ("", 1))
+        nbytes = count * max(size, 1)
+        if nbytes > self.limits.max_model_bytes:
+            raise ModelRejected(f"{where} declares {nbytes} bytes, over the model size limit")
+        self.declared_bytes += nbytes
+        if self.declared_bytes > self.limits.max_model_bytes:
+            raise ModelRejected("the declared tensors add up to more than the model size limit")
+        self._check_data_matches(tensor, count, size, where)
+
+    @staticmethod
+    def _check_data_matches(tensor: object, count: int, size: int, where: str) -> None:
+        raw = getattr(tensor, "raw_data", b"")
+        if raw:
+            if size and len(raw) != count * size:
+                raise ModelRejected(f"{where} holds {len(raw)} bytes but declares {count * size}")
+            return
+        held = 0
+        for field in (
+            "float_data",
+            "int32_data",
+            "string_data",
+            "int64_data",
+            "double_data",
+            "uint64_data",
+        ):
+            held += len(getattr(tensor, field, ()))
+        # Complex values take two slots each (ONNX IR spec, TensorProto).
+        elem = int(getattr(tensor, "data_type", 0))
+        expected = count * 2 if elem in (14, 15) else count
+        if held not in (0, expected) or (held == 0 and count != 0):
+            raise ModelRejected(f"{where} holds {held} values but declares {expected}")
+
+    def value_info(self, info: object, where: str) -> None:
+        kind = getattr(info, "type", None)
+        if kind is None or not kind.HasField("tensor_type"):
+            return
+        tensor_type = kind.tensor_type
+        _, size = _ELEM_TYPES.get(int(tensor_type.elem_type), ("", 1))
+        if not tensor_type.HasField("shape"):
+            return
+        dims = []
+        for dim in tensor_type.shape.dim:
+            if dim.HasField("dim_value"):
+                if dim.dim_value < 0:
+                    raise ModelRejected(f"{where} declares a negative dimension")
+                dims.append(int(dim.dim_value))
+        if math.prod(dims) * max(size, 1) > self.limits.memory_bytes:
+            raise ModelRejected(f"{where} declares a tensor larger than the memory limit")
+
+    def graph(self, graph: object, where: str) -> None:
+        for init in getattr(graph, "initializer", ()):
+            self.tensor(init, f"{where} initializer {init.name!r}")
+        for sparse in getattr(graph, "sparse_initializer", ()):
+            self.tensor(sparse.values, f"{where} sparse initializer values")
+            self.tensor(sparse.indices, f"{where} sparse initializer indices")
+        for group in ("input", "output", "value_info"):
+            for info in getattr(graph, group, ()):
+                self.value_info(info, f"{where} {group} {info.name!r}")
+        self.nodes(getattr(graph, "node", ()), where)
+
+    def nodes(self, nodes: Iterable[object], where: str) -> None:
+        for node in nodes:
+            domain = str(getattr(node, "domain", ""))
+            op_type = str(getattr(node, "op_type", ""))
+            label = f"{where} node {getattr(node, 'name', '') or op_type!r}"
+            if domain not in MAX_OPSET and (domain, op_type) not in self.local_functions:
+                raise ModelRejected(
+                    f"{label} uses operator {op_type!r} from custom domain {domain!r}; "
+                    "custom operators are not allowed"
+                )
+            for attr in getattr(node, "attribute", ()):
+                self.attribute(attr, f"{label} attribute {attr.name!r}")
+
+    def attribute(self, attr: object, where: str) -> None:
+        if getattr(attr, "ref_attr_name", ""):
+            return
+        if attr.HasField("t"):  # type: ignore[attr-defined]
+            self.tensor(attr.t, where)  # type: ignore[attr-defined]
+        for tensor in getattr(attr, "tensors", ()):
+            self.tensor(tensor, where)
+        if attr.HasField("sparse_tensor"):  # type: ignore[attr-defined]
+            self.tensor(attr.sparse_tensor.values, where)  # type: ignore[attr-defined]
+            self.tensor(attr.sparse_tensor.indices, where)  # type: ignore[attr-defined]
+        for sparse in getattr(attr, "sparse_tensors", ()):
+            self.tensor(sparse.values, where)
+            self.tensor(sparse.indices, where)
+        if attr.HasField("g"):  # type: ignore[attr-defined]
+            self.graph(attr.g, f"{where} subgraph")  # type: ignore[attr-defined]
+        for sub in getattr(attr, "graphs", ()):
+            self.graph(sub, f"{where} subgraph")
+
+
+def _check_opsets(opsets: Iterable[object], where: str) -> None:
+    for opset in opsets:
+        domain = str(getattr(opset, "domain", ""))
+        version = int(getattr(opset, "version", 0))
+        if domain not in MAX_OPSET:
+            raise ModelRejected(f"{where} imports custom operator domain {domain!r}")
+        if not 1 <= version <= MAX_OPSET[domain]:
+            raise ModelRejected(
+                f"{where} imports opset {version} of domain {domain or 'ai.onnx'!r}; "
+                f"supported: 1 to {MAX_OPSET[domain]}"
+            )
+
+
+def _spec(info: object, where: str) -> TensorSpec:
+    kind = getattr(info, "type", None)
+    name = str(getattr(info, "name", ""))
+    if kind is None or not kind.HasField("tensor_type"):
+        raise ModelRejected(f"{where} {name!r} is not a tensor; only tensors are supported")
+    tensor_type = kind.tensor_type
+    elem = int(tensor_type.elem_type)
+    if elem not in _ELEM_TYPES:
+        raise ModelRejected(f"{where} {name!r} has element type {elem}, which is not supported")
+    shape: tuple[int | None, ...] = ()
+    if tensor_type.HasField("shape"):
+        shape = tuple(
+            int(d.dim_value) if d.HasField("dim_value") else None for d in tensor_type.shape.dim
+        )
+    else:
+        raise ModelRejected(f"{where} {name!r} declares no shape")
+    return TensorSpec(name=name, dtype=_ELEM_TYPES[elem][0], shape=shape)
+
+
+def validate_onnx(model: bytes | bytearray | memoryview, limits: RuntimeLimits) -> ModelSignature:
+    """Check an ONNX model before loading; return its signature or raise ModelRejected."""
+    size = memoryview(model).nbytes
+    if size > limits.max_model_bytes:
+        raise ModelRejected(
+            f"the model has {size} bytes, over the limit of {limits.max_model_bytes}"
+        )
+    if size > _PROTOBUF_LIMIT:
+        raise ModelRejected("an ONNX model must be smaller than 2 GiB")
+    import onnx  # imported late: the service may run TFLite only
+    import onnx.checker
+
+    # protobuf ships no type stubs; its DecodeError is looked up untyped.
+    decode_error: type[Exception] = importlib.import_module("google.protobuf.message").DecodeError
+
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(bytes(model) if not isinstance(model, bytes) else model)
+    except (decode_error, ValueError, RuntimeError) as exc:
+        raise ModelRejected("the bytes are not an ONNX model") from exc
+    if not MIN_IR_VERSION <= proto.ir_version <= MAX_IR_VERSION:
+        raise ModelRejected(
+            f"IR version {proto.ir_version} is not supported "
+            f"(supported: {MIN_IR_VERSION} to {MAX_IR_VERSION})"
+        )
+    if not proto.HasField("graph"):
+        raise ModelRejected("the model has no graph")
+    if len(proto.training_info) > 0:
+        raise ModelRejected("training information is not supported in an inference model")
+    _check_opsets(proto.opset_import, "the model")
+    local = {(str(f.domain), str(f.name)) for f in proto.functions}
+    walker = _Walker(limits, local)
+    for function in proto.functions:
+        _check_opsets(function.opset_import, f"function {function.name!r}")
+        walker.nodes(function.node, f"function {function.name!r}")
+        for attr in function.attribute_proto:
+            walker.attribute(attr, f"function {function.name!r} attribute {attr.name!r}")
+    walker.graph(proto.graph, "graph")
+    try:
+        onnx.checker.check_model(proto)
+    except (onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
+        # The checker's message names the failing node; it holds no tensor data.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise ModelRejected(f"the ONNX checker refused the model: {first_line[:300]}") from exc
+    initializers = {init.name for init in proto.graph.initializer}
+    inputs = tuple(
+        _spec(info, "input") for info in proto.graph.input if info.name not in initializers
+    )
+    outputs = tuple(_spec(info, "output") for info in proto.graph.output)
+    if not outputs:
+        raise ModelRejected("the model declares no outputs")
+    return ModelSignature(inputs=inputs, outputs=outputs)

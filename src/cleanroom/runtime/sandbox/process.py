@@ -1,0 +1,278 @@
+"""The supervisor's handle on one worker process.
+
+Tensors cross through a shared-memory slot (an anonymous ``memfd``, mapped
+by both sides, never a named file) with the socket as doorbell; requests or
+replies larger than the slot travel inline on the socket. The model itself
+always travels on the socket. See ``docs/sandbox.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected, ServiceUnavailable
+from cleanroom.runtime.base import RuntimeLimits, Tensors
+from cleanroom.runtime.sandbox.protocol import FrameError, recv_header, recv_payload, send_frame
+from cleanroom.wire.formats import ModelFormat
+from cleanroom.wire.tensors import decode_tensors
+
+__all__ = ["WorkerProcess", "limits_to_json"]
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+DEFAULT_SLOT_BYTES = 16 * 1024 * 1024
+DEFAULT_LOAD_TIMEOUT_S = 120.0
+
+
+def limits_to_json(limits: RuntimeLimits) -> dict[str, Any]:
+    return {
+        "max_model_bytes": limits.max_model_bytes,
+        "request_timeout_s": limits.request_timeout_s,
+        "memory_bytes": limits.memory_bytes,
+        "cpu_seconds": limits.cpu_seconds,
+        "open_files": limits.open_files,
+        "workers": limits.workers,
+        "intra_op_threads": limits.intra_op_threads,
+        "extra": dict(limits.extra),
+    }
+
+
+def _worker_environment() -> dict[str, str]:
+    # A fresh environment: nothing of the service's (tokens, keys, proxies)
+    # reaches the worker, and no runtime reads configuration from it.
+    return {
+        "PYTHONPATH": _PACKAGE_ROOT,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "LANG": "C.UTF-8",
+    }
+
+
+def _exit_reason(returncode: int | None) -> str:
+    if returncode is None:
+        return "stopped responding"
+    if returncode < 0:
+        sig = -returncode
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGXCPU:
+            return "exceeded its CPU time limit (SIGXCPU)"
+        if sig == signal.SIGSYS:
+            return "made a forbidden system call (SIGSYS)"
+        return f"was killed by {name}"
+    return f"exited with status {returncode}"
+
+
+def _error_from_reply(reply: dict[str, Any]) -> Exception:
+    code = str(reply.get("code", ""))
+    message = str(reply.get("message", "the worker refused"))[:500]
+    if code == ModelRejected.code:
+        return ModelRejected(message)
+    if code == InvalidTensor.code:
+        return InvalidTensor(message)
+    return InferenceFailed(message)
+
+
+class WorkerProcess:
+    """One confined worker holding one loaded model (or none, for probing)."""
+
+    def __init__(
+        self,
+        fmt: ModelFormat | None,
+        limits: RuntimeLimits,
+        *,
+        network: str,
+    ) -> None:
+        self.fmt = fmt
+        self.limits = limits
+        self.network = network
+        self.slot_bytes = int(limits.extra.get("sandbox.slot_bytes", DEFAULT_SLOT_BYTES))
+        self.load_timeout_s = float(
+            limits.extra.get("sandbox.load_timeout_s", DEFAULT_LOAD_TIMEOUT_S)
+        )
+        self.sandbox: dict[str, Any] = {}
+        self.signature: dict[str, Any] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._slot: mmap.mmap | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, model: bytes | memoryview) -> None:
+        """Spawn the worker, send it the model and wait until it has loaded it."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        slot_fd = os.memfd_create("cleanroom-slot", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(slot_fd, self.slot_bytes)
+            self._slot = mmap.mmap(slot_fd, self.slot_bytes)
+            self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
+                [
+                    sys.executable,
+                    "-s",
+                    "-B",
+                    "-m",
+                    "cleanroom.runtime.sandbox.worker",
+                    str(child.fileno()),
+                    str(slot_fd),
+                ],
+                pass_fds=(child.fileno(), slot_fd),
+                env=_worker_environment(),
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                # The worker's diagnostics may carry model-controlled text, so
+                # they are discarded unless an operator asks for them.
+                stderr=None
+                if self.limits.extra.get("sandbox.stderr") == "inherit"
+                else subprocess.DEVNULL,
+                close_fds=True,
+            )
+        finally:
+            child.close()
+            os.close(slot_fd)
+        self._sock = parent
+        header = {
+            "op": "start",
+            "format": str(self.fmt) if self.fmt is not None else None,
+            "limits": limits_to_json(self.limits),
+            "network": self.network,
+        }
+        try:
+            parent.settimeout(self.load_timeout_s)
+            send_frame(parent, header, model)
+            reply, size = recv_header(parent)
+            recv_payload(parent, size, 0)
+        except (OSError, FrameError) as exc:
+            reason = self._reap_reason(exc)
+            self.kill()
+            raise ServiceUnavailable(f"the sandboxed worker failed to start: it {reason}") from exc
+        if not reply.get("ok"):
+            self.kill()
+            raise _error_from_reply(reply)
+        self.sandbox = dict(reply.get("sandbox") or {})
+        self.signature = dict(reply.get("signature") or {})
+
+    def _reap_reason(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return "did not answer in time"
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                return "stopped responding"
+            return _exit_reason(self._proc.returncode)
+        return "stopped responding"
+
+    def _sock_or_fail(self) -> socket.socket:
+        if self._sock is None or not self.alive:
+            raise InferenceFailed("the sandboxed worker is not running")
+        return self._sock
+
+    def run(self, encoded: bytes, timeout_s: float) -> Tensors:
+        """Send encoded inputs, return decoded outputs; kill the worker on crash or timeout."""
+        sock = self._sock_or_fail()
+        slot = self._slot
+        assert slot is not None
+        used = 0
+        try:
+            sock.settimeout(timeout_s)
+            if len(encoded) <= len(slot):
+                slot[: len(encoded)] = encoded
+                used = len(encoded)
+                send_frame(sock, {"op": "run", "area": "shm", "nbytes": len(encoded)})
+            else:
+                send_frame(sock, {"op": "run", "area": "inline", "nbytes": len(encoded)}, encoded)
+            reply, size = recv_header(sock)
+            body = recv_payload(sock, size, self.limits.memory_bytes)
+        except (OSError, FrameError) as exc:
+            timed_out = isinstance(exc, TimeoutError)
+            reason = "did not answer in time" if timed_out else None
+            self.kill()
+            if reason is None:
+                reason = self._reap_reason(exc)
+            if timed_out:
+                raise InferenceFailed(
+                    f"the model did not finish within {timeout_s:g} s; its worker was stopped"
+                ) from exc
+            raise InferenceFailed(f"the model's worker {reason}") from exc
+        try:
+            if not reply.get("ok"):
+                raise _error_from_reply(reply)
+            return self._outputs(reply, body)
+        finally:
+            used = max(used, int(reply.get("nbytes", 0)) if reply.get("area") == "shm" else 0)
+            # Inputs and outputs are not retained after a request.
+            slot[: min(used, len(slot))] = bytes(min(used, len(slot)))
+
+    def _outputs(self, reply: dict[str, Any], body: bytes) -> Tensors:
+        assert self._slot is not None
+        nbytes = reply.get("nbytes")
+        if not isinstance(nbytes, int) or nbytes < 0:
+            raise InferenceFailed("the worker sent a malformed reply")
+        if reply.get("area") == "shm":
+            if nbytes > len(self._slot):
+                raise InferenceFailed("the worker sent a malformed reply")
+            data = bytearray(self._slot[:nbytes])
+        elif len(body) == nbytes:
+            data = bytearray(body)
+        else:
+            raise InferenceFailed("the worker sent a malformed reply")
+        try:
+            return decode_tensors(data)
+        except InvalidTensor as exc:
+            raise InferenceFailed("the worker sent malformed outputs") from exc
+
+    def probe(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        """Ask the worker to try what the sandbox forbids; see ``worker.probe``."""
+        sock = self._sock_or_fail()
+        try:
+            sock.settimeout(timeout_s)
+            send_frame(sock, {"op": "probe"})
+            reply, size = recv_header(sock)
+            recv_payload(sock, size, 0)
+        except (OSError, FrameError) as exc:
+            reason = self._reap_reason(exc)
+            self.kill()
+            # A worker that vanished while probing most likely managed to execve.
+            return {"failed": f"the worker {reason} while probing"}
+        probe = reply.get("probe")
+        return dict(probe) if isinstance(probe, dict) else {"failed": "malformed probe reply"}
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        """Ask the worker to exit; kill it if it does not within *grace_s*."""
+        if self._sock is not None and self.alive:
+            try:
+                self._sock.settimeout(grace_s)
+                send_frame(self._sock, {"op": "stop"})
+            except OSError:
+                pass
+            if self._proc is not None:
+                deadline = time.monotonic() + grace_s
+                while self._proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        self.kill()
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5.0)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._slot is not None:
+            self._slot.close()
+            self._slot = None

@@ -1,0 +1,73 @@
+"""Framing of the supervisor <-> worker messages on their socket pair.
+
+A frame is ``u32 header length | u64 payload length`` (big-endian), a JSON
+header, then the payload bytes (the model, or tensors that did not fit the
+shared-memory slot). JSON and raw bytes only: the supervisor never unpickles
+anything a worker sends, because the worker runs untrusted models.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Any
+
+__all__ = ["MAX_HEADER", "FrameError", "recv_header", "recv_payload", "send_frame"]
+
+_PREFIX = struct.Struct(">IQ")
+MAX_HEADER = 1024 * 1024
+
+
+class FrameError(Exception):
+    """The peer closed the socket or sent a frame that breaks the format.
+
+    Internal to the sandbox: the supervisor turns it into a public error.
+    """
+
+
+def send_frame(
+    sock: socket.socket, header: dict[str, Any], payload: bytes | memoryview = b""
+) -> None:
+    data = json.dumps(header, separators=(",", ":")).encode()
+    sock.sendall(_PREFIX.pack(len(data), memoryview(payload).nbytes) + data)
+    if memoryview(payload).nbytes:
+        sock.sendall(payload)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    # MSG_WAITALL fills the whole buffer in one allocation for stream sockets,
+    # so a large model is not copied chunk by chunk.
+    data = sock.recv(size, socket.MSG_WAITALL) if size else b""
+    if len(data) == size:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        chunk = sock.recv(min(size - got, 1 << 20))
+        if not chunk:
+            raise FrameError("the peer closed the connection")
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def recv_header(sock: socket.socket) -> tuple[dict[str, Any], int]:
+    """Read one frame's header; returns it with the length of the payload that follows."""
+    prefix = _recv_exact(sock, _PREFIX.size)
+    header_len, payload_len = _PREFIX.unpack(prefix)
+    if header_len > MAX_HEADER:
+        raise FrameError("frame header too large")
+    try:
+        header = json.loads(_recv_exact(sock, header_len))
+    except ValueError as exc:
+        raise FrameError("frame header is not JSON") from exc
+    if not isinstance(header, dict):
+        raise FrameError("frame header is not an object")
+    return header, int(payload_len)
+
+
+def recv_payload(sock: socket.socket, size: int, limit: int) -> bytes:
+    if size > limit:
+        raise FrameError(f"frame payload of {size} bytes is over the limit of {limit}")
+    return _recv_exact(sock, size)

@@ -1,0 +1,375 @@
+"""The supervisor: starts, feeds and restarts sandboxed workers.
+
+One :class:`Supervisor` per service. Each loaded instance gets a
+:class:`SandboxedRunner` with up to ``limits.workers`` worker processes, each
+holding the model once. Concurrent ``run`` calls take an idle worker each;
+a worker that crashes, exceeds a limit or times out fails only its own
+request with :class:`~cleanroom.errors.InferenceFailed`, and is restarted
+in the background while the others keep serving.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cleanroom.errors import (
+    Conflict,
+    InferenceFailed,
+    ModelRejected,
+    NotFound,
+    ServiceUnavailable,
+)
+from cleanroom.runtime.base import ModelSignature, RuntimeLimits, Tensors, TensorSpec
+from cleanroom.runtime.sandbox.process import WorkerProcess
+from cleanroom.runtime.tensors import check_inputs
+from cleanroom.wire.formats import ModelFormat
+from cleanroom.wire.tensors import encode_tensors
+
+__all__ = ["NetworkIsolation", "SandboxReport", "SandboxedRunner", "Supervisor"]
+
+NetworkIsolation = Literal["auto", "seccomp"]
+
+
+@dataclass(frozen=True)
+class SandboxReport:
+    """The confinement in force, as measured by a probe worker at start-up.
+
+    ``mechanism`` is ``"netns+seccomp"`` (own network namespace and the
+    seccomp filter), ``"seccomp"`` (filter only) or ``"none"`` (only with
+    ``unsafe_allow_unconfined``). The ``*_denied`` fields are what the probe
+    observed when it tried each forbidden action from inside a worker.
+    """
+
+    mechanism: str
+    network_namespace: str | None
+    seccomp: bool
+    socket_denied: bool
+    execve_denied: bool
+    file_write_denied: bool
+    rlimits: Mapping[str, int]
+    instances: int = 0
+    workers: int = 0
+    restarts: int = 0
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def confined(self) -> bool:
+        return self.seccomp and self.socket_denied and self.execve_denied
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "mechanism": self.mechanism,
+            "network_namespace": self.network_namespace,
+            "seccomp": self.seccomp,
+            "socket_denied": self.socket_denied,
+            "execve_denied": self.execve_denied,
+            "file_write_denied": self.file_write_denied,
+            "rlimits": dict(self.rlimits),
+            "instances": self.instances,
+            "workers": self.workers,
+            "restarts": self.restarts,
+            "problems": list(self.problems),
+        }
+
+
+def _mechanism(sandbox: Mapping[str, Any]) -> str:
+    parts = []
+    if sandbox.get("network_namespace"):
+        parts.append("netns")
+    if sandbox.get("seccomp"):
+        parts.append("seccomp")
+    return "+".join(parts) or "none"
+
+
+def _signature_from_json(doc: Mapping[str, Any]) -> ModelSignature:
+    def specs(items: Any) -> tuple[TensorSpec, ...]:
+        return tuple(
+            TensorSpec(
+                name=str(item["name"]),
+                dtype=str(item["dtype"]),
+                shape=tuple(None if d is None else int(d) for d in item["shape"]),
+            )
+            for item in items
+        )
+
+    return ModelSignature(inputs=specs(doc["inputs"]), outputs=specs(doc["outputs"]))
+
+
+class SandboxedRunner:
+    """A :class:`~cleanroom.runtime.base.ModelRunner` backed by sandboxed workers."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        fmt: ModelFormat,
+        model: bytes,
+        limits: RuntimeLimits,
+    ) -> None:
+        self._supervisor = supervisor
+        self._fmt = fmt
+        # Kept to restart a worker after a crash; it never leaves memory.
+        self._model = model
+        self._limits = limits
+        self._idle: queue.Queue[WorkerProcess] = queue.Queue()
+        self._all: list[WorkerProcess] = []
+        self._closed = False
+        self._lock = threading.Lock()
+        self.restarts = 0
+        count = max(1, int(limits.workers))
+        starters = [self._new_worker() for _ in range(count)]
+        errors: list[BaseException] = []
+
+        def start(worker: WorkerProcess) -> None:
+            try:
+                worker.start(self._model)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(w,), daemon=True) for w in starters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            for worker in starters:
+                worker.kill()
+            rejected = [e for e in errors if isinstance(e, ModelRejected)]
+            raise rejected[0] if rejected else errors[0]
+        for worker in starters:
+            supervisor.check_confinement(worker.sandbox)
+        self._signature = _signature_from_json(starters[0].signature)
+        for worker in starters:
+            self._all.append(worker)
+            self._idle.put(worker)
+
+    def _new_worker(self) -> WorkerProcess:
+        return WorkerProcess(self._fmt, self._limits, network=self._supervisor.network)
+
+    @property
+    def signature(self) -> ModelSignature:
+        return self._signature
+
+    @property
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.pid for w in self._all if w.pid is not None and w.alive]
+
+    def ready(self) -> bool:
+        return not self._closed and any(w.alive for w in list(self._all))
+
+    def run(self, inputs: Tensors) -> Tensors:
+        if self._closed:
+            raise InferenceFailed("the model has been unloaded")
+        feed = check_inputs(inputs, self._signature.inputs)
+        encoded = encode_tensors(feed)
+        del feed
+        timeout = float(self._limits.request_timeout_s)
+        try:
+            worker = self._idle.get(timeout=timeout)
+        except queue.Empty:
+            raise InferenceFailed(
+                f"no worker became free within {timeout:g} s; the instance is overloaded"
+            ) from None
+        if not worker.alive:
+            self._restart(worker, background=False)
+            if not worker.alive:
+                self._idle.put(worker)
+                raise InferenceFailed("the model's worker could not be restarted")
+        try:
+            outputs = worker.run(encoded, timeout)
+        except InferenceFailed:
+            if not worker.alive:
+                self._restart(worker, background=True)
+            else:
+                self._idle.put(worker)
+            raise
+        except BaseException:
+            self._idle.put(worker)
+            raise
+        self._idle.put(worker)
+        return outputs
+
+    def _restart(self, worker: WorkerProcess, *, background: bool) -> None:
+        def revive() -> None:
+            worker.kill()
+            if not self._closed:
+                with self._lock:
+                    self.restarts += 1
+                try:
+                    worker.start(self._model)
+                    self._supervisor.check_confinement(worker.sandbox)
+                except Exception:
+                    # Left dead: the next request that takes it tries again.
+                    worker.kill()
+            if background:
+                self._idle.put(worker)
+
+        if background:
+            threading.Thread(target=revive, daemon=True, name="cleanroom-worker-restart").start()
+        else:
+            revive()
+
+    def probe(self) -> dict[str, Any]:
+        """Run the sandbox probe inside one of this runner's workers."""
+        worker = self._idle.get(timeout=float(self._limits.request_timeout_s))
+        try:
+            return worker.probe()
+        finally:
+            if not worker.alive:
+                self._restart(worker, background=True)
+            else:
+                self._idle.put(worker)
+
+    def close(self) -> None:
+        self._closed = True
+        for worker in list(self._all):
+            worker.stop()
+        self._model = b""
+
+
+class Supervisor:
+    """Starts, restarts and stops the sandboxed workers of every instance.
+
+    On construction a probe worker checks the confinement this host allows
+    and that it really holds (a socket, an ``execve`` and a file write are
+    tried from inside and must fail). Without that, the supervisor refuses
+    to start (:class:`~cleanroom.errors.ServiceUnavailable`), unless
+    ``unsafe_allow_unconfined`` is set, which is for development only.
+
+    *network* ``"auto"`` gives each worker its own network namespace when the
+    kernel allows it, with the seccomp filter in every case; ``"seccomp"``
+    skips the namespace (the fallback, selectable to test it).
+    """
+
+    def __init__(
+        self,
+        limits: RuntimeLimits,
+        *,
+        network: NetworkIsolation = "auto",
+        unsafe_allow_unconfined: bool = False,
+    ) -> None:
+        self.limits = limits
+        self.network = network
+        self.unsafe_allow_unconfined = unsafe_allow_unconfined
+        self._runners: dict[str, SandboxedRunner] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._report = self._probe()
+        if not self._report.confined and not unsafe_allow_unconfined:
+            raise ServiceUnavailable(
+                "the model sandbox cannot be enforced on this host: "
+                + "; ".join(self._report.problems or ("confinement incomplete",)),
+                remedy="run on Linux with seccomp enabled, or pass unsafe_allow_unconfined "
+                "for development only",
+            )
+
+    def _probe(self) -> SandboxReport:
+        canary = WorkerProcess(None, self.limits, network=self.network)
+        try:
+            canary.start(b"")
+            found = canary.probe()
+        finally:
+            canary.stop()
+        sandbox = canary.sandbox
+        problems = [str(p) for p in sandbox.get("errors", [])]
+        if "failed" in found:
+            problems.append(str(found["failed"]))
+        socket_denied = str(found.get("socket_inet", "")).startswith("denied") and str(
+            found.get("socket_unix", "")
+        ).startswith("denied")
+        execve_denied = str(found.get("execve", "")).startswith("denied")
+        write_denied = str(found.get("write_file", "")).startswith("denied")
+        for name, ok in (("socket", socket_denied), ("execve", execve_denied)):
+            if not ok:
+                problems.append(f"{name} is not denied inside the worker")
+        return SandboxReport(
+            mechanism=_mechanism(sandbox),
+            network_namespace=sandbox.get("network_namespace"),
+            seccomp=bool(sandbox.get("seccomp")),
+            socket_denied=socket_denied,
+            execve_denied=execve_denied,
+            file_write_denied=write_denied,
+            rlimits=dict(sandbox.get("rlimits") or {}),
+            problems=tuple(problems),
+        )
+
+    def check_confinement(self, sandbox: Mapping[str, Any]) -> None:
+        """Refuse a worker whose confinement is weaker than the probe's."""
+        if self.unsafe_allow_unconfined:
+            return
+        if not sandbox.get("seccomp"):
+            raise ServiceUnavailable("a sandboxed worker could not install its seccomp filter")
+        if self._report.network_namespace and not sandbox.get("network_namespace"):
+            raise ServiceUnavailable("a sandboxed worker could not enter its network namespace")
+
+    def load(
+        self,
+        instance_id: str,
+        fmt: ModelFormat,
+        model: bytes | bytearray | memoryview,
+        limits: RuntimeLimits,
+    ) -> SandboxedRunner:
+        """Start the instance's workers with *model*; raises ModelRejected if refused.
+
+        Loading an instance that is already loaded raises Conflict: unload first.
+        """
+        if self._closed:
+            raise ServiceUnavailable("the supervisor is closed")
+        with self._lock:
+            if instance_id in self._runners:
+                raise Conflict(f"instance {instance_id!r} already has a model loaded")
+        data = model if isinstance(model, bytes) else bytes(model)
+        if len(data) > limits.max_model_bytes:
+            raise ModelRejected(
+                f"the model has {len(data)} bytes, over the limit of {limits.max_model_bytes}"
+            )
+        runner = SandboxedRunner(self, fmt, data, limits)
+        with self._lock:
+            if instance_id in self._runners:
+                runner.close()
+                raise Conflict(f"instance {instance_id!r} already has a model loaded")
+            self._runners[instance_id] = runner
+        return runner
+
+    def runner(self, instance_id: str) -> SandboxedRunner:
+        with self._lock:
+            runner = self._runners.get(instance_id)
+        if runner is None:
+            raise NotFound(f"instance {instance_id!r} has no model loaded")
+        return runner
+
+    def unload(self, instance_id: str) -> None:
+        with self._lock:
+            runner = self._runners.pop(instance_id, None)
+        if runner is not None:
+            runner.close()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            runners = list(self._runners.values())
+            self._runners.clear()
+        for runner in runners:
+            runner.close()
+
+    def report(self) -> SandboxReport:
+        with self._lock:
+            runners = list(self._runners.values())
+        base = self._report
+        return SandboxReport(
+            mechanism=base.mechanism,
+            network_namespace=base.network_namespace,
+            seccomp=base.seccomp,
+            socket_denied=base.socket_denied,
+            execve_denied=base.execve_denied,
+            file_write_denied=base.file_write_denied,
+            rlimits=base.rlimits,
+            instances=len(runners),
+            workers=sum(len(r.worker_pids) for r in runners),
+            restarts=sum(r.restarts for r in runners),
+            problems=base.problems,
+        )

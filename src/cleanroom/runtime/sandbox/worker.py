@@ -1,0 +1,216 @@
+"""The sandboxed worker: one process, one model, one request at a time.
+
+Started by the supervisor as ``python -s -B -m cleanroom.runtime.sandbox.worker
+SOCKET_FD SLOT_FD`` with a minimal environment and only those two file
+descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
+``cleanroom.errors``, numpy and the model's runtime. Sequence:
+
+1. read the ``start`` header (format, limits, confinement settings);
+2. confine: network namespace, resource limits, no dumping;
+3. read the model from the socket (never from a file);
+4. import the runtime, then install the seccomp filter, so parsing and
+   loading the untrusted model already happen under it;
+5. validate and load the model, reply with its signature and the
+   confinement actually in force;
+6. serve ``run`` / ``probe`` requests until ``stop`` or end of file.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import socket
+import sys
+from typing import Any
+
+from cleanroom.errors import Error, InferenceFailed, ModelRejected
+from cleanroom.runtime.base import ModelRunner, RuntimeLimits
+from cleanroom.runtime.sandbox import confine, seccomp
+from cleanroom.runtime.sandbox.protocol import FrameError, recv_header, recv_payload, send_frame
+from cleanroom.wire.formats import ModelFormat
+from cleanroom.wire.tensors import decode_tensors, encode_tensors
+
+
+def limits_from_json(doc: dict[str, Any]) -> RuntimeLimits:
+    return RuntimeLimits(
+        max_model_bytes=int(doc["max_model_bytes"]),
+        request_timeout_s=float(doc["request_timeout_s"]),
+        memory_bytes=int(doc["memory_bytes"]),
+        cpu_seconds=int(doc["cpu_seconds"]),
+        open_files=int(doc["open_files"]),
+        workers=int(doc["workers"]),
+        intra_op_threads=int(doc["intra_op_threads"]),
+        extra={str(k): str(v) for k, v in dict(doc["extra"]).items()},
+    )
+
+
+def _error_reply(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, Error):
+        return {"ok": False, "code": exc.code, "message": exc.message[:500]}
+    if isinstance(exc, MemoryError):
+        return {"ok": False, "code": InferenceFailed.code, "message": "out of memory"}
+    return {"ok": False, "code": InferenceFailed.code, "message": type(exc).__name__}
+
+
+def _confine_before_load(header: dict[str, Any], limits: RuntimeLimits) -> dict[str, Any]:
+    info: dict[str, Any] = {"network_namespace": None, "seccomp": False, "errors": []}
+    if header.get("network") == "auto":
+        try:
+            info["network_namespace"] = confine.isolate_network()
+        except OSError as exc:
+            info["errors"].append(f"network namespace: {exc.strerror}")
+    info["rlimits"] = confine.set_resource_limits(limits)
+    confine.forbid_dumping()
+    return info
+
+
+def _import_runtime(fmt: ModelFormat | None) -> None:
+    # Import everything the model needs before the filter goes on, so that
+    # the filter never has to allow what importing does.
+    import numpy  # noqa: F401
+
+    if fmt == ModelFormat.ONNX:
+        import onnx
+        import onnx.checker  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+        import cleanroom.runtime.onnx
+        import cleanroom.runtime.onnx_checks
+    elif fmt == ModelFormat.TFLITE:
+        import ai_edge_litert.interpreter
+        import ai_edge_litert.schema_py_generated  # noqa: F401
+
+        import cleanroom.runtime.tflite  # noqa: F401
+
+
+def probe() -> dict[str, Any]:
+    """Try what the sandbox must forbid, from inside; report each outcome."""
+    results: dict[str, Any] = {"net_ns": os.readlink("/proc/self/ns/net")}
+    for family, label in ((socket.AF_INET, "socket_inet"), (socket.AF_UNIX, "socket_unix")):
+        try:
+            socket.socket(family, socket.SOCK_STREAM).close()
+            results[label] = "allowed"
+        except OSError as exc:
+            results[label] = f"denied ({exc.strerror})"
+    # Not tempfile.gettempdir(): it needs a writable directory to answer at all.
+    path = f"/tmp/cleanroom-probe-{os.getpid()}"  # noqa: S108
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(path)
+        results["write_file"] = "allowed"
+    except OSError as exc:
+        results["write_file"] = f"denied ({exc.strerror})"
+    try:
+        # Succeeding here replaces the worker: the supervisor then sees it
+        # exit, which it also treats as "execve allowed" (fail closed).
+        os.execv(sys.executable, [sys.executable, "-c", "pass"])  # noqa: S606
+    except OSError as exc:
+        results["execve"] = f"denied ({exc.strerror})"
+    return results
+
+
+class _Worker:
+    def __init__(self, sock: socket.socket, slot: mmap.mmap) -> None:
+        self.sock = sock
+        self.slot = slot
+        self.runner: ModelRunner | None = None
+        self.limits = RuntimeLimits()
+
+    def start(self) -> None:
+        header, size = recv_header(self.sock)
+        if header.get("op") != "start":
+            raise FrameError("expected a start message")
+        self.limits = limits_from_json(header["limits"])
+        fmt = ModelFormat(header["format"]) if header.get("format") else None
+        info = _confine_before_load(header, self.limits)
+        model = recv_payload(self.sock, size, self.limits.max_model_bytes)
+        _import_runtime(fmt)
+        try:
+            seccomp.install_filter()
+            info["seccomp"] = True
+        except OSError as exc:
+            info["errors"].append(f"seccomp: {exc.strerror}")
+        reply: dict[str, Any] = {"ok": True, "sandbox": info, "pid": os.getpid()}
+        if fmt is not None:
+            try:
+                from cleanroom.runtime.loading import load_model
+
+                self.runner = load_model(fmt, model, self.limits)
+                reply["signature"] = self.runner.signature.to_json()
+            except ModelRejected as exc:
+                reply = _error_reply(exc)
+            except Exception as exc:  # the runtime refused: say so, never crash silently
+                reply = _error_reply(ModelRejected(f"the model cannot be loaded: {exc}"))
+            del model
+        send_frame(self.sock, reply)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                header, size = recv_header(self.sock)
+            except FrameError:
+                return
+            op = header.get("op")
+            if op == "stop":
+                return
+            if op == "probe":
+                send_frame(self.sock, {"ok": True, "probe": probe()})
+            elif op == "run":
+                payload = recv_payload(self.sock, size, self.limits.memory_bytes)
+                self._run(header, payload)
+            else:
+                return
+
+    def _run(self, header: dict[str, Any], payload: bytes) -> None:
+        reply: dict[str, Any]
+        body = b""
+        try:
+            if self.runner is None:
+                raise InferenceFailed("no model is loaded in this worker")
+            nbytes = int(header["nbytes"])
+            if header.get("area") == "shm":
+                if not 0 <= nbytes <= len(self.slot):
+                    raise InferenceFailed("request does not fit the shared slot")
+                view = memoryview(self.slot)[:nbytes]
+                inputs = decode_tensors(view)
+            else:
+                view = None
+                inputs = decode_tensors(payload)
+            try:
+                outputs = self.runner.run(inputs)
+            finally:
+                # Drop the views into the slot before the slot is overwritten.
+                del inputs, view
+            encoded = encode_tensors(outputs)
+            del outputs
+            if len(encoded) <= len(self.slot):
+                self.slot[: len(encoded)] = encoded
+                reply = {"ok": True, "area": "shm", "nbytes": len(encoded)}
+            else:
+                body = encoded
+                reply = {"ok": True, "area": "inline", "nbytes": len(encoded)}
+        except Exception as exc:
+            reply = _error_reply(exc)
+        del payload
+        send_frame(self.sock, reply, body)
+        # Inputs and outputs are not retained after a request: every
+        # reference above is local and freed here by reference counting.
+        del body
+
+
+def main(argv: list[str]) -> int:
+    sock = socket.socket(fileno=int(argv[1]))
+    slot_fd = int(argv[2])
+    slot = mmap.mmap(slot_fd, os.fstat(slot_fd).st_size)
+    worker = _Worker(sock, slot)
+    try:
+        worker.start()
+        worker.serve()
+    except FrameError:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,104 @@
+"""The worker's confinement, checked from the outside and by trying from inside."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from cleanroom.errors import ServiceUnavailable
+from cleanroom.runtime import RuntimeLimits, Supervisor
+from cleanroom.runtime.sandbox import SandboxedRunner
+from cleanroom.wire.formats import ModelFormat
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="reads another process's namespaces")
+
+
+@pytest.fixture(scope="module")
+def onnx_runner(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> Iterator[SandboxedRunner]:
+    instance = f"iso-{uuid.uuid4()}"
+    runner = supervisor.load(instance, ModelFormat.ONNX, model_bytes("mixed_io.onnx"), limits)
+    yield runner
+    supervisor.unload(instance)
+
+
+@needs_root
+def test_worker_network_namespace_differs_from_the_service(onnx_runner: SandboxedRunner) -> None:
+    ours = os.readlink("/proc/self/ns/net")
+    for pid in onnx_runner.worker_pids:
+        assert os.readlink(f"/proc/{pid}/ns/net") != ours
+
+
+@pytest.mark.parametrize(
+    ("action", "outcome"),
+    [
+        ("socket_inet", "denied (Operation not permitted)"),
+        ("socket_unix", "denied (Operation not permitted)"),
+        ("execve", "denied (Operation not permitted)"),
+        ("write_file", "denied (Permission denied)"),
+    ],
+)
+def test_forbidden_actions_fail_inside_a_loaded_worker(
+    onnx_runner: SandboxedRunner, action: str, outcome: str
+) -> None:
+    assert onnx_runner.probe()[action] == outcome
+
+
+def test_tflite_worker_is_confined_the_same_way(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    instance = f"iso-tfl-{uuid.uuid4()}"
+    runner = supervisor.load(instance, ModelFormat.TFLITE, model_bytes("add_mul.tflite"), limits)
+    try:
+        found = runner.probe()
+        assert found["socket_inet"].startswith("denied")
+        assert found["execve"].startswith("denied")
+        assert found["net_ns"] != os.readlink("/proc/self/ns/net")
+    finally:
+        supervisor.unload(instance)
+
+
+def test_report_names_the_mechanism_in_force(supervisor: Supervisor) -> None:
+    report = supervisor.report()
+    assert report.mechanism == "netns+seccomp"
+    assert report.confined
+    assert report.file_write_denied
+    assert report.rlimits["RLIMIT_CORE"] == 0
+    assert report.to_json()["mechanism"] == "netns+seccomp"
+
+
+def test_seccomp_fallback_without_a_namespace(
+    model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    fallback = Supervisor(limits, network="seccomp")
+    try:
+        report = fallback.report()
+        assert report.mechanism == "seccomp"
+        assert report.network_namespace is None
+        assert report.socket_denied
+        assert report.execve_denied
+        runner = fallback.load("fb", ModelFormat.TFLITE, model_bytes("add_mul.tflite"), limits)
+        found = runner.probe()
+        # Same namespace as the service, yet no socket can be created.
+        assert found["net_ns"] == os.readlink("/proc/self/ns/net")
+        assert found["socket_inet"].startswith("denied")
+    finally:
+        fallback.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "sandbox"),
+    [
+        ("no seccomp", {"seccomp": False, "network_namespace": "netns"}),
+        ("no namespace where the host allows one", {"seccomp": True}),
+    ],
+)
+def test_a_worker_weaker_than_the_probe_is_refused(
+    supervisor: Supervisor, name: str, sandbox: dict[str, object]
+) -> None:
+    with pytest.raises(ServiceUnavailable):
+        supervisor.check_confinement(sandbox)

@@ -1,0 +1,304 @@
+"""Sandboxed runners: same answers as the runtimes, and survival of hostile models."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from cleanroom.errors import Conflict, InferenceFailed, InvalidTensor, ModelRejected, NotFound
+from cleanroom.runtime import RuntimeLimits, Supervisor
+from cleanroom.runtime.sandbox import SandboxedRunner
+from cleanroom.wire.formats import ModelFormat
+
+RNG = np.random.default_rng(11)
+
+
+def mixed_inputs(batch: int) -> dict[str, Any]:
+    return {
+        "x": RNG.standard_normal((batch, 4)).astype(np.float32),
+        "scale": np.array([0.5], np.float32),
+        "ids": np.arange(batch, dtype=np.int64),
+    }
+
+
+def direct_onnx(model: bytes, inputs: dict[str, Any]) -> dict[str, Any]:
+    # The runner's documented session options (one thread in the test limits,
+    # no prepacking), so results must be bit-for-bit equal.
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, inputs), strict=True))
+
+
+def direct_tflite(model: bytes, inputs: dict[str, Any]) -> dict[str, Any]:
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], inputs[detail["name"]])
+    interpreter.invoke()
+    return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+
+
+def assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert set(got) == set(want)
+    for name, value in want.items():
+        assert got[name].dtype == value.dtype, name
+        np.testing.assert_array_equal(got[name], value)
+
+
+@pytest.fixture(scope="module")
+def onnx_instance(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> Iterator[SandboxedRunner]:
+    instance = f"mixed-{uuid.uuid4()}"
+    runner = supervisor.load(
+        instance, ModelFormat.ONNX, model_bytes("mixed_io.onnx"), replace(limits, workers=2)
+    )
+    yield runner
+    supervisor.unload(instance)
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_onnx_in_the_sandbox_equals_direct_onnxruntime(
+    onnx_instance: SandboxedRunner, model_bytes: Callable[[str], bytes]
+) -> None:
+    for batch in (1, 5):
+        inputs = mixed_inputs(batch)
+        assert_same(onnx_instance.run(inputs), direct_onnx(model_bytes("mixed_io.onnx"), inputs))
+
+
+@pytest.mark.parametrize("fixture", ["add_mul.tflite", "dense_cast.tflite"])
+def test_tflite_end_to_end_equals_direct_litert(
+    supervisor: Supervisor,
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    fixture: str,
+) -> None:
+    instance = f"tfl-{uuid.uuid4()}"
+    runner = supervisor.load(instance, ModelFormat.TFLITE, model_bytes(fixture), limits)
+    try:
+        inputs = {
+            spec.name: RNG.standard_normal([d or 1 for d in spec.shape]).astype(np.float32)
+            for spec in runner.signature.inputs
+        }
+        assert_same(runner.run(inputs), direct_tflite(model_bytes(fixture), inputs))
+        with pytest.raises(InvalidTensor):
+            runner.run({name: value.astype(np.float64) for name, value in inputs.items()})
+    finally:
+        supervisor.unload(instance)
+
+
+def test_concurrent_requests_share_the_workers_without_reloading(
+    onnx_instance: SandboxedRunner, model_bytes: Callable[[str], bytes]
+) -> None:
+    pids_before = sorted(onnx_instance.worker_pids)
+    assert len(pids_before) == 2  # limits.workers: the model is loaded twice, no more
+    batches = [mixed_inputs(b) for b in range(1, 17)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(onnx_instance.run, batches))
+    for inputs, got in zip(batches, results, strict=True):
+        assert_same(got, direct_onnx(model_bytes("mixed_io.onnx"), inputs))
+    assert sorted(onnx_instance.worker_pids) == pids_before
+
+
+def test_tensors_larger_than_the_slot_travel_inline(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    small_slot = replace(limits, extra={"sandbox.slot_bytes": "4096"})
+    instance = f"inline-{uuid.uuid4()}"
+    runner = supervisor.load(instance, ModelFormat.ONNX, model_bytes("mixed_io.onnx"), small_slot)
+    try:
+        inputs = mixed_inputs(2000)  # about 40 KB in, 40 KB out
+        assert_same(runner.run(inputs), direct_onnx(model_bytes("mixed_io.onnx"), inputs))
+    finally:
+        supervisor.unload(instance)
+
+
+def test_string_tensors_cross_the_sandbox(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    instance = f"str-{uuid.uuid4()}"
+    runner = supervisor.load(
+        instance, ModelFormat.ONNX, model_bytes("string_identity.onnx"), limits
+    )
+    try:
+        assert runner.run({"words": np.array(["a", "é", ""])})["same"].tolist() == ["a", "é", ""]
+    finally:
+        supervisor.unload(instance)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "fixture", "expected"),
+    [
+        (ModelFormat.ONNX, "hostile_external_data_etc_passwd.onnx", "external data"),
+        (ModelFormat.ONNX, "hostile_external_data_dotdot.onnx", "external data"),
+        (ModelFormat.ONNX, "hostile_custom_domain_op.onnx", "custom operator domain"),
+        (ModelFormat.ONNX, "hostile_unknown_opset.onnx", "opset 999"),
+        (ModelFormat.ONNX, "hostile_huge_declared_input.onnx", "memory limit"),
+        (ModelFormat.TFLITE, "hostile_custom_op.tflite", "custom operator 'Exfiltrate'"),
+    ],
+)
+def test_hostile_models_are_refused_by_the_worker(
+    supervisor: Supervisor,
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    fmt: ModelFormat,
+    fixture: str,
+    expected: str,
+) -> None:
+    instance = f"hostile-{uuid.uuid4()}"
+    with pytest.raises(ModelRejected, match=expected):
+        supervisor.load(instance, fmt, model_bytes(fixture), limits)
+    with pytest.raises(NotFound):
+        supervisor.runner(instance)
+
+
+def test_memory_bomb_is_stopped_and_the_worker_keeps_serving(
+    supervisor: Supervisor,
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    onnx_instance: SandboxedRunner,
+) -> None:
+    instance = f"bomb-{uuid.uuid4()}"
+    tight = replace(limits, memory_bytes=1024**3)
+    runner = supervisor.load(
+        instance, ModelFormat.ONNX, model_bytes("hostile_memory_bomb.onnx"), tight
+    )
+    try:
+        with pytest.raises(InferenceFailed):
+            runner.run({"shape": np.array([1 << 17, 1 << 17], np.int64)})  # 64 GiB
+        small = runner.run({"shape": np.array([2, 3], np.int64)})
+        np.testing.assert_array_equal(small["filled"], np.zeros((2, 3), np.float32))
+        assert onnx_instance.run(mixed_inputs(1))["y"].shape == (1, 2)
+    finally:
+        supervisor.unload(instance)
+
+
+def test_endless_loop_times_out_is_restarted_and_others_keep_answering(
+    supervisor: Supervisor,
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    onnx_instance: SandboxedRunner,
+) -> None:
+    instance = f"loop-{uuid.uuid4()}"
+    runner = supervisor.load(
+        instance,
+        ModelFormat.ONNX,
+        model_bytes("hostile_infinite_loop.onnx"),
+        replace(limits, request_timeout_s=1.0),
+    )
+    try:
+        (old_pid,) = runner.worker_pids
+        answers: list[int] = []
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            while not stop.is_set():
+                answers.append(onnx_instance.run(mixed_inputs(1))["y"].shape[0])
+
+        other = threading.Thread(target=keep_asking)
+        other.start()
+        try:
+            with pytest.raises(InferenceFailed, match="did not finish within 1 s"):
+                runner.run({"x": np.array([0.0], np.float32)})
+        finally:
+            stop.set()
+            other.join()
+        assert answers
+        assert all(a == 1 for a in answers)
+        assert wait_for(lambda: bool(runner.worker_pids) and runner.worker_pids != [old_pid])
+        assert supervisor.report().restarts >= 1
+    finally:
+        supervisor.unload(instance)
+
+
+def test_a_crashed_worker_fails_its_request_and_is_replaced(
+    supervisor: Supervisor,
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    onnx_instance: SandboxedRunner,
+) -> None:
+    instance = f"crash-{uuid.uuid4()}"
+    runner = supervisor.load(
+        instance, ModelFormat.ONNX, model_bytes("hostile_infinite_loop.onnx"), limits
+    )
+    try:
+        (pid,) = runner.worker_pids
+        killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        with pytest.raises(InferenceFailed, match="SIGKILL"):
+            runner.run({"x": np.array([0.0], np.float32)})
+        killer.join()
+        assert onnx_instance.run(mixed_inputs(2))["y"].shape == (2, 2)
+        assert wait_for(lambda: bool(runner.worker_pids) and runner.worker_pids != [pid])
+    finally:
+        supervisor.unload(instance)
+
+
+def test_invalid_inputs_are_refused_before_reaching_a_worker(
+    onnx_instance: SandboxedRunner,
+) -> None:
+    with pytest.raises(InvalidTensor, match="missing input"):
+        onnx_instance.run({"x": np.zeros((1, 4), np.float32)})
+
+
+def test_load_unload_and_lookups(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    instance = f"life-{uuid.uuid4()}"
+    runner = supervisor.load(instance, ModelFormat.TFLITE, model_bytes("add_mul.tflite"), limits)
+    assert supervisor.runner(instance) is runner
+    assert runner.ready()
+    with pytest.raises(Conflict):
+        supervisor.load(instance, ModelFormat.TFLITE, model_bytes("add_mul.tflite"), limits)
+    pids = runner.worker_pids
+    supervisor.unload(instance)
+    assert not runner.ready()
+    with pytest.raises(InferenceFailed):
+        runner.run({"a": np.zeros((1, 4), np.float32), "b": np.zeros((1, 4), np.float32)})
+    with pytest.raises(NotFound):
+        supervisor.runner(instance)
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_model_over_the_size_limit_is_refused_without_starting_a_worker(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    with pytest.raises(ModelRejected, match="over the limit"):
+        supervisor.load(
+            "too-big",
+            ModelFormat.ONNX,
+            model_bytes("mixed_io.onnx"),
+            replace(limits, max_model_bytes=10),
+        )

@@ -1,0 +1,135 @@
+"""In-process loading gives exactly what the runtimes give when called directly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected
+from cleanroom.runtime import RuntimeLimits, load_model
+from cleanroom.wire.formats import ModelFormat
+
+RNG = np.random.default_rng(7)
+
+
+def mixed_inputs(batch: int = 3) -> dict[str, Any]:
+    return {
+        "x": RNG.standard_normal((batch, 4)).astype(np.float32),
+        "scale": np.array([1.5], np.float32),
+        "ids": np.arange(batch, dtype=np.int64) * 7,
+    }
+
+
+def direct_onnx(model: bytes, inputs: dict[str, Any]) -> dict[str, Any]:
+    # The runner's documented session options (one thread in the test limits,
+    # no prepacking), so results must be bit-for-bit equal.
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, inputs), strict=True))
+
+
+def direct_tflite(model: bytes, inputs: dict[str, Any]) -> dict[str, Any]:
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], inputs[detail["name"]])
+    interpreter.invoke()
+    return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+
+
+def assert_same(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert set(got) == set(want)
+    for name, value in want.items():
+        assert got[name].dtype == value.dtype, name
+        np.testing.assert_array_equal(got[name], value)
+
+
+def test_onnx_matches_direct_onnxruntime(
+    model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    model = model_bytes("mixed_io.onnx")
+    runner = load_model(ModelFormat.ONNX, model, limits)
+    inputs = mixed_inputs()
+    assert_same(runner.run(inputs), direct_onnx(model, inputs))
+    assert runner.ready()
+    runner.close()
+
+
+@pytest.mark.parametrize("fixture", ["add_mul.tflite", "dense_cast.tflite"])
+def test_tflite_matches_direct_litert(
+    model_bytes: Callable[[str], bytes], limits: RuntimeLimits, fixture: str
+) -> None:
+    model = model_bytes(fixture)
+    runner = load_model(ModelFormat.TFLITE, model, limits)
+    inputs = {
+        spec.name: RNG.standard_normal([d or 1 for d in spec.shape]).astype(np.float32)
+        for spec in runner.signature.inputs
+    }
+    assert_same(runner.run(inputs), direct_tflite(model, inputs))
+    runner.close()
+
+
+def test_string_tensors_round_trip(
+    model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    runner = load_model(ModelFormat.ONNX, model_bytes("string_identity.onnx"), limits)
+    out = runner.run({"words": np.array(["clean", "room", "é"])})
+    assert out["same"].tolist() == ["clean", "room", "é"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "fixture"),
+    [
+        (ModelFormat.ONNX, "hostile_external_data_etc_passwd.onnx"),
+        (ModelFormat.ONNX, "hostile_custom_domain_op.onnx"),
+        (ModelFormat.TFLITE, "hostile_custom_op.tflite"),
+        (ModelFormat.TFLITE, "add_mul.onnx.missing"),
+    ],
+)
+def test_load_refuses_hostile_models(
+    model_bytes: Callable[[str], bytes], limits: RuntimeLimits, fmt: ModelFormat, fixture: str
+) -> None:
+    data = model_bytes(fixture) if not fixture.endswith(".missing") else b"\x00" * 64
+    with pytest.raises(ModelRejected):
+        load_model(fmt, data, limits)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "fixture", "inputs"),
+    [
+        (ModelFormat.ONNX, "mixed_io.onnx", {"x": np.zeros((1, 4), np.float32)}),
+        (ModelFormat.TFLITE, "add_mul.tflite", {"a": np.zeros((1, 4)), "b": np.zeros((1, 4))}),
+        (
+            ModelFormat.TFLITE,
+            "add_mul.tflite",
+            {"a": np.zeros((1, 5), np.float32), "b": np.zeros((1, 4), np.float32)},
+        ),
+    ],
+)
+def test_run_refuses_mismatched_inputs(
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    fmt: ModelFormat,
+    fixture: str,
+    inputs: dict[str, Any],
+) -> None:
+    runner = load_model(fmt, model_bytes(fixture), limits)
+    with pytest.raises(InvalidTensor):
+        runner.run(inputs)
+
+
+def test_runtime_failure_is_inference_failed(
+    model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    runner = load_model(ModelFormat.ONNX, model_bytes("hostile_memory_bomb.onnx"), limits)
+    # A negative dimension passes the signature (int64 [2]) but ORT refuses it.
+    with pytest.raises(InferenceFailed, match="the model failed"):
+        runner.run({"shape": np.array([-1, 4], np.int64)})
