@@ -30,6 +30,7 @@ from cleanroom.attestation.dcap.chain import common_name, verify_raw_signature
 from cleanroom.attestation.dcap.collateral import signed_member
 from cleanroom.attestation.dcap.identity import IdentityTcbLevel, parse_tcb_info
 from cleanroom.attestation.dcap.pck import load_pem_chain, parse_pck_extensions
+from cleanroom.attestation.dcap.structs import TdReport
 from cleanroom.attestation.dcap.tcb import evaluate_tcb
 from cleanroom.attestation.dcap.verify import verify_quote
 from cleanroom.attestation.platform import Claims
@@ -194,7 +195,7 @@ def test_go_tdx_guest_v5_sample_is_up_to_date_against_its_tcb_info() -> None:
     tcb_info = parse_tcb_info(tcb_bytes)
     assert tcb_info.fmspc == pck.FMSPC
     body = quote.body
-    assert hasattr(body, "TEE_TCB_SVN")
+    assert isinstance(body, TdReport)
     qe = IdentityTcbLevel(isvsvn=0, tcb_date="", tcb_status="UpToDate", advisory_ids=())
     evaluation = evaluate_tcb(
         tcb_info, pck.CPUSVN_COMPONENTS, pck.PCESVN, qe, body.TEE_TCB_SVN, body.TEE_TCB_SVN2
