@@ -64,6 +64,11 @@ def fill(log: DecisionLog, n: int) -> None:
         )
 
 
+@pytest.fixture(name="fill")
+def fill_fixture() -> Callable[[DecisionLog, int], None]:
+    return fill
+
+
 @pytest.fixture
 def filled_log(
     conn: sqlite3.Connection, log_key: ed25519.Ed25519PrivateKey, clock: Clock
