@@ -288,11 +288,19 @@ class AttestationPolicy:
         )
 
     @classmethod
-    def authenticity_only(cls) -> AttestationPolicy:
+    def authenticity_only(
+        cls, *, simulated_root: str | os.PathLike[str] | None = None
+    ) -> AttestationPolicy:
         """A policy that checks no claim but the TCB status (``UpToDate``
-        only): authenticity alone. For inspecting evidence (the CLI without
+        only): authenticity alone. With ``simulated_root``, evidence of
+        that simulated TEE is accepted too. For inspecting evidence (the CLI without
         ``--policy``); never for deciding to send secrets."""
-        policy = cls(allow_debug=True, vmpl=None)
+        policy = cls(
+            allow_debug=True,
+            vmpl=None,
+            allow_simulated=simulated_root is not None,
+            simulated_root=simulated_root,
+        )
         policy._authenticity_only = True
         return policy
 
