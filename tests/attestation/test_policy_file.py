@@ -141,3 +141,15 @@ def test_simulated_root_must_be_a_certificate(tmp_path: Path) -> None:
     (tmp_path / "root.pem").write_text("not a certificate")
     with pytest.raises(ConfigurationError):
         AttestationPolicy(allow_simulated=True, simulated_root=tmp_path / "root.pem")
+
+
+def test_the_documented_example_is_a_valid_policy(tmp_path: Path) -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "attestation-policy.md"
+    text = doc.read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "policy.toml"
+    path.write_text(example)
+    policy = AttestationPolicy.from_file(path)
+    assert len(policy.measurements) == 1
+    assert policy.allow_simulated is False
+    assert dict(policy.min_tcb)["SNP"] == 22

@@ -45,7 +45,8 @@ class Evidence:
     report or quote bytes exactly as produced; ``certificates`` the DER
     certificates that came with it (SEV-SNP: VCEK or VLEK, ASK or ASVK, maybe
     the ARK, which is never trusted from here); ``collateral`` Intel DCAP
-    collateral (JSON-shaped, like PCS responses), ``None`` for SEV-SNP;
+    collateral (JSON-shaped, like PCS responses); for SEV-SNP ``None``, or
+    ``{"amd_crls": [base64 DER CRL, ...]}`` to check AMD revocation lists;
     ``simulated`` is True when a simulated TEE produced it.
     """
 

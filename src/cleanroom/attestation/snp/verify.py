@@ -14,6 +14,9 @@ and the VCEK specification (57230):
 4. verify the report's ECDSA P-384 SHA-384 signature over bytes 0x000-0x29F;
 5. REPORTED_TCB must equal the VEK's SPL extensions (Turin layout on Turin),
    and CHIP_ID the VCEK's hwID (first 8 bytes on Turin, the rest zero).
+
+AMD CRLs are checked when supplied (``collateral={"amd_crls": [...]}``,
+base64 DER); verification never fetches anything.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cleanroom.attestation.platform import TCB_STATUS_NOT_APPLICABLE, Claims
 from cleanroom.attestation.snp import abi
 from cleanroom.attestation.snp.certs import AmdCertificate, check_signed_by, parse_certificate
+from cleanroom.attestation.snp.crl import (
+    COLLATERAL_KEY,
+    AmdCrl,
+    check_revocation,
+    crls_from_collateral,
+)
 from cleanroom.attestation.snp.roots import PRODUCTS, pinned_ark
 from cleanroom.errors import EvidenceFormatError, EvidenceSignatureError
 
@@ -194,11 +203,15 @@ class SnpVerifier:
     ) -> Claims:
         if at.tzinfo is None:
             raise ValueError("verification time must be timezone-aware")
+        crls: list[AmdCrl] = []
         if collateral:
-            raise EvidenceFormatError(
-                "SEV-SNP evidence takes no collateral",
-                failures=[f"collateral: got {sorted(collateral)}, expected none for SEV-SNP"],
-            )
+            unknown = sorted(set(collateral) - {COLLATERAL_KEY})
+            if unknown:
+                raise EvidenceFormatError(
+                    "SEV-SNP evidence takes no collateral but AMD CRLs",
+                    failures=[f"collateral: got {unknown}, expected only {COLLATERAL_KEY}"],
+                )
+            crls = crls_from_collateral(collateral)
         parsed = abi.parse_report(report)
         signing_key = parsed.signing_key
         if signing_key not in _LEAF_CN:
@@ -225,7 +238,7 @@ class SnpVerifier:
         failures: list[str] = []
         for leaf in leaves:
             try:
-                return self._verify_with(parsed, leaf, certs, extra, at)
+                return self._verify_with(parsed, leaf, certs, extra, at, crls)
             except EvidenceSignatureError as exc:
                 failures.extend(exc.failures or [exc.message])
         raise EvidenceSignatureError(
@@ -239,6 +252,7 @@ class SnpVerifier:
         certs: Sequence[AmdCertificate],
         extra_roots: Sequence[AmdCertificate],
         at: datetime,
+        crls: Sequence[AmdCrl] = (),
     ) -> Claims:
         report_product = report.product
         cert_product = leaf.extensions.product
@@ -293,6 +307,7 @@ class SnpVerifier:
                     raise EvidenceSignatureError(
                         "a certificate of the SEV-SNP chain is not valid now", failures=expired
                     )
+                check_revocation(crls, anchor, (intermediate, leaf), at)
                 _check_report_signature(report, leaf)
                 binding = _binding_failures(report, leaf, product)
                 if binding:
