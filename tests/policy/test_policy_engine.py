@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -14,9 +15,11 @@ from cleanroom.policy import (
     InstanceInfo,
     PolicyBundle,
     egress_input,
+    engine,
     ingress_input,
     policy_digest,
 )
+from cleanroom.policy._rego_input import to_input
 
 INSTANCE = InstanceInfo(id="inst-1", owner="lender@example.com", users=["bank-a@example.com"])
 
@@ -347,9 +350,19 @@ def test_anything_but_true_denies(name: str, rule: str, reason: str) -> None:
         ("non-string key", lambda d: d["context"].update({1: "x"})),
         ("an object", lambda d: d["context"].update(x=object())),
         ("too deep", lambda d: d["context"].update(x=_nested(40))),
+        # The engine's C API reads NUL-terminated strings: "owner\0..." would
+        # otherwise reach the policy as the owner's name.
+        ("NUL in the user", lambda d: d.update(user="lender@example.com\x00evil")),
+        ("NUL in a key", lambda d: d["context"].update({"a\x00b": 1})),
+        ("integer beyond int64", lambda d: d["usage"].update(queries=2**63)),
+        ("a set", lambda d: d["context"].update(x={1, 2})),
     ],
 )
-def test_an_input_that_is_not_json_denies(name: str, mutation: Any) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["direct", "regopy-converter"])
+def test_an_input_that_is_not_json_denies(
+    name: str, mutation: Any, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "to_input", functools.partial(to_input, fast=fast))
     bundle = PolicyBundle.compile(DEFAULT_POLICY)
     doc = _ingress(user="lender@example.com")
     assert bundle.evaluate_ingress(doc).allowed
@@ -422,3 +435,20 @@ def test_concurrent_evaluations_get_their_own_answers(lending: PolicyBundle) -> 
     for t in threads:
         t.join()
     assert failures == []
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["direct", "regopy-converter"])
+def test_both_input_converters_give_the_same_decisions(
+    lending: PolicyBundle, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "to_input", functools.partial(to_input, fast=fast))
+    docs = [_ingress(queries=q, user=u) for q in (0, 5) for u in ("bank-a@example.com", "x")]
+    answers = [(d.allowed, d.reason) for d in map(lending.evaluate_ingress, docs)]
+    assert answers == [
+        (True, None),
+        (False, "the caller is not a named bank"),
+        (False, "the query budget is exhausted"),
+        (False, "the caller is not a named bank; the query budget is exhausted"),
+    ]
+    egress = _egress(context={"nested": {"list": [1, 2.5, "x", None, True, [], {}]}})
+    assert lending.evaluate_egress(egress).allowed

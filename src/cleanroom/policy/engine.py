@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import re
 import threading
 import time
@@ -30,6 +29,7 @@ from regopy import Input, Interpreter, LogLevel, RegoError
 
 from cleanroom.errors import PolicyError
 from cleanroom.policy._engine_errors import compile_error_message, evaluation_error_code
+from cleanroom.policy._rego_input import to_input
 from cleanroom.policy.shaping import OutputShaping
 
 __all__ = ["BUNDLE_FORMAT", "MAX_POLICY_BYTES", "Decision", "PolicyBundle", "policy_digest"]
@@ -41,7 +41,6 @@ BUNDLE_FORMAT = b"cleanroom-policy-bundle/1\n"
 #: Larger modules are refused before they reach the engine.
 MAX_POLICY_BYTES = 256 * 1024
 _MAX_REASON_CHARS = 512
-_MAX_INPUT_DEPTH = 32
 
 _MODULE_NAME = "policy.rego"
 _ALLOW_INGRESS = "cleanroom/allow_ingress"
@@ -90,29 +89,6 @@ class Decision:
     reason: str | None
     elapsed_ms: float
     evaluation_error: bool = False
-
-
-def _check_json(value: Any, depth: int = 0) -> None:
-    """Refuse what is not plain JSON before it reaches the engine."""
-    if depth > _MAX_INPUT_DEPTH:
-        raise PolicyError("the policy input is nested too deeply")
-    if value is None or isinstance(value, bool | int | str):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise PolicyError("the policy input holds a non-finite number")
-        return
-    if isinstance(value, list | tuple):
-        for item in value:
-            _check_json(item, depth + 1)
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise PolicyError("the policy input has a non-string key")
-            _check_json(item, depth + 1)
-        return
-    raise PolicyError(f"the policy input holds a {type(value).__name__}, which is not JSON")
 
 
 def _reason_text(value: Any) -> str | None:
@@ -231,7 +207,7 @@ class PolicyBundle:
         rule = "data." + entrypoint.replace("/", ".")
         started = time.perf_counter()
         try:
-            _check_json(input_doc)
+            engine_input = to_input(input_doc)
         except PolicyError as exc:
             _log.warning("policy %s denied: invalid input document (%s)", self._digest, exc)
             return Decision(
@@ -242,7 +218,7 @@ class PolicyBundle:
             )
         with self._lock:
             try:
-                self._runner.set_input(Input(dict(input_doc)))
+                self._runner.set_input(engine_input)
                 ok, values, output = self._query(entrypoint)
                 if not ok:
                     code = evaluation_error_code(output)
