@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -106,7 +106,7 @@ def _check_is_ca(cert: x509.Certificate, what: str) -> None:
 def _check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature) as exc:
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
         raise EvidenceSignatureError(
             f"{what} is not signed by its issuer",
             failures=[

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from cleanroom.attestation.dcap.pck import load_pem_chain
 from cleanroom.errors import EvidenceFormatError
@@ -98,7 +99,7 @@ def _signature(value: Any, key: str) -> bytes:
 
 def _chain(value: Any, key: str) -> tuple[x509.Certificate, ...]:
     text = _text(value, key)
-    if "%" in text and "-----BEGIN" not in text:
+    if "%" in text and "-----BEGIN CERTIFICATE-----" not in text:
         text = unquote(text)
     certs = load_pem_chain(text.encode("ascii", errors="replace"), key)
     if not certs:
@@ -122,10 +123,15 @@ def _crl(value: Any, key: str) -> x509.CertificateRevocationList:
         raise _fail("collateral has the wrong type", f"{key}: got {type(value).__name__}")
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError as exc:
+            crl = x509.load_pem_x509_crl(data)
+        else:
+            crl = x509.load_der_x509_crl(data)
+        # Parse lazily-read fields now, so a malformed one is a format error.
+        _ = (crl.issuer, crl.last_update_utc, crl.next_update_utc, crl.signature_hash_algorithm)
+        _ = [(entry.serial_number, entry.revocation_date_utc) for entry in crl]
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise _fail("collateral CRL does not parse", f"{key}: {exc}") from None
+    return crl
 
 
 def signed_member(response: str, member: str, key: str) -> tuple[bytes, bytes]:

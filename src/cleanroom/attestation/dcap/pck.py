@@ -10,11 +10,14 @@ and are not needed for verification.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
 from asn1crypto import core
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 
 from cleanroom.errors import EvidenceFormatError
 
@@ -79,12 +82,31 @@ def load_pem_chain(pem: bytes, what: str) -> list[x509.Certificate]:
             failures=[f"{what}: {len(text)} bytes, at most {_MAX_CHAIN_PEM}"],
         )
     try:
-        certs = x509.load_pem_x509_certificates(text)
-    except ValueError as exc:
+        with warnings.catch_warnings():
+            # Intel certificates are RFC 5280-conformant; what cryptography only
+            # warns about (e.g. a non-positive serial) is refused here.
+            warnings.simplefilter("error", CryptographyDeprecationWarning)
+            certs = x509.load_pem_x509_certificates(text)
+            for cert in certs:
+                _parse_eagerly(cert)
+    except (
+        ValueError,
+        UnsupportedAlgorithm,
+        x509.InvalidVersion,
+        CryptographyDeprecationWarning,
+    ) as exc:
         raise EvidenceFormatError(
             f"{what} does not parse as PEM certificates", failures=[f"{what}: {exc}"]
         ) from None
     return certs
+
+
+def _parse_eagerly(cert: x509.Certificate) -> None:
+    """Touch every field verification reads: ``cryptography`` parses lazily, and
+    a malformed field must be refused here as a format error, not later."""
+    _ = (cert.subject, cert.issuer, cert.serial_number, cert.extensions)
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.signature_hash_algorithm)
+    cert.public_key()
 
 
 def _entries(value: bytes, what: str) -> dict[str, core.Any]:
