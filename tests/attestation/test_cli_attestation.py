@@ -176,3 +176,33 @@ def test_cli_errors_raise_for_main_to_report(
         evidence, argv = str(tmp_path / "g.bin"), []
     with pytest.raises(error):
         _run(["attestation", "verify", evidence, *argv])
+
+
+def test_fetch_completes_bare_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cleanroom.attestation import fetch
+    from cleanroom.attestation.snp import abi
+
+    report = (MS / "milan_attestation_report.bin").read_bytes()
+    kds = fetch.KdsFetcher()
+    pages = {
+        kds.vcek_url(abi.parse_report(report), "Milan"): split_certificates(
+            (MS / "milan_vcek.pem").read_bytes()
+        )[0],
+        kds.chain_url("Milan"): (MS / "milan_ask.pem").read_bytes()
+        + (MS / "milan_ark.pem").read_bytes(),
+    }
+    requested: list[str] = []
+
+    def fake_get(url: str) -> fetch.HttpResponse:
+        requested.append(url)
+        return fetch.HttpResponse(200, pages[url], {})
+
+    monkeypatch.setattr(fetch, "httpx_get", fake_get)
+    argv = ["attestation", "verify", str(MS / "milan_attestation_report.bin"), "--at", MILAN[-1]]
+    assert _run(argv) == 1  # offline by default: no VCEK, rejected
+    assert requested == []
+    assert _run([*argv, "--fetch", "--cache-dir", str(tmp_path)]) == 0
+    assert len(requested) == 2
+    assert "accepted" in capsys.readouterr().out.splitlines()[-1]

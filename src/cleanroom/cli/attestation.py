@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cleanroom.attestation import fetch
 from cleanroom.attestation.certificates import split_certificates
 from cleanroom.attestation.describe import report_fields
 from cleanroom.attestation.evidence import Evidence
@@ -63,6 +64,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     verify.add_argument(
         "--json", action="store_true", help="print the claims and the failures as JSON"
+    )
+    verify.add_argument(
+        "--fetch",
+        action="store_true",
+        help="fetch what the evidence lacks (SEV-SNP VCEK chain from AMD KDS, Intel collateral "
+        "from PCS); off by default: verification is offline",
+    )
+    verify.add_argument(
+        "--cache-dir", type=Path, help="with --fetch: keep fetched AMD certificates here"
+    )
+    verify.add_argument(
+        "--product",
+        choices=["Milan", "Genoa", "Turin"],
+        help="with --fetch: the AMD product line of a version 2 report (which does not say)",
     )
     verify.set_defaults(handler=run_verify)
 
@@ -178,6 +193,12 @@ def run_verify(args: argparse.Namespace) -> int:
     at = _parse_time(args.at)
     expected = _report_data(args.report_data)
     evidence = _load_evidence(args)
+    if args.fetch:
+        evidence = fetch.complete_evidence(
+            evidence,
+            kds=fetch.KdsFetcher(fetch.httpx_get, cache_dir=args.cache_dir, product=args.product),
+            pcs=fetch.PcsFetcher(fetch.httpx_get),
+        )
     claims: dict[str, Any] | None = None
     try:
         verified, failures = check_evidence(evidence, policy, report_data=expected, at=at)

@@ -1,0 +1,236 @@
+"""Fetching certificates and collateral: AMD KDS and Intel PCS. Off by default.
+
+Verification itself never touches the network: it uses what came with the
+evidence. A server that does not get its certificates from the host, or a
+client that wants to complete bare evidence, may use these fetchers
+explicitly (``complete_evidence``, ``cleanroom attestation verify --fetch``).
+The HTTP transport is injected (``get``), so tests never use the network,
+and AMD artifacts (immutable for a given URL) are cached in a directory.
+
+URLs: AMD "Versioned Chip Endorsement Key (VCEK) Certificate and KDS
+Interface Specification" (57230), section "KDS Interface"; Intel "SGX and
+TDX PCS API v4" (``/sgx|tdx/certification/v4/...``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from cleanroom.attestation.certificates import split_certificates
+from cleanroom.attestation.evidence import Evidence
+from cleanroom.attestation.snp import abi
+from cleanroom.attestation.snp.certs import parse_certificate
+from cleanroom.errors import ConfigurationError, EvidenceFormatError, ServiceUnavailable
+
+__all__ = [
+    "AMD_KDS",
+    "INTEL_PCS",
+    "INTEL_ROOT_CA_CRL",
+    "HttpGet",
+    "HttpResponse",
+    "KdsFetcher",
+    "PcsFetcher",
+    "complete_evidence",
+    "httpx_get",
+]
+
+AMD_KDS = "https://kdsintf.amd.com"
+INTEL_PCS = "https://api.trustedservices.intel.com"
+INTEL_ROOT_CA_CRL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+_MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str]
+
+
+class HttpGet(Protocol):
+    def __call__(self, url: str) -> HttpResponse: ...
+
+
+def httpx_get(url: str) -> HttpResponse:
+    """GET *url* over HTTPS with a timeout; no redirects, no retries."""
+    import httpx
+
+    if not url.startswith("https://"):
+        raise ConfigurationError(f"refusing to fetch attestation material over {url!r}")
+    try:
+        response = httpx.get(url, timeout=15.0, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailable(f"fetching {url} failed: {type(exc).__name__}") from exc
+    return HttpResponse(response.status_code, response.content, dict(response.headers))
+
+
+def _fetch(get: HttpGet, url: str) -> HttpResponse:
+    response = get(url)
+    if response.status_code != 200:
+        raise ServiceUnavailable(f"{url} answered HTTP {response.status_code}")
+    if len(response.content) > _MAX_BODY:
+        raise ServiceUnavailable(f"{url} answered more than {_MAX_BODY} bytes")
+    return response
+
+
+class KdsFetcher:
+    """VCEKs, ASK/ASVK+ARK chains and CRLs from AMD's Key Distribution Service.
+
+    ``product`` names the product line for version 2 reports, which do not
+    carry CPUID; ``cache_dir`` keeps every fetched file (by URL digest).
+    VLEKs are not published by KDS: the cloud provider supplies them.
+    """
+
+    def __init__(
+        self,
+        get: HttpGet = httpx_get,
+        *,
+        base_url: str = AMD_KDS,
+        cache_dir: Path | None = None,
+        product: str | None = None,
+    ) -> None:
+        self._get = get
+        self._base = base_url.rstrip("/")
+        self._cache = Path(cache_dir) if cache_dir is not None else None
+        self._product = product
+
+    def vcek_url(self, report: abi.AttestationReport, product: str) -> str:
+        tcb = abi.decode_tcb(report.REPORTED_TCB, product)
+        if product == "Turin":
+            # Turin: 8-byte hwID and an fmcSPL parameter.
+            chip = report.CHIP_ID[:8].hex()
+            query = f"fmcSPL={tcb.FMC}&blSPL={tcb.BOOT_LOADER}&teeSPL={tcb.TEE}"
+        else:
+            chip = report.CHIP_ID.hex()
+            query = f"blSPL={tcb.BOOT_LOADER}&teeSPL={tcb.TEE}"
+        query += f"&snpSPL={tcb.SNP}&ucodeSPL={tcb.MICROCODE}"
+        return f"{self._base}/vcek/v1/{product}/{chip}?{query}"
+
+    def chain_url(self, product: str, key: str = "vcek") -> str:
+        return f"{self._base}/{key}/v1/{product}/cert_chain"
+
+    def crl_url(self, product: str, key: str = "vcek") -> str:
+        return f"{self._base}/{key}/v1/{product}/crl"
+
+    def _cached(self, url: str) -> bytes:
+        path = None
+        if self._cache is not None:
+            path = self._cache / hashlib.sha256(url.encode()).hexdigest()
+            if path.is_file():
+                return path.read_bytes()
+        body = bytes(_fetch(self._get, url).content)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+        return body
+
+    def certificates(self, report_bytes: bytes) -> tuple[bytes, ...]:
+        """VCEK, ASK and ARK for the report in *report_bytes*."""
+        report = abi.parse_report(report_bytes)
+        if report.signing_key != abi.SIGNING_KEY_VCEK:
+            raise ConfigurationError(
+                "only VCEKs can be fetched from AMD KDS",
+                remedy="VLEKs come from the cloud provider with the report",
+            )
+        product = report.product or self._product
+        if product is None:
+            raise ConfigurationError(
+                "the product line of a version 2 report must be configured to fetch its VCEK"
+            )
+        vcek = self._cached(self.vcek_url(report, product))
+        chain = split_certificates(self._cached(self.chain_url(product)))
+        return (vcek, *chain)
+
+    def crl(self, product: str, key: str = "vcek") -> bytes:
+        """The DER CRL of *product* (not cached: CRLs change)."""
+        return bytes(_fetch(self._get, self.crl_url(product, key)).content)
+
+
+class PcsFetcher:
+    """TCB info, QE identity and CRLs from Intel PCS (API v4), shaped as
+    :mod:`cleanroom.attestation.dcap` collateral ("PCS responses" shape)."""
+
+    def __init__(
+        self,
+        get: HttpGet = httpx_get,
+        *,
+        base_url: str = INTEL_PCS,
+        root_crl_url: str = INTEL_ROOT_CA_CRL,
+    ) -> None:
+        self._get = get
+        self._base = base_url.rstrip("/")
+        self._root_crl_url = root_crl_url
+
+    def urls(self, fmspc: bytes, ca: str, tee: str) -> dict[str, str]:
+        if tee not in ("tdx", "sgx") or ca not in ("platform", "processor") or len(fmspc) != 6:
+            raise ConfigurationError("PCS needs tee tdx|sgx, ca platform|processor, 6-byte FMSPC")
+        return {
+            "tcb": f"{self._base}/{tee}/certification/v4/tcb?fmspc={fmspc.hex()}",
+            "qe": f"{self._base}/{tee}/certification/v4/qe/identity",
+            "pckcrl": f"{self._base}/sgx/certification/v4/pckcrl?ca={ca}&encoding=der",
+            "rootcrl": self._root_crl_url,
+        }
+
+    @staticmethod
+    def _chain(response: HttpResponse, header: str) -> str:
+        value = {k.lower(): v for k, v in response.headers.items()}.get(header.lower())
+        if not value:
+            raise ServiceUnavailable(f"PCS response lacks the {header} header")
+        return unquote(value)
+
+    def collateral(self, fmspc: bytes, ca: str, tee: str) -> dict[str, Any]:
+        urls = self.urls(fmspc, ca, tee)
+        tcb = _fetch(self._get, urls["tcb"])
+        qe = _fetch(self._get, urls["qe"])
+        pck_crl = _fetch(self._get, urls["pckcrl"])
+        root_crl = _fetch(self._get, urls["rootcrl"])
+        return {
+            "tcb_info_response": tcb.content.decode("utf-8"),
+            "tcb_info_issuer_chain": self._chain(tcb, "TCB-Info-Issuer-Chain"),
+            "qe_identity_response": qe.content.decode("utf-8"),
+            "qe_identity_issuer_chain": self._chain(qe, "SGX-Enclave-Identity-Issuer-Chain"),
+            "pck_crl": bytes(pck_crl.content).hex(),
+            "pck_crl_issuer_chain": self._chain(pck_crl, "SGX-PCK-CRL-Issuer-Chain"),
+            "root_ca_crl": bytes(root_crl.content).hex(),
+        }
+
+
+def _has_snp_leaf(evidence: Evidence) -> bool:
+    for der in evidence.certificates:
+        try:
+            if parse_certificate(der).subject_cn in ("SEV-VCEK", "SEV-VLEK"):
+                return True
+        except EvidenceFormatError:
+            continue
+    return False
+
+
+def _pck_identity(report: bytes) -> tuple[bytes, str, str]:
+    """FMSPC, PCK CA kind and TEE of a DCAP quote, from its PCK certificate."""
+    from cleanroom.attestation.dcap import parse_quote
+    from cleanroom.attestation.dcap.pck import load_pem_chain, parse_pck_extensions
+
+    quote = parse_quote(report)
+    leaf = load_pem_chain(quote.pck_chain_pem, "PCK chain")[0]
+    issuer = leaf.issuer.rfc4514_string()
+    ca = "processor" if "Processor" in issuer else "platform"
+    return parse_pck_extensions(leaf).FMSPC, ca, "tdx" if quote.is_tdx else "sgx"
+
+
+def complete_evidence(
+    evidence: Evidence, *, kds: KdsFetcher | None = None, pcs: PcsFetcher | None = None
+) -> Evidence:
+    """*evidence* with what it lacks fetched: the SEV-SNP VCEK chain (when no
+    VCEK/VLEK came with it) and Intel DCAP collateral (when none came)."""
+    if evidence.platform == "sev-snp" and kds is not None and not _has_snp_leaf(evidence):
+        fetched = kds.certificates(evidence.report)
+        return replace(evidence, certificates=(*evidence.certificates, *fetched))
+    if evidence.platform in ("tdx", "sgx") and pcs is not None and not evidence.collateral:
+        fmspc, ca, tee = _pck_identity(evidence.report)
+        return replace(evidence, collateral=pcs.collateral(fmspc, ca, tee))
+    return evidence
