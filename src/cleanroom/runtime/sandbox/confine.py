@@ -59,7 +59,12 @@ def set_resource_limits(limits: RuntimeLimits) -> dict[str, int]:
         "RLIMIT_CORE": 0,
     }
     for name, value in applied.items():
-        resource.setrlimit(getattr(resource, name), (value, value))
+        hard = value
+        if name == "RLIMIT_CPU":
+            # At the soft limit the kernel sends SIGXCPU, at the hard one SIGKILL;
+            # a gap lets the supervisor name the reason (setrlimit(2)).
+            hard = value + 2
+        resource.setrlimit(getattr(resource, name), (value, hard))
     return applied
 
 

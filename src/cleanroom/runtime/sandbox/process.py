@@ -9,6 +9,7 @@ always travels on the socket. See ``docs/sandbox.md``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import mmap
 import os
 import signal
@@ -56,6 +57,13 @@ def _worker_environment() -> dict[str, str]:
     }
 
 
+def _zero(slot: mmap.mmap, nbytes: int) -> None:
+    if nbytes > 0:
+        view = (ctypes.c_char * nbytes).from_buffer(slot)
+        ctypes.memset(view, 0, nbytes)
+        del view
+
+
 def _exit_reason(returncode: int | None) -> str:
     if returncode is None:
         return "stopped responding"
@@ -98,6 +106,7 @@ class WorkerProcess:
             limits.extra.get("sandbox.load_timeout_s", DEFAULT_LOAD_TIMEOUT_S)
         )
         self.sandbox: dict[str, Any] = {}
+        self.needs_recycle = False
         self.signature: dict[str, Any] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -158,7 +167,13 @@ class WorkerProcess:
         except (OSError, FrameError) as exc:
             reason = self._reap_reason(exc)
             self.kill()
-            raise ServiceUnavailable(f"the sandboxed worker failed to start: it {reason}") from exc
+            if self.fmt is None:
+                raise ServiceUnavailable(
+                    f"the sandboxed worker failed to start: it {reason}"
+                ) from exc
+            # With a model to load, the model is the likely cause (endless
+            # constant folding, a crash in the parser): refuse the model.
+            raise ModelRejected(f"the worker loading the model {reason}") from exc
         if not reply.get("ok"):
             self.kill()
             raise _error_from_reply(reply)
@@ -167,7 +182,7 @@ class WorkerProcess:
 
     def _reap_reason(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
-            return "did not answer in time"
+            return f"did not finish within {self.load_timeout_s:g} s"
         if self._proc is not None:
             try:
                 self._proc.wait(timeout=2.0)
@@ -181,8 +196,12 @@ class WorkerProcess:
             raise InferenceFailed("the sandboxed worker is not running")
         return self._sock
 
-    def run(self, encoded: bytes, timeout_s: float) -> Tensors:
-        """Send encoded inputs, return decoded outputs; kill the worker on crash or timeout."""
+    def run(self, encoded: bytes, timeout_s: float, *, limit_s: float | None = None) -> Tensors:
+        """Send encoded inputs, return decoded outputs; kill the worker on crash or timeout.
+
+        *limit_s* is the request timeout to name in the error (*timeout_s* may be
+        what remains of it).
+        """
         sock = self._sock_or_fail()
         slot = self._slot
         assert slot is not None
@@ -205,17 +224,20 @@ class WorkerProcess:
                 reason = self._reap_reason(exc)
             if timed_out:
                 raise InferenceFailed(
-                    f"the model did not finish within {timeout_s:g} s; its worker was stopped"
+                    f"the model did not finish within {limit_s or timeout_s:g} s; "
+                    "its worker was stopped"
                 ) from exc
             raise InferenceFailed(f"the model's worker {reason}") from exc
+        self.needs_recycle = bool(reply.get("recycle"))
         try:
             if not reply.get("ok"):
                 raise _error_from_reply(reply)
             return self._outputs(reply, body)
         finally:
-            used = max(used, int(reply.get("nbytes", 0)) if reply.get("area") == "shm" else 0)
+            if reply.get("area") == "shm" and isinstance(reply.get("nbytes"), int):
+                used = max(used, int(reply["nbytes"]))
             # Inputs and outputs are not retained after a request.
-            slot[: min(used, len(slot))] = bytes(min(used, len(slot)))
+            _zero(slot, min(used, len(slot)))
 
     def _outputs(self, reply: dict[str, Any], body: bytes) -> Tensors:
         assert self._slot is not None
@@ -225,7 +247,8 @@ class WorkerProcess:
         if reply.get("area") == "shm":
             if nbytes > len(self._slot):
                 raise InferenceFailed("the worker sent a malformed reply")
-            data = bytearray(self._slot[:nbytes])
+            data = bytearray(nbytes)
+            memoryview(data)[:] = memoryview(self._slot)[:nbytes]  # one copy out of the slot
         elif len(body) == nbytes:
             data = bytearray(body)
         else:

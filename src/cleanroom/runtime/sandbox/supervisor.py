@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -118,6 +119,7 @@ class SandboxedRunner:
         self._all: list[WorkerProcess] = []
         self._closed = False
         self._lock = threading.Lock()
+        self._restarting: list[threading.Thread] = []
         self.restarts = 0
         count = max(1, int(limits.workers))
         starters = [self._new_worker() for _ in range(count)]
@@ -168,6 +170,7 @@ class SandboxedRunner:
         encoded = encode_tensors(feed)
         del feed
         timeout = float(self._limits.request_timeout_s)
+        deadline = time.monotonic() + timeout
         try:
             worker = self._idle.get(timeout=timeout)
         except queue.Empty:
@@ -179,8 +182,10 @@ class SandboxedRunner:
             if not worker.alive:
                 self._idle.put(worker)
                 raise InferenceFailed("the model's worker could not be restarted")
+        # The timeout covers the whole request, waiting for a worker included.
+        remaining = max(deadline - time.monotonic(), 0.001)
         try:
-            outputs = worker.run(encoded, timeout)
+            outputs = worker.run(encoded, remaining, limit_s=timeout)
         except InferenceFailed:
             if not worker.alive:
                 self._restart(worker, background=True)
@@ -190,7 +195,10 @@ class SandboxedRunner:
         except BaseException:
             self._idle.put(worker)
             raise
-        self._idle.put(worker)
+        if worker.needs_recycle:
+            self._restart(worker, background=True)
+        else:
+            self._idle.put(worker)
         return outputs
 
     def _restart(self, worker: WorkerProcess, *, background: bool) -> None:
@@ -205,11 +213,16 @@ class SandboxedRunner:
                 except Exception:
                     # Left dead: the next request that takes it tries again.
                     worker.kill()
+            if self._closed:
+                worker.stop()
             if background:
                 self._idle.put(worker)
 
         if background:
-            threading.Thread(target=revive, daemon=True, name="cleanroom-worker-restart").start()
+            thread = threading.Thread(target=revive, daemon=True, name="cleanroom-worker-restart")
+            with self._lock:
+                self._restarting = [t for t in self._restarting if t.is_alive()] + [thread]
+            thread.start()
         else:
             revive()
 
@@ -226,6 +239,10 @@ class SandboxedRunner:
 
     def close(self) -> None:
         self._closed = True
+        with self._lock:
+            restarting = list(self._restarting)
+        for thread in restarting:
+            thread.join()
         for worker in list(self._all):
             worker.stop()
         self._model = b""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import resource
 import socket
 import sys
 from typing import Any
@@ -42,6 +43,11 @@ def limits_from_json(doc: dict[str, Any]) -> RuntimeLimits:
         intra_op_threads=int(doc["intra_op_threads"]),
         extra={str(k): str(v) for k, v in dict(doc["extra"]).items()},
     )
+
+
+def _cpu_used() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return float(usage.ru_utime + usage.ru_stime)
 
 
 def _error_reply(exc: BaseException) -> dict[str, Any]:
@@ -122,6 +128,8 @@ class _Worker:
         if header.get("op") != "start":
             raise FrameError("expected a start message")
         self.limits = limits_from_json(header["limits"])
+        # Several workers share the cores: idle ORT threads must not spin.
+        self.limits.extra.setdefault("onnx.allow_spinning", "0")
         fmt = ModelFormat(header["format"]) if header.get("format") else None
         info = _confine_before_load(header, self.limits)
         model = recv_payload(self.sock, size, self.limits.max_model_bytes)
@@ -193,6 +201,9 @@ class _Worker:
         except Exception as exc:
             reply = _error_reply(exc)
         del payload
+        if reply.get("ok") and _cpu_used() > 0.8 * self.limits.cpu_seconds:
+            # Ask to be replaced while idle rather than die of RLIMIT_CPU mid-request.
+            reply["recycle"] = True
         send_frame(self.sock, reply, body)
         # Inputs and outputs are not retained after a request: every
         # reference above is local and freed here by reference counting.
