@@ -292,7 +292,7 @@ class Built:
     pck: x509.Certificate
 
 
-ROOT_CN = "Intel SGX Root CA"
+ROOT_CN = "Test SGX Root CA"
 SIGNING_CN = "Intel SGX TCB Signing"
 
 

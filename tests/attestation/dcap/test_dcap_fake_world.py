@@ -162,6 +162,7 @@ def test_tcb_status(world: World, status: str, advisories: tuple[str, ...]) -> N
     assert claims.tcb_status == status
     assert claims.advisory_ids == advisories
     assert claims.simulated is True
+    assert claims.root == "Test SGX Root CA"
     assert claims.platform == world.tee.lower()
 
 

@@ -225,7 +225,7 @@ COLLATERAL_MUTATIONS: list[
         "tcbInfo signed by the wrong chain",
         _copy("tcb_info_issuer_chain", "pck_crl_issuer_chain"),
         EvidenceSignatureError,
-        "tcbInfo signature",
+        "signer CN: got 'Intel SGX PCK Platform CA'",
     ),
     (
         "PCK CRL issuer chain of another CA",
@@ -274,3 +274,24 @@ def test_parsed_json_instead_of_exact_text_is_refused() -> None:
     collateral["tcb_info"] = json.loads(collateral["tcb_info"])
     with pytest.raises(EvidenceFormatError, match="wrong type"):
         _verify(QUOTE, collateral)
+
+
+def test_a_different_pinned_root_refuses_the_real_quote() -> None:
+    from dcap_fakes import ROOT_CN, cert, key
+
+    fake_key = key("root")
+    fake_root = cert(
+        ROOT_CN,
+        fake_key,
+        ROOT_CN,
+        fake_key,
+        ca=True,
+        serial=1,
+        not_before=QVL_TDX_V4_AT.replace(year=2020),
+        not_after=QVL_TDX_V4_AT.replace(year=2040),
+    )
+    with pytest.raises(EvidenceSignatureError, match="trusted root") as info:
+        TdxVerifier(pinned_root=fake_root).verify(
+            QUOTE, (), qvl_collateral(QVL_TDX / "tdx_quote_v4_collateral.json"), at=QVL_TDX_V4_AT
+        )
+    assert "Intel SGX Root CA" in info.value.failures[0]

@@ -53,6 +53,7 @@ from cleanroom.errors import ConfigurationError, EvidenceFormatError, EvidenceSi
 __all__ = ["VerifiedQuote", "verify_quote", "verify_quote_signatures"]
 
 _PCK_CN = "Intel SGX PCK Certificate"
+_TCB_SIGNING_CN = "Intel SGX TCB Signing"
 _PCK_CA_CNS = ("Intel SGX PCK Platform CA", "Intel SGX PCK Processor CA")
 
 
@@ -176,6 +177,14 @@ def _signing_chain(
             failures=[f"{what}: got {len(chain)} certificates, expected 2"],
         )
     select_anchor(chain[1], anchor.certificate, (), what)
+    if common_name(chain[0].subject) != _TCB_SIGNING_CN:
+        raise EvidenceSignatureError(
+            f"{what} does not start with the TCB Signing certificate",
+            failures=[
+                f"{what} signer CN: got {common_name(chain[0].subject)!r}, "
+                f"expected {_TCB_SIGNING_CN!r}"
+            ],
+        )
     verify_chain(chain, anchor, at, (f"{what} signing certificate", f"{what} root"))
     check_not_revoked(root_crl, chain[0], f"{what} signing certificate")
     return chain[0]
