@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from cleanroom.atls.identity import AttestedTlsIdentity
+from cleanroom.atls.transport import AttestedTransport, ServerAttestation
+from cleanroom.attestation import AttestationPolicy
 from cleanroom.client.http import raise_for_problem, transport_error
-from cleanroom.client.instance import Instance
+from cleanroom.client.instance import Instance, read_policy
 from cleanroom.errors import AuthenticationFailed
 from cleanroom.wire.formats import ModelFormat
 
@@ -24,6 +28,12 @@ class Client:
     ``transport`` is the one seam to the network (tests pass an in-process
     transport). Nothing secret is sent before an instance's attestation has
     been validated; passwords go only to the account endpoints.
+
+    ``attestation``: an https URL's clean room is attested on every new
+    connection, before anything (even credentials) is sent; a failure raises
+    :class:`~cleanroom.errors.AttestationError`. ``identity``: a calling
+    clean room's own attested-TLS identity, presented when the server asks
+    (docs/attested-tls.md).
     """
 
     def __init__(
@@ -32,8 +42,13 @@ class Client:
         *,
         timeout: float = 300.0,
         transport: httpx.BaseTransport | None = None,
+        attestation: AttestationPolicy | None = None,
+        identity: AttestedTlsIdentity | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self._attested: AttestedTransport | None = None
+        if attestation is not None and transport is None:
+            transport = self._attested = AttestedTransport(attestation, identity=identity)
         self._http = httpx.Client(
             base_url=self.url,
             timeout=httpx.Timeout(timeout, connect=10.0),
@@ -65,6 +80,11 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def server_attestations(self) -> list[ServerAttestation]:
+        """What attested TLS verified for each connection so far (empty without it)."""
+        return [] if self._attested is None else self._attested.verified
 
     def __enter__(self) -> Client:
         return self
@@ -99,13 +119,28 @@ class Client:
     # instances -------------------------------------------------------------------------
 
     def create_instance(
-        self, name: str, model_format: ModelFormat | str, users: Iterable[str] = ()
+        self,
+        name: str,
+        model_format: ModelFormat | str,
+        users: Iterable[str] = (),
+        *,
+        policy: str | os.PathLike[str] | None = None,
     ) -> Instance:
-        """Create an instance owned by the signed-in party, naming its data owners."""
+        """Create an instance owned by the signed-in party, naming its data owners.
+
+        *policy* is a Rego module (its text, or a path to a ``.rego`` file) in
+        package ``cleanroom``; without one the documented default applies.
+        A policy that does not compile is refused with the engine's message.
+        """
         doc = self.request(
             "POST",
             "/v1/instances",
-            json={"name": name, "format": ModelFormat(model_format).value, "users": list(users)},
+            json={
+                "name": name,
+                "format": ModelFormat(model_format).value,
+                "users": list(users),
+                "policy": read_policy(policy),
+            },
         ).json()
         return Instance(self, doc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -32,16 +33,29 @@ from cleanroom.wire.tensors import decode_tensors, encode_tensors, tensors_from_
 if TYPE_CHECKING:
     from cleanroom.client.client import Client
 
-__all__ = ["Instance"]
+__all__ = ["Instance", "read_policy"]
 
 log = logging.getLogger("cleanroom.client")
 
 KEY_ID_HEADER = "cleanroom-key-id"
 CONFIG_HEADER = "cleanroom-config-digest"
+RECEIPT_HEADER = "cleanroom-receipt"
 NONCE_SIZE = 32
 T = TypeVar("T")
 
 Inputs = Mapping[str, npt.ArrayLike] | npt.NDArray[Any] | bytes | str
+
+
+def read_policy(policy: str | os.PathLike[str] | None) -> str | None:
+    """A Rego module given as text or as a path to a file."""
+    if policy is None:
+        return None
+    if isinstance(policy, str) and ("\n" in policy or policy.lstrip().startswith("package")):
+        return policy
+    path = Path(policy)
+    if not path.is_file():
+        raise InvalidRequest(f"the policy {os.fspath(policy)!r} is neither Rego text nor a file")
+    return path.read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,16 @@ class _Attested:
     evidence: VerifiedEvidence
 
 
+def _receipt(header: str | None) -> dict[str, Any] | None:
+    if not header:
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(header))
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 class Instance:
     def __init__(self, client: Client, doc: Mapping[str, Any]) -> None:
         self._client = client
@@ -61,6 +85,8 @@ class Instance:
         self._policy: AttestationPolicy | None = None
         self._attested: _Attested | None = None
         self._secret: Secret | None = None
+        self.last_receipt: dict[str, Any] | None = None
+        """The receipt of the last prediction: its log entry, signed checkpoint and proof."""
 
     # what the service says about the instance (not attested unless noted) --------
 
@@ -88,6 +114,15 @@ class Instance:
     def model_signature(self) -> Mapping[str, Any] | None:
         signature = self._doc["model"].get("signature")
         return signature if isinstance(signature, Mapping) else None
+
+    @property
+    def policy_digest(self) -> str | None:
+        """The digest of the policy in force, as attested (or as reported before attestation)."""
+        if self._attested is not None:
+            instance = self._attested.config.get("instance", {})
+            return str(instance.get("policy_digest")) if instance.get("policy_digest") else None
+        value = self._doc.get("policy_digest")
+        return str(value) if value else None
 
     @property
     def attested_config(self) -> Mapping[str, Any] | None:
@@ -173,14 +208,28 @@ class Instance:
         return self._secret
 
     def _fresh(self, action: Callable[[_Attested], T]) -> T:
-        """Run *action*; if the clean room's key or configuration changed, re-attest once."""
+        """Run *action*; if the clean room's key or configuration changed, re-attest once.
+
+        A changed *policy* is not accepted silently: the caller must read it
+        and call :meth:`validate_attestation` again.
+        """
         attested = self._require_attested()
         try:
             return action(attested)
         except StaleAttestation as exc:
             assert self._policy is not None
             log.warning("instance %s: %s; validating the attestation again", self.id, exc.message)
+            before = self.policy_digest
+            self._attested = None
             self.validate_attestation(self._policy)
+            if self.policy_digest != before:
+                new = self.policy_digest
+                self._attested = None
+                raise StaleAttestation(
+                    f"the instance's policy changed from {before} to {new}",
+                    remedy="read it (Instance.policy()), then call validate_attestation() "
+                    "again to accept it",
+                ) from None
             return action(self._require_attested())
 
     @staticmethod
@@ -242,6 +291,37 @@ class Instance:
 
         self._fresh(send)
 
+    def policy(self) -> str:
+        """The Rego module in force, checked against the attested policy digest."""
+        from cleanroom.policy.engine import policy_digest
+
+        source = str(
+            self._client.request("GET", f"/v1/instances/{self.id}/policy").json()["policy"]
+        )
+        attested = self._require_attested()
+        expected = attested.config.get("instance", {}).get("policy_digest")
+        if policy_digest(source) != expected:
+            raise PolicyViolation(
+                "the policy text served does not match the attested policy digest",
+                failures=[f"policy_digest: got {policy_digest(source)}, expected {expected}"],
+            )
+        return source
+
+    def set_policy(self, policy: str | os.PathLike[str] | None) -> None:
+        """Replace the instance's policy (owner only; None restores the default).
+
+        Every party, this one included, must validate the attestation again.
+        """
+        self._doc = self._client.request(
+            "PUT", f"/v1/instances/{self.id}/policy", json={"policy": read_policy(policy)}
+        ).json()
+
+    def usage_log(self) -> dict[str, Any]:
+        """The decision log of this instance: every entry for the owner, a data owner's own
+        entries otherwise, each verifiable offline (``cleanroom log verify``)."""
+        doc: dict[str, Any] = self._client.request("GET", f"/v1/instances/{self.id}/log").json()
+        return doc
+
     def grant(self, email: str) -> None:
         self._doc = self._client.request(
             "POST", f"/v1/instances/{self.id}/users", json={"email": email}
@@ -301,6 +381,8 @@ class Instance:
                 },
             )
             _meta, payload = envelope.open_response(sealed, response.content)
-            return decode_tensors(bytes(payload))
+            outputs = decode_tensors(bytes(payload))
+            self.last_receipt = _receipt(response.headers.get(RECEIPT_HEADER))
+            return outputs
 
         return self._fresh(send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from cleanroom.crypto.binding import canonical_json
+from cleanroom.atls.routes import router as atls_router
 from cleanroom.errors import Error, InvalidRequest, PayloadTooLarge
 from cleanroom.server.problems import problem_response
 from cleanroom.server.service import CleanRoomService
@@ -26,6 +29,7 @@ log = logging.getLogger("cleanroom.server")
 OCTET_STREAM = "application/octet-stream"
 KEY_ID_HEADER = "cleanroom-key-id"
 CONFIG_HEADER = "cleanroom-config-digest"
+RECEIPT_HEADER = "cleanroom-receipt"
 
 
 class Credentials(BaseModel):
@@ -37,6 +41,11 @@ class NewInstance(BaseModel):
     name: str = Field(max_length=200)
     format: str = Field(max_length=32)
     users: list[str] = Field(default_factory=list, max_length=10_000)
+    policy: str | None = Field(default=None, max_length=256 * 1024)
+
+
+class PolicyText(BaseModel):
+    policy: str | None = Field(default=None, max_length=256 * 1024)
 
 
 class UserRef(BaseModel):
@@ -72,6 +81,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
+    app.include_router(atls_router)  # attested TLS: /v1/atls/* (docs/attested-tls.md)
 
     @app.exception_handler(Error)
     async def on_error(_: Request, exc: Error) -> JSONResponse:
@@ -117,8 +127,20 @@ def create_app(service: CleanRoomService) -> FastAPI:
 
     @app.post("/v1/instances", status_code=201)
     def create_instance(body: NewInstance, email: CallerEmail) -> dict[str, Any]:
-        record = service.create_instance(email, body.name, body.format, body.users)
+        record = service.create_instance(email, body.name, body.format, body.users, body.policy)
         return service.instance_json(record)
+
+    @app.get("/v1/instances/{instance_id}/policy")
+    def get_policy(instance_id: str, email: CallerEmail) -> dict[str, Any]:
+        return {"policy": service.policy_source(email, instance_id)}
+
+    @app.put("/v1/instances/{instance_id}/policy")
+    def set_policy(instance_id: str, body: PolicyText, email: CallerEmail) -> dict[str, Any]:
+        return service.instance_json(service.set_policy(email, instance_id, body.policy))
+
+    @app.get("/v1/instances/{instance_id}/log")
+    def usage_log(instance_id: str, email: CallerEmail) -> dict[str, Any]:
+        return service.usage_log(email, instance_id)
 
     @app.get("/v1/instances")
     def list_instances(email: CallerEmail) -> dict[str, Any]:
@@ -175,7 +197,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
             body += chunk
             if len(body) > limit:
                 raise PayloadTooLarge(f"the request is larger than the limit of {limit} bytes")
-        sealed = await run_in_threadpool(
+        sealed, receipt = await run_in_threadpool(
             service.predict,
             email,
             instance_id,
@@ -183,6 +205,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
             key_id_hex=request.headers.get(KEY_ID_HEADER),
             config=request.headers.get(CONFIG_HEADER),
         )
-        return Response(content=sealed, media_type=OCTET_STREAM)
+        encoded = base64.urlsafe_b64encode(canonical_json(receipt)).decode()
+        return Response(content=sealed, media_type=OCTET_STREAM, headers={RECEIPT_HEADER: encoded})
 
     return app

@@ -9,6 +9,9 @@ import time
 
 import uvicorn
 
+from cleanroom.atls.identity import AttestedTlsIdentity
+from cleanroom.atls.serving import AtlsServer, AttestedH11Protocol, PeerRouteGate
+from cleanroom.atls.settings import AtlsSettings
 from cleanroom.errors import ServiceUnavailable
 from cleanroom.server.app import create_app
 from cleanroom.server.service import CleanRoomService
@@ -26,32 +29,58 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(service: CleanRoomService) -> uvicorn.Config:
+def _config(service: CleanRoomService, atls: AtlsServer | None = None) -> uvicorn.Config:
+    if atls is None:
+        return uvicorn.Config(
+            create_app(service),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+    # Attested TLS (docs/attested-tls.md): the TLS key and certificate come from the TEE.
+    app = create_app(service)
+    app.state.atls = atls
     return uvicorn.Config(
-        create_app(service),
+        PeerRouteGate(app, atls.settings),
         log_level="warning",
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        http=AttestedH11Protocol,
+        ssl_context_factory=lambda _config, _default: atls.identity.server_context(),
     )
 
 
-def serve_forever(settings: ServerSettings, host: str, port: int) -> None:
+def serve_forever(
+    settings: ServerSettings, host: str, port: int, tls: AtlsSettings | None = None
+) -> None:
     service = CleanRoomService(settings)
-    server = uvicorn.Server(_config(service))
+    atls = None if tls is None else AtlsServer(AttestedTlsIdentity.for_tee(service.tee, tls), tls)
+    server = uvicorn.Server(_config(service, atls))
     server.run(sockets=[bind(host, port)])
 
 
 class ServerThread:
     """A real clean-room server on a loopback port, in a background thread."""
 
-    def __init__(self, settings: ServerSettings, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls: AtlsSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.service = CleanRoomService(settings)
         self._sock = bind(host, port)
         bound_host, bound_port = self._sock.getsockname()[:2]
-        self.url = f"http://{bound_host}:{bound_port}"
-        self._server = uvicorn.Server(_config(self.service))
+        self.url = f"{'https' if tls else 'http'}://{bound_host}:{bound_port}"
+        self.atls: AtlsServer | None = None
+        if tls is not None:
+            self.atls = AtlsServer(AttestedTlsIdentity.for_tee(self.service.tee, tls), tls)
+        self._server = uvicorn.Server(_config(self.service, self.atls))
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
             name="cleanroom-server",

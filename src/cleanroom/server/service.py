@@ -12,14 +12,14 @@ import hashlib
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.crypto import envelope
-from cleanroom.crypto.binding import config_digest
+from cleanroom.crypto.binding import TLS_SPKI_KEY, config_digest, tls_key_digest
 from cleanroom.crypto.keys import PublicKey
 from cleanroom.crypto.stream import StreamOpener, stream_info
 from cleanroom.errors import (
@@ -33,7 +33,9 @@ from cleanroom.errors import (
 )
 from cleanroom.runtime.base import ModelRunner, ModelSignature
 from cleanroom.runtime.onnx import OnnxRunner
+from cleanroom.policy import PolicyBundle, content_digest
 from cleanroom.server.accounts import Accounts, normalise_email
+from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
 from cleanroom.server.models import SealedModelStore
 from cleanroom.server.replay import ReplayGuard
 from cleanroom.server.settings import ServerSettings
@@ -70,8 +72,13 @@ class CleanRoomService:
             settings.models_dir, self.tee.sealing_key, self.tee.sealing_label
         )
         self.replay = ReplayGuard(settings.replay_window_s)
+        self.gate = Gate(settings.db_path, self.tee.signing_key)
         self._runners: dict[str, ModelRunner] = {}
         self._runners_lock = threading.Lock()
+        # A pipeline stage wraps an instance's model with a call to the next clean room.
+        self.compose_runner: Callable[[InstanceRecord, ModelRunner], ModelRunner] = (
+            lambda _record, runner: runner
+        )
         self._reload_models()
 
     def close(self) -> None:
@@ -113,7 +120,9 @@ class CleanRoomService:
 
     # instances ------------------------------------------------------------------
 
-    def create_instance(self, owner: str, name: str, fmt: str, users: list[str]) -> InstanceRecord:
+    def create_instance(
+        self, owner: str, name: str, fmt: str, users: list[str], policy: str | None = None
+    ) -> InstanceRecord:
         name = name.strip()
         if not name or len(name) > 200:
             raise InvalidRequest("an instance needs a name of 1 to 200 characters")
@@ -125,8 +134,40 @@ class CleanRoomService:
         if model_format is not ModelFormat.ONNX:
             raise InvalidRequest(f"model format {fmt!r} is not supported by this service yet")
         named = sorted({normalise_email(u) for u in users})
+        options: dict[str, Any] = {}
+        if policy is not None:
+            PolicyBundle.compile(policy)  # refuse a policy that does not compile, now
+            options["policy"] = policy
         instance_id = secrets.token_hex(12)
-        return self.store.create_instance(instance_id, name, owner, model_format.value, named, {})
+        return self.store.create_instance(
+            instance_id, name, owner, model_format.value, named, options
+        )
+
+    def set_policy(self, email: str, instance_id: str, policy: str | None) -> InstanceRecord:
+        """Replace the instance's policy (None: the default). Data owners must re-attest."""
+        record = self.owned_instance(email, instance_id)
+        options = dict(record.options)
+        if policy is None:
+            options.pop("policy", None)
+        else:
+            PolicyBundle.compile(policy)
+            options["policy"] = policy
+        self.store.set_options(record.id, options)
+        updated = self.store.instance(record.id)
+        log.info(
+            "instance %s: policy replaced (now %s)", record.id, self.gate.bundle(updated).digest
+        )
+        return updated
+
+    def policy_source(self, email: str, instance_id: str) -> str:
+        """The Rego module in force: readable by every party of the instance."""
+        return Gate.source_of(self.visible_instance(email, instance_id))
+
+    def usage_log(self, email: str, instance_id: str) -> dict[str, Any]:
+        """The owner sees every entry of its instance; a data owner only its own."""
+        record = self.visible_instance(email, instance_id)
+        party = None if email == record.owner else email
+        return self.gate.log.export(instance_id=record.id, party=party)
 
     def visible_instance(self, email: str, instance_id: str) -> InstanceRecord:
         """The instance if *email* owns it or is named on it.
@@ -156,6 +197,7 @@ class CleanRoomService:
             runner.close()
         self.store.delete_instance(instance_id)
         self.models.delete(instance_id)
+        self.gate.forget(instance_id)
 
     def grant(self, email: str, instance_id: str, user: str) -> InstanceRecord:
         self.owned_instance(email, instance_id)
@@ -180,6 +222,7 @@ class CleanRoomService:
             "format": record.format,
             "users": list(record.users),
             "created": record.created,
+            "policy_digest": self.gate.bundle(record).digest,
             "model": {
                 "ready": ready,
                 "digest": record.model_digest,
@@ -197,7 +240,8 @@ class CleanRoomService:
             "service": {"tee": self.tee.kind, "simulated": self.tee.simulated},
             "keys": {
                 "hpke": base64.b64encode(self.tee.hpke.public.raw).decode(),
-                "signing": base64.b64encode(self.tee.signing_public_key_der()).decode(),
+                "signing": self.tee.signing_public_key_pem(),
+                TLS_SPKI_KEY: tls_key_digest(self.tee.tls_spki_der()).hex(),
             },
             "instance": {
                 "id": record.id,
@@ -206,6 +250,7 @@ class CleanRoomService:
                 "format": record.format,
                 "users": list(record.users),
                 "model_digest": record.model_digest,
+                "policy_digest": self.gate.bundle(record).digest,
             },
         }
 
@@ -280,9 +325,11 @@ class CleanRoomService:
             resolve_sender=self._sender_resolver(record, email),
             max_size=self.settings.max_model_bytes,
         )
+        ciphertext_hash = hashlib.sha256()
         try:
             received = 0
             async for chunk in chunks:
+                ciphertext_hash.update(chunk)
                 received += len(chunk)
                 if received > self.settings.max_model_bytes + 1024 * 1024:
                     raise PayloadTooLarge(
@@ -298,13 +345,22 @@ class CleanRoomService:
         assert params is not None
         try:
             self.replay.check(b"stream:" + params.request_id.encode(), params.created)
-            return await run_in_threadpool(self._install_model, record, model)
+            ticket = self.gate.ingress(
+                record,
+                email,
+                UPLOAD,
+                "sha256:" + ciphertext_hash.hexdigest(),
+                payload_nbytes=len(model),
+            )
+            return await run_in_threadpool(self._install_model, ticket, model)
         finally:
             model[:] = bytes(len(model))
 
-    def _install_model(self, record: InstanceRecord, model: bytearray) -> InstanceRecord:
+    def _install_model(self, ticket: GateTicket, model: bytearray) -> InstanceRecord:
+        record = ticket.record
         runner = self._load_runner(record.format, model)
         digest = "sha256:" + hashlib.sha256(model).hexdigest()
+        self.gate.allowed(ticket, None, model_digest=digest)
         self.models.save(record.id, model)
         self.store.set_model(record.id, digest, len(model), runner.signature.to_json())
         with self._runners_lock:
@@ -325,7 +381,8 @@ class CleanRoomService:
         *,
         key_id_hex: str | None,
         config: str | None,
-    ) -> bytes:
+    ) -> tuple[bytes, dict[str, Any]]:
+        """Open, check, run, check, seal; returns the sealed response and its receipt."""
         record = self.visible_instance(email, instance_id)
         with self._runners_lock:
             runner = self._runners.get(record.id)
@@ -346,8 +403,19 @@ class CleanRoomService:
         if request.action != "predict":
             raise InvalidRequest(f"a predict request cannot carry action {request.action!r}")
         inputs = decode_tensors(request.body)
-        outputs = runner.run(inputs)
-        return envelope.seal_response(request, {"status": "ok"}, encode_tensors(outputs))
+        ticket = self.gate.ingress(
+            record,
+            email,
+            PREDICT,
+            content_digest(body),
+            inputs=inputs,
+            context=request.context,
+        )
+        runner = self.compose_runner(record, runner)  # pipeline stages (cleanroom.atls)
+        outputs = self.gate.egress(ticket, runner.run(inputs))
+        sealed = envelope.seal_response(request, {"status": "ok"}, encode_tensors(outputs))
+        receipt = self.gate.receipt(self.gate.allowed(ticket, sealed))
+        return sealed, receipt.to_json()
 
     def signature(self, record: InstanceRecord) -> ModelSignature | None:
         with self._runners_lock:

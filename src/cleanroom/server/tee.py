@@ -1,10 +1,11 @@
 """The clean room's view of its TEE: in-TEE keys, evidence, and the sealing key.
 
-Keys generated here live only in this process's memory (inside the
-confidential VM on real hardware): the HPKE key that parties seal to, and the
-P-384 key that signs receipts and audit certificates. Their public halves are
-in the attested configuration, so a party that verified the evidence knows
-they belong to this clean room.
+The HPKE key that parties seal to lives only in this process's memory
+(inside the confidential VM on real hardware) and changes at every start.
+The Ed25519 key that signs receipts, log checkpoints and audit certificates
+is kept sealed under the sealing key, so the decision log keeps one identity
+across restarts. Both public halves are in the attested configuration, so a
+party that verified the evidence knows they belong to this clean room.
 
 The sealing key protects models at rest. On the simulated TEE it is derived
 from a root secret kept in the data directory and bound to the measurement of
@@ -21,10 +22,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from cleanroom.attestation import Evidence
 from cleanroom.attestation.measurement import package_measurement
@@ -43,6 +52,7 @@ SIMULATION_WARNING = (
     "confidentiality. Use it for development only."
 )
 
+_SIGNING_KEY_FILE = "receipt-signing-key.sealed"
 _ROOT_SECRET_FILE = "simulated-sealing-root.bin"  # noqa: S105 (a file name)
 
 
@@ -60,17 +70,51 @@ class Tee:
         self.measurement = package_measurement()
         self._simulator = SimulatedSnpTee.open(data_dir)
         self.hpke = KeyPair()
-        self.signing_key = ec.generate_private_key(ec.SECP384R1())
+        # The attested-TLS key (docs/attested-tls.md): made here, never leaves memory.
+        self.tls_key = ec.generate_private_key(ec.SECP256R1())
         self.sealing_key, self.sealing_label = self._simulated_sealing_key(data_dir)
+        self.signing_key = self._sealed_signing_key(data_dir / _SIGNING_KEY_FILE)
         log.warning(SIMULATION_WARNING)
 
     @property
     def simulated_root(self) -> Path:
         return self._simulator.root_pem_path
 
-    def signing_public_key_der(self) -> bytes:
-        return self.signing_key.public_key().public_bytes(
+    def _sealed_signing_key(self, path: Path) -> Ed25519PrivateKey:
+        """The receipt-signing key, kept sealed under the sealing key so the log keeps its id.
+
+        A blob sealed by other code (another measurement) does not open; a new
+        key is made then, and the log's later checkpoints carry the new key id.
+        """
+        aead = AESGCM(self.sealing_key)
+        if path.exists():
+            blob = path.read_bytes()
+            try:
+                raw = aead.decrypt(blob[:12], blob[12:], self.sealing_label)
+                return Ed25519PrivateKey.from_private_bytes(raw)
+            except (InvalidTag, ValueError):
+                log.warning("the sealed receipt-signing key does not open here; making a new one")
+        key = Ed25519PrivateKey.generate()
+        raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        nonce = os.urandom(12)
+        tmp = path.with_suffix(".partial")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(nonce + aead.encrypt(nonce, raw, self.sealing_label))
+        os.replace(tmp, path)
+        return key
+
+    def tls_spki_der(self) -> bytes:
+        """The TLS key's DER SubjectPublicKeyInfo, as bound by ``keys.tls_spki_sha256``."""
+        return self.tls_key.public_key().public_bytes(
             Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def signing_public_key_pem(self) -> str:
+        return (
+            self.signing_key.public_key()
+            .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            .decode("ascii")
         )
 
     def evidence(self, nonce: bytes, config: dict[str, Any]) -> Evidence:

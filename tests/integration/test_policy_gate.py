@@ -1,0 +1,149 @@
+"""Every request in and result out meets the instance's Rego policy; every decision is logged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
+from cleanroom.client.instance import Instance
+from cleanroom.errors import LogIntegrityError, PolicyDenied, PolicyError, StaleAttestation
+from cleanroom.policy import verify_log, verify_receipt
+from tests.models import single_input_model
+
+Party = Callable[[str], Client]
+X = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
+
+BUDGET_POLICY = """
+package cleanroom
+
+default allow_ingress := false
+default allow_egress := false
+
+allow_ingress if {
+    input.action == "upload_model"
+    input.user == input.instance.owner
+}
+
+allow_ingress if {
+    input.action == "predict"
+    input.user in input.instance.users
+    input.usage.queries < 2
+    input.request.inputs.x.dtype == "float32"
+}
+
+allow_egress if {
+    input.response.names == ["y"]
+    every v in input.response.outputs.y.values { v <= 100 }
+}
+
+deny_reason contains "query budget exhausted" if input.usage.queries >= 2
+
+deny_reason contains "output out of range" if {
+    input.direction == "egress"
+    some v in input.response.outputs.y.values
+    v > 100
+}
+
+shaping := {"y": {"round": 1}}
+"""
+
+
+def setup(party: Party, policy: AttestationPolicy, rego: str | None) -> tuple[Instance, Instance]:
+    alice = party("alice@lender.example").create_instance(
+        "Gated", ModelFormat.ONNX, ["bob@bank.example"], policy=rego
+    )
+    alice.validate_attestation(policy)
+    alice.set_secret(Secret())
+    alice.upload_model(single_input_model())
+    bob = party("bob@bank.example").get_instance(alice.id)
+    bob.validate_attestation(policy)
+    bob.set_secret(Secret())
+    return alice, bob
+
+
+def signing_key(inst: Instance) -> str:
+    """The receipt-signing key, as committed in the attested configuration."""
+    config = inst.attested_config
+    assert config is not None
+    return str(config["keys"]["signing"])
+
+
+def test_policy_that_does_not_compile_is_refused_at_creation(party: Party) -> None:
+    with pytest.raises(PolicyError):
+        party("alice@lender.example").create_instance(
+            "Broken", ModelFormat.ONNX, [], policy="package cleanroom\nallow_ingress if {"
+        )
+
+
+def test_budget_shaping_and_egress_range(party: Party, policy: AttestationPolicy) -> None:
+    alice, bob = setup(party, policy, BUDGET_POLICY)
+    assert bob.policy_digest == alice.policy_digest
+    assert bob.policy() == BUDGET_POLICY
+
+    y = bob.predict(X)["y"]
+    np.testing.assert_array_equal(
+        y, np.round(X @ np.array([[1.0, -1.0], [0.5, 2.0], [-3.0, 0.25]], dtype=np.float32), 1)
+    )
+    receipt = bob.last_receipt
+    assert receipt is not None
+    entry = verify_receipt(receipt, signing_key(bob))
+    assert (entry.decision, entry.party, entry.action) == ("allow", "bob@bank.example", "predict")
+    assert entry.policy_digest == bob.policy_digest
+
+    with pytest.raises(PolicyDenied, match="output out of range"):
+        bob.predict(X * 100)  # allowed in, but y exceeds 100: the result never leaves
+    # Only allowed predictions count against the budget: this is the second.
+    assert bob.predict(X)["y"].shape == (1, 2)
+    with pytest.raises(PolicyDenied, match="query budget exhausted"):
+        bob.predict(X)
+    # The owner is not in `users`, so this policy refuses even the owner's predictions.
+    with pytest.raises(PolicyDenied):
+        alice.predict(X)
+
+
+def test_usage_log_shows_every_decision_and_verifies(
+    party: Party, policy: AttestationPolicy
+) -> None:
+    alice, bob = setup(party, policy, BUDGET_POLICY)
+    bob.predict(X)
+    bob.predict(X)
+    with pytest.raises(PolicyDenied):
+        bob.predict(X)
+
+    owner_view = alice.usage_log()
+    result = verify_log(owner_view, signing_key(alice))
+    mine = [e for e in owner_view["entries"] if e["instance_id"] == alice.id]
+    assert [(e["action"], e["decision"]) for e in mine] == [
+        ("upload_model", "allow"),
+        ("predict", "allow"),
+        ("predict", "allow"),
+        ("predict", "deny"),
+    ]
+    assert result is not None
+    bob_view = bob.usage_log()
+    verify_log(bob_view, signing_key(bob))
+    assert {e["party"] for e in bob_view["entries"]} == {"bob@bank.example"}
+
+    tampered = dict(owner_view)
+    tampered["entries"] = [dict(e) for e in owner_view["entries"]]
+    tampered["entries"][-1]["decision"] = "allow"
+    with pytest.raises(LogIntegrityError):
+        verify_log(tampered, signing_key(alice))
+
+
+def test_replacing_the_policy_forces_data_owners_to_revalidate(
+    party: Party, policy: AttestationPolicy
+) -> None:
+    alice, bob = setup(party, policy, None)
+    bob.predict(X)
+    before = bob.policy_digest
+    alice.set_policy(BUDGET_POLICY)
+    with pytest.raises(StaleAttestation, match="policy changed"):
+        bob.predict(X)
+    bob.validate_attestation(policy)
+    assert bob.policy_digest != before
+    assert bob.policy() == BUDGET_POLICY
+    assert bob.predict(X)["y"].shape == (1, 2)
