@@ -216,6 +216,7 @@ class World:
     qe_isvprodid: int = 2
     qe_isvsvn: int = 6
     qe_auth_data: bytes = bytes(range(32))
+    qe_attributes: bytes = bytes.fromhex("1100000000000000e700000000000000")
     bind_qe: bool = True
     pck_serial: int = 0x1234
     pck_not_after: datetime = NOW + timedelta(days=365)
@@ -374,6 +375,7 @@ def build(world: World) -> Built:
     attest_raw = raw_public(attest_key)
     binding = hashlib.sha256(attest_raw + world.qe_auth_data).digest() + bytes(32)
     qe_report = enclave_report(
+        attributes=world.qe_attributes,
         mrsigner=world.qe_mrsigner,
         isvprodid=world.qe_isvprodid,
         isvsvn=world.qe_isvsvn,

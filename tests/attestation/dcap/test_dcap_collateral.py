@@ -105,6 +105,7 @@ def _level0(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 TCB_INFO_DEFECTS = [
     ("version 2", _set("version", 2), "version: got 2"),
+    ("unknown tcbType", _set("tcbType", 1), "tcbType: got 1"),
     ("unknown id", _set("id", "SEV"), "tcbInfo.id"),
     ("fmspc too short", _set("fmspc", "B0C06F"), "fmspc: 3 bytes"),
     ("fmspc not hex", _set("fmspc", "B0C06F00000Z"), "fmspc: not hex"),

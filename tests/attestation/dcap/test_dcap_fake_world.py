@@ -273,6 +273,12 @@ REFUSALS: list[tuple[str, World, type[AttestationError], str]] = [
         "QE ISVPRODID: got 1, expected 2",
     ),
     (
+        "QE in debug mode",
+        TDX.but(qe_attributes=bytes.fromhex("1300000000000000e700000000000000")),
+        EvidenceSignatureError,
+        "QE ATTRIBUTES & attributesMask: got 13",
+    ),
+    (
         "QE does not bind the attestation key",
         TDX.but(bind_qe=False),
         EvidenceSignatureError,

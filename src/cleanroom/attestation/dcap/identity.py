@@ -221,6 +221,9 @@ def parse_tcb_info(raw: bytes) -> TcbInfo:
     if tcb_id not in ("SGX", "TDX"):
         raise _malformed(f"tcbInfo.id: got {tcb_id!r}, expected 'SGX' or 'TDX'")
     is_tdx = tcb_id == "TDX"
+    if doc.get_int("tcbType") != 0:
+        # tcbType 0 is the only defined way to compare SVNs; refuse the unknown.
+        raise _malformed(f"tcbInfo.tcbType: got {doc.get_int('tcbType')}, expected 0")
     levels: list[TcbLevel] = []
     for level in doc.objs("tcbLevels"):
         tcb = level.obj("tcb")
