@@ -353,11 +353,16 @@ class Instance:
             )
         return {next(iter(declared)): np.asarray(inputs)}
 
-    def predict(self, inputs: Inputs) -> dict[str, npt.NDArray[Any]]:
+    def predict(
+        self, inputs: Inputs, *, context: Mapping[str, Any] | None = None
+    ) -> dict[str, npt.NDArray[Any]]:
         """Seal *inputs* to the attested key, run the model, open the sealed outputs.
 
         *inputs* is a dict of named arrays, a single array (single-input
-        models), or JSON bytes/str ``{"name": nested lists}``.
+        models), or JSON bytes/str ``{"name": nested lists}``. *context* is a
+        JSON object sealed with the request and shown to the instance's policy
+        as ``input.context`` (e.g. a consent artefact). The receipt of the
+        decision is kept in :attr:`last_receipt`.
         """
         secret = self._require_secret()
         tensors = self._as_tensors(inputs)
@@ -370,6 +375,7 @@ class Instance:
                 instance_id=self.id,
                 action="predict",
                 body=body,
+                context=context,
             )
             response = self._client.request(
                 "POST",
