@@ -1,0 +1,90 @@
+"""The attested-TLS routes: the server's fresh evidence, and the caller's proof.
+
+``POST /v1/atls/handshake`` ``{"nonce": hex}`` answers with evidence in the
+``server`` role for that nonce, and a challenge for this connection.
+``POST /v1/atls/peer`` takes a calling clean room's proof for that
+challenge; a failure closes the connection. Neither needs credentials: they
+run before any are sent. On a plain-HTTP server both answer not-found.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from cleanroom.atls.document import NONCE_MAX, NONCE_MIN
+from cleanroom.atls.peer import PeerProof, verify_peer
+from cleanroom.atls.serving import AtlsServer, PeerConnection, closing_refusal, connection_of
+from cleanroom.errors import AttestationError, InvalidRequest, NotFound
+
+__all__ = ["router"]
+
+log = logging.getLogger("cleanroom.atls")
+
+router = APIRouter()
+CHALLENGE_SIZE = 32
+
+
+class HandshakeRequest(BaseModel):
+    nonce: str = Field(max_length=2 * NONCE_MAX)
+
+
+def _attested(request: Request) -> tuple[AtlsServer, PeerConnection]:
+    atls = getattr(request.app.state, "atls", None)
+    connection = connection_of(request.scope)
+    if not isinstance(atls, AtlsServer) or connection is None:
+        raise NotFound("attested TLS is not enabled on this clean room", remedy="serve with --tls")
+    return atls, connection
+
+
+@router.post("/v1/atls/handshake")
+async def handshake(request: Request, body: HandshakeRequest) -> dict[str, Any]:
+    atls, connection = _attested(request)
+    try:
+        nonce = bytes.fromhex(body.nonce)
+    except ValueError:
+        raise InvalidRequest("the nonce must be hex") from None
+    if not NONCE_MIN <= len(nonce) <= NONCE_MAX:
+        raise InvalidRequest(f"the nonce must be {NONCE_MIN} to {NONCE_MAX} bytes")
+    document = await run_in_threadpool(atls.identity.document, nonce, role="server")
+    connection.challenge = os.urandom(CHALLENGE_SIZE)
+    return {"document": document.to_json(), "challenge": connection.challenge.hex()}
+
+
+@router.post("/v1/atls/peer", response_model=None)
+async def peer(request: Request) -> dict[str, Any] | JSONResponse:
+    atls, connection = _attested(request)
+    challenge, connection.challenge = connection.challenge, None  # single use
+    try:
+        if challenge is None:
+            raise AttestationError(
+                "no challenge was issued on this connection",
+                failures=["challenge: call /v1/atls/handshake on this connection first"],
+            )
+        body = await request.json()
+        proof = PeerProof.from_json(body)
+        verified = await run_in_threadpool(
+            verify_peer,
+            proof,
+            challenge=challenge,
+            own_spki_der=atls.identity.spki_der,
+            routes=atls.settings.routes,
+        )
+    except AttestationError as exc:
+        log.warning("refused a calling clean room: %s", exc.message)
+        connection.peer = None
+        return closing_refusal(exc, status=403)
+    except ValueError:
+        return closing_refusal(InvalidRequest("the peer proof is not JSON"))
+    connection.peer = verified
+    return {
+        "routes": sorted(verified.routes),
+        "measurement": verified.evidence.measurement.hex(),
+        "simulated": verified.evidence.simulated,
+    }

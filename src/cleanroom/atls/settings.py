@@ -1,0 +1,95 @@
+"""Who may call which routes of a clean room over mutually attested TLS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cleanroom.attestation import AttestationPolicy
+from cleanroom.errors import ConfigurationError
+
+__all__ = ["AtlsSettings", "PeerRoute", "Upstream"]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """An upstream clean room allowed to call: its MEASUREMENT and its policy digest.
+
+    ``measurement`` is the 48-byte hex SEV-SNP MEASUREMENT (or TDX MRTD) from
+    the caller's verified evidence; ``policy_digest`` the ``policy_digest``
+    its attested configuration declares. Both must match; neither is optional.
+    """
+
+    measurement: str
+    policy_digest: str
+
+    def __post_init__(self) -> None:
+        try:
+            raw = bytes.fromhex(self.measurement)
+        except ValueError:
+            raise ConfigurationError("an upstream measurement must be hex") from None
+        if len(raw) != 48:
+            raise ConfigurationError("an upstream measurement must be 48 bytes of hex")
+        if not self.policy_digest:
+            raise ConfigurationError("an upstream needs the policy digest it must declare")
+        object.__setattr__(self, "measurement", raw.hex())
+
+    def to_json(self) -> dict[str, str]:
+        return {"measurement": self.measurement, "policy_digest": self.policy_digest}
+
+
+@dataclass(frozen=True)
+class PeerRoute:
+    """Requests under ``prefix`` come only from attested upstreams.
+
+    ``prefix`` is matched segment by segment, ``*`` standing for any one
+    segment: ``/v1/instances/*/predict`` guards every instance's predictions.
+
+    The caller's evidence must pass ``policy`` (root, measurement, TCB,
+    debug...) and name one of ``upstreams``. An empty ``upstreams`` admits
+    nobody: fail closed.
+    """
+
+    prefix: str
+    policy: AttestationPolicy
+    upstreams: tuple[Upstream, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.prefix.startswith("/"):
+            raise ConfigurationError("a peer route prefix must start with '/'")
+        object.__setattr__(self, "upstreams", tuple(self.upstreams))
+
+    def matches(self, path: str) -> bool:
+        """Segment-wise prefix match; a ``*`` segment matches any one segment."""
+        want = [s for s in self.prefix.split("/") if s]
+        got = [s for s in path.split("/") if s]
+        if len(got) < len(want):
+            return False
+        return all(w in ("*", g) for w, g in zip(want, got, strict=False))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prefix": self.prefix, "upstreams": [u.to_json() for u in self.upstreams]}
+
+
+@dataclass(frozen=True)
+class AtlsSettings:
+    """Attested TLS for one clean room.
+
+    ``routes``: the routes only attested upstreams may call (see
+    :class:`PeerRoute`); they are part of the attested configuration, so a
+    caller can see whom the callee admits. ``policy_digest``: this clean
+    room's own policy digest, declared in its attested configuration for
+    callees' allow-lists (None: declares none, and no allow-list will admit
+    it). ``hosts``: names and addresses for the certificate's
+    subjectAltName (for standard tools only; trust comes from attestation).
+    """
+
+    routes: tuple[PeerRoute, ...] = ()
+    policy_digest: str | None = None
+    hosts: tuple[str, ...] = field(default=("localhost", "127.0.0.1"))
+
+    def route_for(self, path: str) -> PeerRoute | None:
+        for route in self.routes:
+            if route.matches(path):
+                return route
+        return None
