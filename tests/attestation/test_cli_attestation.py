@@ -206,3 +206,36 @@ def test_fetch_completes_bare_evidence(
     assert _run([*argv, "--fetch", "--cache-dir", str(tmp_path)]) == 0
     assert len(requested) == 2
     assert "accepted" in capsys.readouterr().out.splitlines()[-1]
+
+
+SGX = ASSETS.parent / "sgx" / "dcap-qvl-sgx-v3"
+SGX_AT = "2025-07-19T10:01:17+00:00"  # inside the collateral window (see its PROVENANCE.md)
+
+
+def test_verify_dispatches_intel_evidence_to_its_verifier(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "attestation",
+        "verify",
+        str(SGX / "sgx_quote_v3.bin"),
+        "--collateral",
+        str(SGX / "sgx_quote_v3_collateral.json"),
+        "--at",
+        SGX_AT,
+        "--json",
+    ]
+    # Without a policy only UpToDate is accepted: this platform needs configuration.
+    assert _run(argv) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["platform"] == "sgx"
+    assert doc["claims"]["tcb_status"] == "ConfigurationAndSWHardeningNeeded"
+    assert doc["claims"]["advisory_ids"] == ["INTEL-SA-00289", "INTEL-SA-00615"]
+    assert [f.split(":")[0] for f in doc["failures"]] == ["TCB status", "advisory IDs"]
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        'accepted_tcb_statuses = ["ConfigurationAndSWHardeningNeeded"]\n'
+        'tolerated_advisory_ids = ["INTEL-SA-00289", "INTEL-SA-00615"]\n'
+        '[sgx]\nmrenclave = ["' + doc["claims"]["measurements"]["MRENCLAVE"] + '"]\n'
+    )
+    assert _run([*argv, "--policy", str(policy)]) == 0
