@@ -50,7 +50,7 @@ default allow_egress := false
 
 allow_egress if {
 	every name in input.response.names { name in {"label", "score"} }
-	every v in input.response.outputs.score.values { v >= 0; v <= 1 }
+	every v in input.response.outputs.score.values { is_number(v); v >= 0; v <= 1 }
 }
 
 deny_reason contains "not a named user" if not input.user in input.instance.users

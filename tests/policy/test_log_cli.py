@@ -316,3 +316,29 @@ def test_evidence_outside_the_attestation_policy_is_refused(
 def test_evidence_needs_an_attestation_policy(files: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="--attestation-policy"):
         _run(["log", "verify", str(files["export"]), "--evidence", str(files["export"])])
+
+
+def test_export_checked_against_kept_receipts(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["log", "verify", str(files["export"]), "--key", str(files["key"])]
+    assert (
+        _run([*argv, "--receipt", str(files["receipt"]), "--receipt", str(files["receipt"])]) == 0
+    )
+    assert "consistent with 2 receipt(s)" in capsys.readouterr().out
+
+
+def test_receipts_only_check_exports(files: dict[str, Path]) -> None:
+    argv = ["log", "verify", str(files["receipt"]), "--key", str(files["key"])]
+    with pytest.raises(ConfigurationError, match="--receipt checks an exported log"):
+        _run([*argv, "--receipt", str(files["receipt"])])
+
+
+def test_a_removed_receipted_entry_fails_the_cli(files: dict[str, Path], tmp_path: Path) -> None:
+    doc = json.loads(files["export"].read_text())
+    doc["entries"].pop(4)
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(doc))
+    argv = ["log", "verify", str(tampered), "--key", str(files["key"])]
+    with pytest.raises(LogIntegrityError, match="removed entry: seq 4"):
+        _run([*argv, "--receipt", str(files["receipt"])])

@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -367,3 +369,68 @@ def test_filtered_export_cannot_prove_completeness(
     result = verify_log(party_export, filled_log.public_key)
     assert result.complete is False
     assert [e.seq for e in result.entries] == [0, 6]
+
+
+# ---------------------------------------------------------------- exports against kept receipts
+
+
+def test_receipts_from_earlier_agree_with_a_later_export(
+    filled_log: DecisionLog, fill: Any
+) -> None:
+    kept = [filled_log.receipt(seq).to_json() for seq in (0, 4, 8)]
+    fill(filled_log, 5)
+    result = verify_log(filled_log.export(), filled_log.public_key, receipts=kept)
+    assert len(result.entries) == 14
+    filtered = filled_log.export(party="bank-b@example.com")
+    assert verify_log(filtered, filled_log.public_key, receipts=kept).complete is False
+
+
+def test_a_rolled_back_export_contradicts_a_receipt(filled_log: DecisionLog, fill: Any) -> None:
+    old_export = filled_log.export()
+    fill(filled_log, 3)
+    receipt = filled_log.receipt(10).to_json()
+    with pytest.raises(LogIntegrityError, match="rolled-back log: a receipt shows 12 entries"):
+        verify_log(old_export, filled_log.public_key, receipts=[receipt])
+
+
+def test_a_forked_history_contradicts_receipts(tmp_path: Path, log_key: Any, fill: Any) -> None:
+    path, saved = tmp_path / "log.db", tmp_path / "saved.db"
+    log = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
+    fill(log, 5)
+    shutil.copy(path, saved)
+    fill(log, 2)
+    early, late = log.receipt(3).to_json(), log.receipt(6).to_json()
+    # The store is restored from the copy and the log goes on differently.
+    shutil.copy(saved, path)
+    forked = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
+    forked.append(
+        "inst-9", "predict", "other@example.com", True, None, *["sha256:" + "aa" * 32] * 4
+    )
+    fill(forked, 3)
+    export = forked.export()
+    assert verify_log(export, log_key.public_key()).complete
+    with pytest.raises(LogIntegrityError, match="rewritten history: the first 7 entries"):
+        verify_log(export, log_key.public_key(), receipts=[early])
+    with pytest.raises(LogIntegrityError, match="altered entry: seq 6 differs from the receipt"):
+        verify_log(export, log_key.public_key(), receipts=[late])
+
+
+def test_a_filtered_export_missing_a_receipted_entry(
+    filled_log: DecisionLog, party_export: Doc
+) -> None:
+    kept = filled_log.receipt(3).to_json()  # bank-a's entry
+    other = filled_log.receipt(4).to_json()  # bank-b's: not expected in bank-a's export
+    assert verify_log(party_export, filled_log.public_key, receipts=[kept, other])
+    party_export["entries"].pop(1)
+    party_export["inclusion_proofs"].pop(1)
+    with pytest.raises(
+        LogIntegrityError, match="removed entry: seq 3, held in a receipt, is missing"
+    ):
+        verify_log(party_export, filled_log.public_key, receipts=[kept, other])
+
+
+def test_a_tampered_kept_receipt_is_itself_refused(filled_log: DecisionLog, export: Doc) -> None:
+    kept = filled_log.receipt(2).to_json()
+    kept["entry"]["decision"] = "allow"
+    with pytest.raises(LogIntegrityError, match="altered entry: seq 2 is not in the signed log"):
+        verify_log(export, filled_log.public_key, receipts=[kept])

@@ -59,7 +59,7 @@ only_permitted_outputs if {
 }
 
 score_in_range if {
-	every v in input.response.outputs.score.values { v >= 0; v <= 1 }
+	every v in input.response.outputs.score.values { is_number(v); v >= 0; v <= 1 }
 }
 
 deny_reason contains "the caller is not a named bank" if not input.user in banks
@@ -263,6 +263,7 @@ def test_query_budget_is_exhausted_after_max_queries(lending: PolicyBundle) -> N
         ("score negative", {"score": np.array([-0.1])}, "the score is out of range"),
         ("score is NaN", {"score": np.array([np.nan])}, "the score is out of range"),
         ("score is infinite", {"score": np.array([np.inf])}, "the score is out of range"),
+        ("score is -infinite", {"score": np.array([-np.inf])}, "the score is out of range"),
     ],
 )
 def test_egress_minimisation(

@@ -62,6 +62,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="the attestation policy the evidence must satisfy (required with --evidence)",
     )
+    verify.add_argument(
+        "--receipt",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RECEIPT_JSON",
+        help="a receipt kept from an earlier request; the exported log must still hold its "
+        "entry and history (repeatable; exported logs only)",
+    )
     verify.set_defaults(handler=run_verify)
 
 
@@ -155,6 +164,8 @@ def run_verify(args: argparse.Namespace) -> int:
     doc = _read_json(args.file, "file")
     kind = doc.get("format") if isinstance(doc, Mapping) else None
     if kind == RECEIPT_FORMAT:
+        if args.receipt:
+            raise ConfigurationError("--receipt checks an exported log, not a receipt")
         entry = verify_receipt(doc, key)
         print(
             f"OK: receipt verified: entry {entry.seq} ({entry.decision} {entry.action} by "
@@ -165,6 +176,9 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"reason: {entry.reason}")
         return 0
     if isinstance(doc, Mapping) and "entries" in doc:
-        print(_describe_log(verify_log(doc, key)))
+        receipts = [_read_json(path, "receipt") for path in args.receipt]
+        print(_describe_log(verify_log(doc, key, receipts=receipts)))
+        if receipts:
+            print(f"consistent with {len(receipts)} receipt(s)")
         return 0
     raise LogIntegrityError(f"{str(args.file)!r} is neither an exported log nor a receipt")

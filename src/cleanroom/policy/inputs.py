@@ -68,9 +68,9 @@ class TensorMeta:
 def _json_scalar(value: Any) -> Any:
     """One output element as JSON; non-finite floats become strings.
 
-    JSON has no NaN or infinity. As strings they still fail any numeric range
-    check a policy writes (Rego orders strings after numbers), so they cannot
-    slip through an ``every v in values { v <= 1 }``.
+    JSON has no NaN or infinity. As strings they fail ``is_number(v)``, which
+    every range rule must check (docs/policies.md): a mixed string/number
+    comparison is not a numeric check.
     """
     if isinstance(value, bool | np.bool_):
         return bool(value)

@@ -9,7 +9,7 @@ attestation evidence; a PEM string or bytes is accepted too.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +112,60 @@ def verify_receipt(
 
 
 def verify_log(
+    export_json: str | bytes | Mapping[str, Any],
+    public_key: LogPublicKey | bytes | str,
+    *,
+    receipts: Sequence[str | bytes | Mapping[str, Any]] = (),
+) -> LogVerification:
+    """Verify an exported log offline (see :meth:`DecisionLog.export`).
+
+    *receipts* the verifier kept from earlier requests (signed by the same
+    key) are checked against the export: each must verify, its checkpoint
+    must not be larger than the export's (a rolled-back log), its entry must
+    be in the export unchanged when the export should hold it, and, for a
+    complete export, the export's first entries must lead to the receipt's
+    root (no rewritten history).
+    """
+    result = _verify_export(export_json, public_key)
+    problems: list[str] = []
+    for raw in receipts:
+        verify_receipt(raw, public_key)
+        problems.extend(_receipt_problems(result, Receipt.from_json(_document(raw, "receipt"))))
+    if problems:
+        raise _fail(problems)
+    return result
+
+
+def _receipt_problems(result: LogVerification, receipt: Receipt) -> list[str]:
+    held, seq = receipt.checkpoint, receipt.entry.seq
+    if held.tree_size > result.checkpoint.tree_size:
+        return [
+            f"rolled-back log: a receipt shows {held.tree_size} entries, "
+            f"the export only {result.checkpoint.tree_size}"
+        ]
+    by_seq = {e.seq: e for e in result.entries}
+    flt = result.filter or {}
+    expected_here = result.complete or (
+        flt.get("instance_id") in (None, receipt.entry.instance_id)
+        and flt.get("party") in (None, receipt.entry.party)
+    )
+    if seq not in by_seq:
+        return [f"removed entry: seq {seq}, held in a receipt, is missing"] if expected_here else []
+    if by_seq[seq] != receipt.entry:
+        return [f"altered entry: seq {seq} differs from the receipt's"]
+    if result.complete:
+        tree = MerkleTree([e.leaf_hash() for e in result.entries])
+        if tree.root(held.tree_size).hex() != held.root_hash:
+            return [
+                f"rewritten history: the first {held.tree_size} entries do not lead to "
+                "the root a receipt holds"
+            ]
+    return []
+
+
+def _verify_export(
     export_json: str | bytes | Mapping[str, Any], public_key: LogPublicKey | bytes | str
 ) -> LogVerification:
-    """Verify an exported log offline (see :meth:`DecisionLog.export`)."""
     doc = _document(export_json, "log export")
     if doc.get("format") != EXPORT_FORMAT:
         raise LogIntegrityError(f"the log export's format is not {EXPORT_FORMAT!r}")
