@@ -17,7 +17,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cleanroom.cli import demo, measurement, serve, user
+    from cleanroom.cli import attestation, audit, demo, log, measurement, serve, user
 
     parser = argparse.ArgumentParser(
         prog="cleanroom",
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, demo, user, measurement):
+    for module in (serve, demo, user, measurement, attestation, log, audit):
         module.register(subparsers)
     return parser
 
