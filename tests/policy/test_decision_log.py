@@ -347,3 +347,23 @@ def test_export_is_json_and_complete(filled_log: DecisionLog) -> None:
     assert export["filter"] is None
     assert "inclusion_proofs" not in export
     assert verify_log(export, filled_log.public_key).complete
+
+
+def test_usage_counts_come_from_the_log(tmp_path: Path, log_key: Any, fill: Fill) -> None:
+    path = tmp_path / "log.db"
+    log = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
+    fill(log, 12)
+    # fill: party i % 3, instance i % 2, every third (party 2) denied.
+    assert log.count("inst-0", "bank-a@example.com") == 2
+    assert log.count("inst-1", "bank-a@example.com") == 2
+    assert log.count("inst-1", "bank-b@example.com") == 2
+    assert log.count("inst-0", "owner@example.com") == 0
+    assert log.count("inst-0", "owner@example.com", allowed=False) == 2
+    assert log.count("inst-0", "bank-a@example.com", action="upload_model") == 0
+    assert log.count("inst-9", "nobody@example.com") == 0
+    reopened = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
+    assert reopened.count("inst-0", "bank-a@example.com") == 2
+    reopened.append("inst-0", "predict", "bank-a@example.com", True, None, D, D, D, D)
+    assert reopened.count("inst-0", "bank-a@example.com") == 3
+    # Another writer's entries are counted too.
+    assert log.count("inst-0", "bank-a@example.com") == 3

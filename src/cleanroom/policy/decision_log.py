@@ -20,6 +20,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +90,8 @@ class DecisionLog:
         self._lock = threading.RLock()
         self._tree = MerkleTree()
         self._last: LogEntry | None = None
+        # (instance_id, party, action, decision) -> entries, from verified entries only.
+        self._counts: Counter[tuple[str, str, str, str]] = Counter()
         self._checkpoint: Checkpoint | None = None
         with self._lock:
             self._conn.execute(
@@ -152,8 +155,7 @@ class DecisionLog:
                 "the stored decision log is corrupt: " + "; ".join(problems), problems=problems
             )
         for entry in loaded:
-            self._tree.append(entry.leaf_hash())
-        self._last = loaded[-1]
+            self._record(entry)
 
     def append(
         self,
@@ -224,9 +226,27 @@ class DecisionLog:
             except BaseException:
                 self._conn.rollback()
                 raise
-            self._tree.append(entry.leaf_hash())
-            self._last = entry
+            self._record(entry)
             return entry
+
+    def _record(self, entry: LogEntry) -> None:
+        self._tree.append(entry.leaf_hash())
+        self._last = entry
+        self._counts[(entry.instance_id, entry.party, entry.action, entry.decision)] += 1
+
+    def count(
+        self, instance_id: str, party: str, *, action: str = "predict", allowed: bool = True
+    ) -> int:
+        """How many *action* requests of *party* on *instance_id* were allowed
+        (or, with ``allowed=False``, denied): ``usage.queries`` for the policy.
+
+        Counted from verified entries, so it survives restarts and cannot be
+        reset by editing the table without the log refusing to load.
+        """
+        with self._lock:
+            self._catch_up()
+            decision = "allow" if allowed else "deny"
+            return self._counts[(instance_id, party, action, decision)]
 
     def checkpoint(self) -> Checkpoint:
         """A signed tree head over every entry appended so far."""
