@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from tests.models import single_input_model
 
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.client.instance import Instance
 from cleanroom.errors import LogIntegrityError, PolicyDenied, PolicyError, StaleAttestation
 from cleanroom.policy import verify_log, verify_receipt
-from tests.models import single_input_model
 
 Party = Callable[[str], Client]
 X = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)

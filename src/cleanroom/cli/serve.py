@@ -21,7 +21,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="state directory (SQLite, sealed models)",
     )
     parser.add_argument(
-        "--tee", default=defaults.tee(), choices=["simulated"], help="TEE to run on"
+        "--tee",
+        default=defaults.tee(),
+        choices=["simulated", "sev-snp", "tdx"],
+        help="TEE to run on: evidence from configfs-tsm (or /dev/sev-guest for SEV-SNP), or the "
+        "simulated TEE for development",
     )
     parser.add_argument(
         "--registration",

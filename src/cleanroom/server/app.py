@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from cleanroom.crypto.binding import canonical_json
 from cleanroom.atls.routes import router as atls_router
+from cleanroom.crypto.binding import canonical_json
 from cleanroom.errors import Error, InvalidRequest, PayloadTooLarge
 from cleanroom.server.problems import problem_response
 from cleanroom.server.service import CleanRoomService

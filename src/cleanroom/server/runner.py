@@ -16,6 +16,7 @@ from cleanroom.errors import ServiceUnavailable
 from cleanroom.server.app import create_app
 from cleanroom.server.service import CleanRoomService
 from cleanroom.server.settings import ServerSettings
+from cleanroom.server.tee import Tee
 
 __all__ = ["ServerThread", "bind", "serve_forever"]
 
@@ -71,9 +72,10 @@ class ServerThread:
         port: int = 0,
         *,
         tls: AtlsSettings | None = None,
+        tee: Tee | None = None,
     ) -> None:
         self.settings = settings
-        self.service = CleanRoomService(settings)
+        self.service = CleanRoomService(settings, tee=tee)
         self._sock = bind(host, port)
         bound_host, bound_port = self._sock.getsockname()[:2]
         self.url = f"{'https' if tls else 'http'}://{bound_host}:{bound_port}"

@@ -31,9 +31,9 @@ from cleanroom.errors import (
     PayloadTooLarge,
     StaleAttestation,
 )
+from cleanroom.policy import PolicyBundle, content_digest
 from cleanroom.runtime.base import ModelRunner, ModelSignature
 from cleanroom.runtime.onnx import OnnxRunner
-from cleanroom.policy import PolicyBundle, content_digest
 from cleanroom.server.accounts import Accounts, normalise_email
 from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
 from cleanroom.server.models import SealedModelStore
@@ -58,7 +58,7 @@ class PredictResult:
 
 
 class CleanRoomService:
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, *, tee: Tee | None = None) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.store = Store(settings.db_path)
@@ -67,10 +67,12 @@ class CleanRoomService:
             open_registration=settings.open_registration,
             token_ttl_s=settings.token_ttl_s,
         )
-        self.tee = Tee(settings.tee, settings.data_dir)
-        self.models = SealedModelStore(
-            settings.models_dir, self.tee.sealing_key, self.tee.sealing_label
-        )
+        self.tee = tee or Tee(settings.tee, settings.data_dir)
+        self.models: SealedModelStore | None = None
+        if self.tee.sealing_key is not None and self.tee.sealing_label is not None:
+            self.models = SealedModelStore(
+                settings.models_dir, self.tee.sealing_key, self.tee.sealing_label
+            )
         self.replay = ReplayGuard(settings.replay_window_s)
         self.gate = Gate(settings.db_path, self.tee.signing_key)
         self._runners: dict[str, ModelRunner] = {}
@@ -91,6 +93,8 @@ class CleanRoomService:
     # start-up ---------------------------------------------------------------
 
     def _reload_models(self) -> None:
+        if self.models is None:
+            return
         for record in self.store.instances():
             if record.model_digest is None:
                 continue
@@ -196,7 +200,8 @@ class CleanRoomService:
         if runner is not None:
             runner.close()
         self.store.delete_instance(instance_id)
-        self.models.delete(instance_id)
+        if self.models is not None:
+            self.models.delete(instance_id)
         self.gate.forget(instance_id)
 
     def grant(self, email: str, instance_id: str, user: str) -> InstanceRecord:
@@ -361,7 +366,8 @@ class CleanRoomService:
         runner = self._load_runner(record.format, model)
         digest = "sha256:" + hashlib.sha256(model).hexdigest()
         self.gate.allowed(ticket, None, model_digest=digest)
-        self.models.save(record.id, model)
+        if self.models is not None:
+            self.models.save(record.id, model)
         self.store.set_model(record.id, digest, len(model), runner.signature.to_json())
         with self._runners_lock:
             old = self._runners.get(record.id)

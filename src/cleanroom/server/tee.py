@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from cleanroom.attestation import Evidence
 from cleanroom.attestation.measurement import package_measurement
+from cleanroom.attestation.providers import EvidenceProvider, provider_for
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.crypto.binding import config_digest, report_data
 from cleanroom.crypto.keys import KeyPair
@@ -52,6 +53,7 @@ SIMULATION_WARNING = (
     "confidentiality. Use it for development only."
 )
 
+KINDS = ("simulated", "sev-snp", "tdx")
 _SIGNING_KEY_FILE = "receipt-signing-key.sealed"
 _ROOT_SECRET_FILE = "simulated-sealing-root.bin"  # noqa: S105 (a file name)
 
@@ -59,26 +61,45 @@ _ROOT_SECRET_FILE = "simulated-sealing-root.bin"  # noqa: S105 (a file name)
 class Tee:
     """Keys and evidence of one running clean room."""
 
-    def __init__(self, kind: str, data_dir: Path) -> None:
-        if kind != "simulated":
-            raise ConfigurationError(
-                f"TEE kind {kind!r} is not supported by this service build",
-                remedy="use --tee simulated for development",
-            )
+    def __init__(
+        self, kind: str, data_dir: Path, *, provider: EvidenceProvider | None = None
+    ) -> None:
+        if kind not in KINDS:
+            raise ConfigurationError(f"unknown TEE kind {kind!r}; use one of {list(KINDS)}")
         self.kind = kind
-        self.simulated = True
-        self.measurement = package_measurement()
-        self._simulator = SimulatedSnpTee.open(data_dir)
+        self.simulated = kind == "simulated"
         self.hpke = KeyPair()
         # The attested-TLS key (docs/attested-tls.md): made here, never leaves memory.
         self.tls_key = ec.generate_private_key(ec.SECP256R1())
-        self.sealing_key, self.sealing_label = self._simulated_sealing_key(data_dir)
-        self.signing_key = self._sealed_signing_key(data_dir / _SIGNING_KEY_FILE)
-        log.warning(SIMULATION_WARNING)
+        self._provider: EvidenceProvider
+        self.sealing_key: bytes | None
+        self.sealing_label: bytes | None
+        if self.simulated:
+            self.measurement: bytes | None = package_measurement()
+            self._simulator: SimulatedSnpTee | None = SimulatedSnpTee.open(data_dir)
+            # The simulator reports package_measurement() as MEASUREMENT.
+            self._provider = provider or self._simulator
+            self.sealing_key, self.sealing_label = self._simulated_sealing_key(data_dir)
+            self.signing_key = self._sealed_signing_key(data_dir / _SIGNING_KEY_FILE)
+            log.warning(SIMULATION_WARNING)
+        else:
+            # On hardware the launch digest is measured by the platform, not by us.
+            self.measurement = None
+            self._simulator = None
+            self._provider = provider or provider_for(kind, data_dir)
+            # No sealing-key provider for this platform yet: nothing is sealed at rest,
+            # so models live in memory only and the signing key changes at every start.
+            self.sealing_key, self.sealing_label = None, None
+            self.signing_key = Ed25519PrivateKey.generate()
+            log.warning(
+                "TEE %s: no sealing key available; models are kept in memory only and must "
+                "be uploaded again after a restart",
+                kind,
+            )
 
     @property
-    def simulated_root(self) -> Path:
-        return self._simulator.root_pem_path
+    def simulated_root(self) -> Path | None:
+        return None if self._simulator is None else self._simulator.root_pem_path
 
     def _sealed_signing_key(self, path: Path) -> Ed25519PrivateKey:
         """The receipt-signing key, kept sealed under the sealing key so the log keeps its id.
@@ -86,6 +107,7 @@ class Tee:
         A blob sealed by other code (another measurement) does not open; a new
         key is made then, and the log's later checkpoints carry the new key id.
         """
+        assert self.sealing_key is not None
         aead = AESGCM(self.sealing_key)
         if path.exists():
             blob = path.read_bytes()
@@ -121,7 +143,7 @@ class Tee:
         data = report_data(
             hpke_public_key=self.hpke.public.raw, nonce=nonce, config_digest=config_digest(config)
         )
-        return self._simulator.evidence(data, measurement=self.measurement)
+        return self._provider.evidence(data)
 
     def _simulated_sealing_key(self, data_dir: Path) -> tuple[bytes, bytes]:
         path = data_dir / _ROOT_SECRET_FILE

@@ -1,0 +1,75 @@
+"""``--tee sev-snp``: evidence from configfs-tsm reaches the SDK's verifier unchanged.
+
+The fake configfs tree returns a real Genoa report (made for another nonce), so
+the SDK's verifier accepts its signature and chain and refuses its REPORT_DATA.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cleanroom import AttestationPolicy, Client, ModelFormat
+from cleanroom.attestation.certificates import split_certificates
+from cleanroom.attestation.providers import ConfigfsTsmProvider
+from cleanroom.attestation.providers.certtable import (
+    ARK_GUID,
+    ASK_GUID,
+    VCEK_GUID,
+    build_cert_table,
+)
+from cleanroom.errors import PolicyViolation
+from cleanroom.server.runner import ServerThread
+from cleanroom.server.settings import ServerSettings
+from cleanroom.server.tee import Tee
+
+GENOA = (
+    Path(__file__).resolve().parents[1]
+    / "assets"
+    / "attestation"
+    / "snp"
+    / "ms-tav-milan-genoa-turin"
+)
+REPORT = (GENOA / "genoa_attestation_report.bin").read_bytes()
+MEASUREMENT = REPORT[0x90:0xC0]
+
+
+def _fake_configfs(root: Path) -> Path:
+    certs = [
+        split_certificates((GENOA / name).read_bytes())[0]
+        for name in ("genoa_vcek.pem", "genoa_ask.pem", "genoa_ark.pem")
+    ]
+    entry = root / "entry"
+    entry.mkdir(parents=True)
+    (entry / "provider").write_text("sev_guest\n")
+    (entry / "generation").write_text("1\n")
+    (entry / "outblob").write_bytes(REPORT)
+    (entry / "auxblob").write_bytes(
+        build_cert_table(list(zip((VCEK_GUID, ASK_GUID, ARK_GUID), certs, strict=True)))
+    )
+    return root
+
+
+def test_real_report_is_verified_and_refused_for_its_binding(tmp_path: Path) -> None:
+    provider = ConfigfsTsmProvider(_fake_configfs(tmp_path / "tsm"), entry_name=lambda: "entry")
+    tee = Tee("sev-snp", tmp_path / "data", provider=provider)
+    assert not tee.simulated
+    assert tee.sealing_key is None
+    with ServerThread(ServerSettings(data_dir=tmp_path / "data", tee="sev-snp"), tee=tee) as server:
+        client = Client(server.url)
+        client.sign_up("alice@lender.example", "correct horse battery staple")
+        client.sign_in("alice@lender.example", "correct horse battery staple")
+        health = client.health()
+        assert health["simulated"] is False
+        inst = client.create_instance("Real", ModelFormat.ONNX, [])
+        policy = AttestationPolicy(measurements=[MEASUREMENT.hex()])
+        with pytest.raises(PolicyViolation) as info:
+            inst.validate_attestation(policy)
+        # Authentic AMD evidence (chain to the pinned Genoa ARK, signature): only the
+        # binding to this request's key and nonce fails.
+        assert [f.split(":")[0] for f in info.value.failures] == ["REPORT_DATA"]
+        client.close()
+    assert not (tmp_path / "data" / "models").exists() or not any(
+        (tmp_path / "data" / "models").iterdir()
+    )
