@@ -44,6 +44,9 @@ class OnnxRunner:
 
     def __init__(self, model: bytes, limits: RuntimeLimits | None = None) -> None:
         limits = limits or RuntimeLimits()
+        # No usage telemetry leaves a clean room (ORT would otherwise try to
+        # record events and persist a device identifier).
+        ort.disable_telemetry_events()
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if limits.intra_op_threads:

@@ -23,8 +23,9 @@ from typing import Any
 from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected, ServiceUnavailable
 from cleanroom.runtime.base import RuntimeLimits, Tensors
 from cleanroom.runtime.sandbox.protocol import FrameError, recv_header, recv_payload, send_frame
+from cleanroom.runtime.sandbox.slot import write_tensors
 from cleanroom.wire.formats import ModelFormat
-from cleanroom.wire.tensors import decode_tensors
+from cleanroom.wire.tensors import decode_tensors, encode_tensors
 
 __all__ = ["WorkerProcess", "limits_to_json"]
 
@@ -196,8 +197,8 @@ class WorkerProcess:
             raise InferenceFailed("the sandboxed worker is not running")
         return self._sock
 
-    def run(self, encoded: bytes, timeout_s: float, *, limit_s: float | None = None) -> Tensors:
-        """Send encoded inputs, return decoded outputs; kill the worker on crash or timeout.
+    def run(self, inputs: Tensors, timeout_s: float, *, limit_s: float | None = None) -> Tensors:
+        """Send checked inputs, return decoded outputs; kill the worker on crash or timeout.
 
         *limit_s* is the request timeout to name in the error (*timeout_s* may be
         what remains of it).
@@ -208,12 +209,14 @@ class WorkerProcess:
         used = 0
         try:
             sock.settimeout(timeout_s)
-            if len(encoded) <= len(slot):
-                slot[: len(encoded)] = encoded
-                used = len(encoded)
-                send_frame(sock, {"op": "run", "area": "shm", "nbytes": len(encoded)})
+            written = write_tensors(slot, inputs)
+            if written is not None:
+                used = written
+                send_frame(sock, {"op": "run", "area": "shm", "nbytes": written})
             else:
+                encoded = encode_tensors(inputs)
                 send_frame(sock, {"op": "run", "area": "inline", "nbytes": len(encoded)}, encoded)
+                del encoded
             reply, size = recv_header(sock)
             body = recv_payload(sock, size, self.limits.memory_bytes)
         except (OSError, FrameError) as exc:

@@ -28,7 +28,6 @@ from cleanroom.runtime.base import ModelSignature, RuntimeLimits, Tensors, Tenso
 from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.runtime.tensors import check_inputs
 from cleanroom.wire.formats import ModelFormat
-from cleanroom.wire.tensors import encode_tensors
 
 __all__ = ["NetworkIsolation", "SandboxReport", "SandboxedRunner", "Supervisor"]
 
@@ -167,8 +166,6 @@ class SandboxedRunner:
         if self._closed:
             raise InferenceFailed("the model has been unloaded")
         feed = check_inputs(inputs, self._signature.inputs)
-        encoded = encode_tensors(feed)
-        del feed
         timeout = float(self._limits.request_timeout_s)
         deadline = time.monotonic() + timeout
         try:
@@ -185,7 +182,7 @@ class SandboxedRunner:
         # The timeout covers the whole request, waiting for a worker included.
         remaining = max(deadline - time.monotonic(), 0.001)
         try:
-            outputs = worker.run(encoded, remaining, limit_s=timeout)
+            outputs = worker.run(feed, remaining, limit_s=timeout)
         except InferenceFailed:
             if not worker.alive:
                 self._restart(worker, background=True)

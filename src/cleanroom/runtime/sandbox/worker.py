@@ -28,6 +28,7 @@ from cleanroom.errors import Error, InferenceFailed, ModelRejected
 from cleanroom.runtime.base import ModelRunner, RuntimeLimits
 from cleanroom.runtime.sandbox import confine, seccomp
 from cleanroom.runtime.sandbox.protocol import FrameError, recv_header, recv_payload, send_frame
+from cleanroom.runtime.sandbox.slot import write_tensors
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
 
@@ -190,14 +191,13 @@ class _Worker:
             finally:
                 # Drop the views into the slot before the slot is overwritten.
                 del inputs, view
-            encoded = encode_tensors(outputs)
-            del outputs
-            if len(encoded) <= len(self.slot):
-                self.slot[: len(encoded)] = encoded
-                reply = {"ok": True, "area": "shm", "nbytes": len(encoded)}
+            written = write_tensors(self.slot, outputs)
+            if written is not None:
+                reply = {"ok": True, "area": "shm", "nbytes": written}
             else:
-                body = encoded
-                reply = {"ok": True, "area": "inline", "nbytes": len(encoded)}
+                body = encode_tensors(outputs)
+                reply = {"ok": True, "area": "inline", "nbytes": len(body)}
+            del outputs
         except Exception as exc:
             reply = _error_reply(exc)
         del payload
