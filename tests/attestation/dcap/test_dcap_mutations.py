@@ -295,3 +295,42 @@ def test_a_different_pinned_root_refuses_the_real_quote() -> None:
             QUOTE, (), qvl_collateral(QVL_TDX / "tdx_quote_v4_collateral.json"), at=QVL_TDX_V4_AT
         )
     assert "Intel SGX Root CA" in info.value.failures[0]
+
+
+# go-tdx-guest's TestNegativeVerification: quote[index] = value on the SPR-E4
+# quote, checked without collateral at the repository's time.
+GO_TDX_NEGATIVES: list[tuple[str, int, int, type[AttestationError], str]] = [
+    ("Version byte Changed", 0x00, 0x03, EvidenceFormatError, "TEE_TYPE"),
+    ("Signed data size byte Changed", 0x278, 0x10, EvidenceFormatError, "."),
+    # Breaks the root's PEM END line: the chain has two certificates left.
+    ("Certificate chain byte Changed", 0x1343, 0x32, EvidenceFormatError, "got 2 cert"),
+    ("Root Certificate byte Changed", 0x1329, 0x32, EvidenceSignatureError, "trusted root"),
+    ("Intermediate Certificate byte Changed", 0xF5F, 0x32, EvidenceSignatureError, "PCK CA"),
+    ("PCK Certificate byte Changed", 0xB77, 0x32, EvidenceSignatureError, "PCK certificate"),
+    ("Header Byte Changed", 0x1E, 0x32, EvidenceSignatureError, "quote signature"),
+    ("TD Quote Body Changed", 0x3C, 0x32, EvidenceSignatureError, "quote signature"),
+]
+
+
+@pytest.mark.parametrize(
+    ("index", "value", "error", "match"),
+    [pytest.param(i, v, e, m, id=name) for name, i, v, e, m in GO_TDX_NEGATIVES],
+)
+def test_go_tdx_guest_negative_mutations(
+    index: int, value: int, error: type[AttestationError], match: str
+) -> None:
+    from dcap_vectors import GO_TDX, GO_TDX_AT
+
+    from cleanroom.attestation.dcap import intel_sgx_root_ca, verify_quote_signatures
+
+    def check(data: bytes) -> None:
+        parsed = TdxVerifier(allow_trailing_bytes=True).parse(data)
+        verify_quote_signatures(parsed, at=GO_TDX_AT, pinned_root=intel_sgx_root_ca())
+
+    quote = bytearray((GO_TDX / "tdx_prod_quote_SPR_E4.dat").read_bytes())
+    check(bytes(quote))
+    assert quote[index] != value
+    quote[index] = value
+    with pytest.raises(error) as info:
+        check(bytes(quote))
+    assert_refusal(info.value, match)
