@@ -367,3 +367,25 @@ def test_usage_counts_come_from_the_log(tmp_path: Path, log_key: Any, fill: Fill
     assert reopened.count("inst-0", "bank-a@example.com") == 3
     # Another writer's entries are counted too.
     assert log.count("inst-0", "bank-a@example.com") == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "sql"),
+    [
+        ("entry hidden", "UPDATE cleanroom_decision_log SET party = 'x@example.com' WHERE seq = 3"),
+        (
+            "entry added",
+            "UPDATE cleanroom_decision_log SET party = 'bank-a@example.com' WHERE seq = 4",
+        ),
+    ],
+)
+def test_an_edited_index_column_is_caught_by_filtered_exports(
+    tmp_path: Path, log_key: Any, fill: Fill, name: str, sql: str
+) -> None:
+    path = tmp_path / "log.db"
+    log = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
+    fill(log, 6)
+    assert [e["seq"] for e in log.export(party="bank-a@example.com")["entries"]] == [0, 3]
+    _tamper(path, sql)
+    with pytest.raises(LogIntegrityError, match="index was altered"):
+        log.export(party="bank-a@example.com")

@@ -453,3 +453,10 @@ def test_both_input_converters_give_the_same_decisions(
     ]
     egress = _egress(context={"nested": {"list": [1, 2.5, "x", None, True, [], {}]}})
     assert lending.evaluate_egress(egress).allowed
+
+
+@pytest.mark.parametrize("doc", [["not", "an", "object"], "text", 7])
+def test_a_document_that_is_not_an_object_denies(lending: PolicyBundle, doc: Any) -> None:
+    decision = lending.evaluate_ingress(doc)
+    assert not decision.allowed
+    assert decision.evaluation_error

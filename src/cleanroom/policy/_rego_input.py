@@ -127,7 +127,10 @@ def _put(p: Any, value: Any, depth: int) -> None:
 def to_input(doc: Any, *, fast: bool = True) -> Any:
     """A ``regopy.Input`` holding *doc*; :class:`PolicyError` if it is not plain JSON."""
     if type(doc) is not dict:
-        doc = dict(doc)
+        try:
+            doc = dict(doc)
+        except (TypeError, ValueError):
+            raise _refuse("the document is not an object") from None
     if fast and _lib is not None:
         built = Input.__new__(Input)
         # Owned by *built* from here on: Input.__del__ frees it, also when

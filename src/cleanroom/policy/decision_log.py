@@ -318,6 +318,8 @@ class DecisionLog:
             ).fetchall()
             entries = [self._parse_row(seq, bytes(blob)) for seq, blob in rows]
             filtered = instance_id is not None or party is not None
+            if filtered:
+                self._check_selection(entries, instance_id, party)
             doc: dict[str, Any] = {
                 "format": EXPORT_FORMAT,
                 "filter": {"instance_id": instance_id, "party": party} if filtered else None,
@@ -330,3 +332,26 @@ class DecisionLog:
                     for e in entries
                 ]
         return doc
+
+    def _check_selection(
+        self, entries: list[LogEntry], instance_id: str | None, party: str | None
+    ) -> None:
+        """The indexed columns chose the rows; make sure they chose exactly the
+        entries the verified log holds for this filter (an edited column
+        would otherwise hide or add entries silently)."""
+        expected = sum(
+            n
+            for (i, p, _, _), n in self._counts.items()
+            if (instance_id is None or i == instance_id) and (party is None or p == party)
+        )
+        wrong = [
+            e.seq
+            for e in entries
+            if (instance_id is not None and e.instance_id != instance_id)
+            or (party is not None and e.party != party)
+        ]
+        if wrong or len(entries) != expected:
+            raise LogIntegrityError(
+                "the stored decision log's index was altered: the selected rows are not the "
+                "entries of this filter"
+            )
