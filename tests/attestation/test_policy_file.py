@@ -32,12 +32,14 @@ id_key_digests = []
 mrtd = ["{"cc" * 48}"]
 rtmrs = {{ RTMR0 = ["{"dd" * 48}"] }}
 mrconfigid = ["{"ee" * 48}"]
+min_tcb = {{ PCESVN = 13, TDXTCBCOMP01 = 3 }}
 
 [sgx]
 mrenclave = ["{"01" * 32}"]
 mrsigner = ["{"02" * 32}"]
 isv_prod_id = 1
 min_isv_svn = 2
+min_tcb = {{ SGXTCBCOMP01 = 11 }}
 """
 
 
@@ -72,6 +74,8 @@ def test_full_toml_policy(tmp_path: Path, root_pem: bytes) -> None:
     assert policy.mrenclave == (b"\x01" * 32,)
     assert policy.mrsigner == (b"\x02" * 32,)
     assert (policy.sgx_isv_prod_id, policy.sgx_min_isv_svn) == (1, 2)
+    assert dict(policy.tdx_min_tcb) == {"PCESVN": 13, "TDXTCBCOMP01": 3}
+    assert dict(policy.sgx_min_tcb) == {"SGXTCBCOMP01": 11}
 
 
 def test_json_policy_equals_toml(tmp_path: Path) -> None:

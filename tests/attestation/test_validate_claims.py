@@ -100,7 +100,20 @@ CASES: list[tuple[str, Claims, dict[str, Any], list[str]]] = [
         TDX_POLICY,
         ["REPORTDATA", "TDATTRIBUTES.DEBUG", "TCB status", "MRTD", "RTMR0", "MRCONFIGID"],
     ),
+    ("TDX PCESVN below", TDX, {**TDX_POLICY, "tdx_min_tcb": {"PCESVN": 14}}, ["PCESVN"]),
+    (
+        "TDX component missing",
+        TDX,
+        {**TDX_POLICY, "tdx_min_tcb": {"TDXTCBCOMP01": 1}},
+        ["TDXTCBCOMP01"],
+    ),
     ("SGX empty policy", SGX, {}, ["MRENCLAVE"]),
+    (
+        "SGX component missing",
+        SGX,
+        {**SGX_POLICY, "sgx_min_tcb": {"SGXTCBCOMP01": 1}},
+        ["SGXTCBCOMP01"],
+    ),
     (
         "SGX MRENCLAVE",
         replace(SGX, measurements={"MRENCLAVE": bytes(32), "MRSIGNER": MRSIGNER}),
@@ -147,6 +160,11 @@ def test_failures_name_every_field(
     failures = claim_failures(claims, AttestationPolicy(**policy), report_data=REPORT_DATA)
     assert [f.split(":")[0] for f in failures] == fields
     assert all(": got " in f and "expected" in f for f in failures)
+
+
+def test_dcap_minimum_tcb_at_its_limit_passes() -> None:
+    policy = AttestationPolicy(**TDX_POLICY, tdx_min_tcb={"PCESVN": 13})
+    assert claim_failures(TDX, policy, report_data=REPORT_DATA) == []
 
 
 def test_tolerated_statuses_and_advisories_pass() -> None:

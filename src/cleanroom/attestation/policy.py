@@ -38,8 +38,16 @@ _TOP_KEYS = frozenset(
 _SNP_KEYS = frozenset(
     {"measurements", "host_data", "min_tcb", "signing_keys", "vmpl", "id_key_digests"}
 )
-_TDX_KEYS = frozenset({"mrtd", "rtmrs", "mrconfigid"})
-_SGX_KEYS = frozenset({"mrenclave", "mrsigner", "isv_prod_id", "min_isv_svn"})
+_TDX_KEYS = frozenset({"mrtd", "rtmrs", "mrconfigid", "min_tcb"})
+_SGX_KEYS = frozenset({"mrenclave", "mrsigner", "isv_prod_id", "min_isv_svn", "min_tcb"})
+# Intel TCB component names as the DCAP claims carry them (PCK certificate
+# profile: SGX TCB components 1-16 and PCESVN; the QE's ISVSVN; TDX: the 16
+# bytes of TEE_TCB_SVN).
+_DCAP_TCB_COMPONENTS = frozenset(
+    {f"SGXTCBCOMP{i:02d}" for i in range(1, 17)}
+    | {f"TDXTCBCOMP{i:02d}" for i in range(1, 17)}
+    | {"PCESVN", "QE_ISVSVN"}
+)
 
 
 def _hex_values(values: Iterable[str], name: str, size: int) -> tuple[bytes, ...]:
@@ -92,6 +100,26 @@ def _check_keys(doc: Mapping[str, Any], allowed: frozenset[str], where: str) -> 
         )
 
 
+def _minimums(
+    values: Mapping[str, int] | None, name: str, allowed: Iterable[str], limit: int
+) -> Mapping[str, int]:
+    allowed = frozenset(allowed)
+    if values is not None and not isinstance(values, Mapping):
+        raise ConfigurationError(f"attestation policy {name} must be a table/object")
+    out: dict[str, int] = {}
+    for component, value in (values or {}).items():
+        if component not in allowed:
+            raise ConfigurationError(
+                f"attestation policy {name} has unknown component {component!r}",
+                remedy=f"components: {', '.join(sorted(allowed))}",
+            )
+        minimum = _optional_int(value, f"{name}.{component}")
+        if minimum is None or minimum > limit:
+            raise ConfigurationError(f"attestation policy {name}.{component} must be 0 to {limit}")
+        out[component] = minimum
+    return MappingProxyType(out)
+
+
 class AttestationPolicy:
     """What evidence to accept.
 
@@ -135,12 +163,15 @@ class AttestationPolicy:
     Intel TDX: ``mrtd`` allowed MRTD values (48-byte hex; empty: no TDX
     evidence accepted); ``rtmrs`` allowed values per register (``RTMR0`` to
     ``RTMR3``; registers not named are not checked); ``mrconfigid`` allowed
-    MRCONFIGID values (unset: not checked).
+    MRCONFIGID values (unset: not checked); ``tdx_min_tcb`` minimum TCB
+    components (``TDXTCBCOMP01``..``16``, ``SGXTCBCOMP01``..``16``,
+    ``PCESVN``, ``QE_ISVSVN``; unset: not checked).
 
     Intel SGX: ``mrenclave`` and ``mrsigner`` (32-byte hex) allow-lists; at
     least one must be set to accept SGX evidence, and each one set is
     checked; ``sgx_isv_prod_id`` the required ISVPRODID and
-    ``sgx_min_isv_svn`` the minimum ISVSVN (None: not checked).
+    ``sgx_min_isv_svn`` the minimum ISVSVN (None: not checked);
+    ``sgx_min_tcb`` minimum TCB components, named as for TDX.
     """
 
     def __init__(
@@ -164,6 +195,8 @@ class AttestationPolicy:
         mrsigner: Sequence[str] = (),
         sgx_isv_prod_id: int | None = None,
         sgx_min_isv_svn: int | None = None,
+        tdx_min_tcb: Mapping[str, int] | None = None,
+        sgx_min_tcb: Mapping[str, int] | None = None,
     ) -> None:
         self.measurements = _hex_values(measurements, "measurements", 48)
         self.allow_simulated = _bool(allow_simulated, "allow_simulated")
@@ -172,19 +205,7 @@ class AttestationPolicy:
         self.accepted_tcb_statuses = _strings(accepted_tcb_statuses, "accepted_tcb_statuses")
         self.tolerated_advisory_ids = _strings(tolerated_advisory_ids, "tolerated_advisory_ids")
         self.host_data = _hex_values(host_data, "host_data", 32)
-        tcb: dict[str, int] = {}
-        for name, value in (min_tcb or {}).items():
-            if name not in SNP_TCB_COMPONENTS:
-                raise ConfigurationError(
-                    f"attestation policy min_tcb has unknown component {name!r}",
-                    remedy=f"components: {', '.join(SNP_TCB_COMPONENTS)}",
-                )
-            minimum = _optional_int(value, f"min_tcb.{name}")
-            assert minimum is not None
-            if minimum > 0xFF:
-                raise ConfigurationError(f"attestation policy min_tcb.{name} exceeds 255")
-            tcb[name] = minimum
-        self.min_tcb: Mapping[str, int] = MappingProxyType(tcb)
+        self.min_tcb = _minimums(min_tcb, "min_tcb", SNP_TCB_COMPONENTS, 0xFF)
         self.signing_keys = _strings(signing_keys, "signing_keys")
         bad_keys = sorted(set(self.signing_keys) - set(_SIGNING_KEYS))
         if bad_keys:
@@ -208,6 +229,8 @@ class AttestationPolicy:
         self.mrsigner = _hex_values(mrsigner, "mrsigner", 32)
         self.sgx_isv_prod_id = _optional_int(sgx_isv_prod_id, "isv_prod_id")
         self.sgx_min_isv_svn = _optional_int(sgx_min_isv_svn, "min_isv_svn")
+        self.tdx_min_tcb = _minimums(tdx_min_tcb, "[tdx] min_tcb", _DCAP_TCB_COMPONENTS, 0xFFFF)
+        self.sgx_min_tcb = _minimums(sgx_min_tcb, "[sgx] min_tcb", _DCAP_TCB_COMPONENTS, 0xFFFF)
         self._authenticity_only = False
 
     @staticmethod
@@ -285,6 +308,8 @@ class AttestationPolicy:
             mrsigner=sgx.get("mrsigner", ()),
             sgx_isv_prod_id=sgx.get("isv_prod_id"),
             sgx_min_isv_svn=sgx.get("min_isv_svn"),
+            tdx_min_tcb=tdx.get("min_tcb"),
+            sgx_min_tcb=sgx.get("min_tcb"),
         )
 
     @classmethod

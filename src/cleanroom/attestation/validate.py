@@ -8,12 +8,13 @@ is wrong. Works on :class:`~cleanroom.attestation.platform.Claims` only.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 
 from cleanroom.attestation.platform import TCB_STATUS_NOT_APPLICABLE, Claims
 from cleanroom.attestation.policy import AttestationPolicy
 from cleanroom.attestation.snp.validate import snp_failures
 
-__all__ = ["claim_failures"]
+__all__ = ["claim_failures", "min_tcb_failures"]
 
 _DEBUG_FIELD = {"sev-snp": "POLICY.DEBUG", "tdx": "TDATTRIBUTES.DEBUG", "sgx": "ATTRIBUTES.DEBUG"}
 _REPORT_DATA_FIELD = {"sev-snp": "REPORT_DATA"}
@@ -32,6 +33,20 @@ def _allow_list(name: str, value: bytes | None, allowed: tuple[bytes, ...]) -> l
     return [f"{name}: got {value.hex()}, expected {expected}"]
 
 
+def min_tcb_failures(
+    tcb: Mapping[str, int], minimums: Mapping[str, int], prefix: str = ""
+) -> list[str]:
+    """A failure per component below its minimum (or missing: fail closed)."""
+    failures = []
+    for name, minimum in minimums.items():
+        value = tcb.get(name)
+        if value is None:
+            failures.append(f"{prefix}{name}: got none, expected >= {minimum}")
+        elif value < minimum:
+            failures.append(f"{prefix}{name}: got {value}, expected >= {minimum}")
+    return failures
+
+
 def _tdx_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
     failures: list[str] = []
     if policy.checks_measurements:
@@ -40,6 +55,7 @@ def _tdx_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
         failures += _allow_list(register, claims.measurements.get(register), allowed)
     if policy.mrconfigid:
         failures += _allow_list("MRCONFIGID", claims.host_data, policy.mrconfigid)
+    failures += min_tcb_failures(claims.tcb, policy.tdx_min_tcb)
     return failures
 
 
@@ -68,6 +84,7 @@ def _sgx_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
         not isinstance(svn, int) or svn < policy.sgx_min_isv_svn
     ):
         failures.append(f"ISVSVN: got {svn}, expected >= {policy.sgx_min_isv_svn}")
+    failures += min_tcb_failures(claims.tcb, policy.sgx_min_tcb)
     return failures
 
 
