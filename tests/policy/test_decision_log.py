@@ -389,3 +389,12 @@ def test_an_edited_index_column_is_caught_by_filtered_exports(
     _tamper(path, sql)
     with pytest.raises(LogIntegrityError, match="index was altered"):
         log.export(party="bank-a@example.com")
+
+
+def test_an_unreadable_database_is_a_service_error(log_key: Any) -> None:
+    c = sqlite3.connect(":memory:", check_same_thread=False)
+    log = DecisionLog(c, log_key)
+    c.close()
+    for call in (log.checkpoint, lambda: log.receipt(0), log.export, lambda: log.count("i", "p")):
+        with pytest.raises(ServiceUnavailable):
+            call()

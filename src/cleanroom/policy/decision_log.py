@@ -16,12 +16,13 @@ and re-verifies them; a stored log that does not verify is refused
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,7 +94,7 @@ class DecisionLog:
         # (instance_id, party, action, decision) -> entries, from verified entries only.
         self._counts: Counter[tuple[str, str, str, str]] = Counter()
         self._checkpoint: Checkpoint | None = None
-        with self._lock:
+        with self._locked():
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS cleanroom_decision_log ("
                 " seq INTEGER PRIMARY KEY,"
@@ -111,6 +112,17 @@ class DecisionLog:
             )
             self._conn.commit()
             self._catch_up()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the lock; a database failure is the service's, not the caller's."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise ServiceUnavailable(
+                    f"the decision log cannot be read ({type(exc).__name__})"
+                ) from None
 
     @property
     def public_key(self) -> LogPublicKey:
@@ -243,14 +255,14 @@ class DecisionLog:
         Counted from verified entries, so it survives restarts and cannot be
         reset by editing the table without the log refusing to load.
         """
-        with self._lock:
+        with self._locked():
             self._catch_up()
             decision = "allow" if allowed else "deny"
             return self._counts[(instance_id, party, action, decision)]
 
     def checkpoint(self) -> Checkpoint:
         """A signed tree head over every entry appended so far."""
-        with self._lock:
+        with self._locked():
             self._catch_up()
             size = self._tree.size
             if self._checkpoint is not None and self._checkpoint.tree_size == size:
@@ -271,7 +283,7 @@ class DecisionLog:
             return self._checkpoint
 
     def entry(self, seq: int) -> LogEntry:
-        with self._lock:
+        with self._locked():
             row = self._conn.execute(
                 "SELECT entry FROM cleanroom_decision_log WHERE seq = ?", (seq,)
             ).fetchone()
@@ -290,7 +302,7 @@ class DecisionLog:
 
     def receipt(self, seq: int) -> Receipt:
         """The entry *seq*, its inclusion proof and the current signed checkpoint."""
-        with self._lock:
+        with self._locked():
             checkpoint = self.checkpoint()
             if not 0 <= seq < checkpoint.tree_size:
                 raise LogIntegrityError(f"the decision log has no entry {seq}")
@@ -308,7 +320,7 @@ class DecisionLog:
         inserted entry. With a filter (the entries of one instance, one
         party, or both) each entry carries its inclusion proof instead.
         """
-        with self._lock:
+        with self._locked():
             checkpoint = self.checkpoint()
             rows = self._conn.execute(
                 "SELECT seq, entry FROM cleanroom_decision_log WHERE seq < ?"
