@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from dcap_fakes import NOW, World, build
 from dcap_vectors import AZURE_TDX, GO_TDX, QVL_SGX, QVL_TDX
 
@@ -79,3 +80,28 @@ def test_certificates_argument_cannot_replace_the_quote_chain() -> None:
     intel_root = (QVL_TDX / "TrustedRootCA.der").read_bytes()
     with pytest.raises(EvidenceSignatureError, match="trusted root"):
         TdxVerifier().verify(built.quote, [intel_root], built.collateral, at=NOW)
+
+
+def test_a_changed_packaged_root_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cleanroom.attestation.dcap import roots
+    from cleanroom.errors import ConfigurationError
+
+    other_pem: bytes = str(build(World()).collateral["pck_crl_issuer_chain"]).encode()
+
+    class _Files:
+        def joinpath(self, name: str) -> _Files:
+            return self
+
+        def read_bytes(self) -> bytes:
+            return other_pem
+
+    monkeypatch.setattr(roots, "files", lambda package: _Files())
+    roots.intel_sgx_root_ca.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="fingerprint"):
+            roots.intel_sgx_root_ca()
+    finally:
+        monkeypatch.undo()
+        roots.intel_sgx_root_ca.cache_clear()
+    restored = roots.intel_sgx_root_ca().fingerprint(hashes.SHA256()).hex()
+    assert restored == roots.INTEL_SGX_ROOT_CA_SHA256
