@@ -293,3 +293,36 @@ def test_provider_for_refuses_a_tsm_of_another_platform(tmp_path: Path) -> None:
     root = _fake_configfs(tmp_path / "tsm", provider="tdx_guest")
     with pytest.raises(ConfigurationError):
         provider_for("sev-snp", tmp_path, configfs_root=root, configfs_entry_name=lambda: "entry")
+
+
+def test_sev_guest_derived_key(tmp_path: Path) -> None:
+    from cleanroom.attestation.providers.sev_guest import (
+        FIELD_GUEST_POLICY,
+        FIELD_MEASUREMENT,
+        SNP_GET_DERIVED_KEY,
+        DerivedKeyRequest,
+    )
+
+    seen: list[tuple[int, int, int]] = []
+
+    def fake(fd: int, request: int, guest: GuestRequest) -> int:
+        assert request == SNP_GET_DERIVED_KEY == 0xC0205301
+        key_request = DerivedKeyRequest.from_address(guest.req_data)
+        seen.append((key_request.root_key_select, key_request.guest_field_select, key_request.vmpl))
+        message = bytes(4) + bytes(28) + b"\x42" * 32
+        ctypes.memmove(guest.resp_data, message, len(message))
+        return 0
+
+    provider = SevGuestProvider(_device(tmp_path), vmpl=1, ioctl=fake)
+    assert provider.derived_key() == b"\x42" * 32
+    assert seen == [(0, FIELD_GUEST_POLICY | FIELD_MEASUREMENT, 1)]
+
+
+def test_sev_guest_derived_key_refused(tmp_path: Path) -> None:
+    def fake(fd: int, request: int, guest: GuestRequest) -> int:
+        message = (0x16).to_bytes(4, "little") + bytes(60)
+        ctypes.memmove(guest.resp_data, message, len(message))
+        return 0
+
+    with pytest.raises(ServiceUnavailable):
+        SevGuestProvider(_device(tmp_path), ioctl=fake).derived_key()

@@ -25,8 +25,12 @@ from cleanroom.attestation.snp import abi
 from cleanroom.errors import ServiceUnavailable
 
 __all__ = [
+    "FIELD_GUEST_POLICY",
+    "FIELD_MEASUREMENT",
     "SEV_GUEST_DEVICE",
+    "SNP_GET_DERIVED_KEY",
     "SNP_GET_EXT_REPORT",
+    "DerivedKeyRequest",
     "GuestRequest",
     "ReportResponse",
     "SevGuestProvider",
@@ -59,6 +63,23 @@ class ReportResponse(ctypes.Structure):
     _fields_ = (("data", ctypes.c_uint8 * 4000),)
 
 
+class DerivedKeyRequest(ctypes.Structure):
+    """struct snp_derived_key_req (the MSG_KEY_REQ fields the guest chooses)."""
+
+    _fields_ = (
+        ("root_key_select", ctypes.c_uint32),
+        ("rsvd", ctypes.c_uint32),
+        ("guest_field_select", ctypes.c_uint64),
+        ("vmpl", ctypes.c_uint32),
+        ("guest_svn", ctypes.c_uint32),
+        ("tcb_version", ctypes.c_uint64),
+    )
+
+
+class DerivedKeyResponse(ctypes.Structure):
+    _fields_ = (("data", ctypes.c_uint8 * 64),)
+
+
 class GuestRequest(ctypes.Structure):
     """struct snp_guest_request_ioctl; ``exitinfo2`` holds fw_error (low 32
     bits) and vmm_error (high 32 bits)."""
@@ -76,7 +97,17 @@ def _iowr(kind: str, number: int, size: int) -> int:
     return (3 << 30) | (size << 16) | (ord(kind) << 8) | number
 
 
+SNP_GET_DERIVED_KEY = _iowr("S", 0x1, ctypes.sizeof(GuestRequest))
 SNP_GET_EXT_REPORT = _iowr("S", 0x2, ctypes.sizeof(GuestRequest))
+
+# MSG_KEY_REQ GUEST_FIELD_SELECT bits (SEV-SNP ABI 56860, Table "MSG_KEY_REQ
+# Message Structure"): which guest fields are mixed into the derived key.
+FIELD_GUEST_POLICY = 1 << 0
+FIELD_IMAGE_ID = 1 << 1
+FIELD_FAMILY_ID = 1 << 2
+FIELD_MEASUREMENT = 1 << 3
+FIELD_GUEST_SVN = 1 << 4
+FIELD_TCB_VERSION = 1 << 5
 
 IoctlFunction = Callable[[int, int, GuestRequest], int]
 
@@ -136,6 +167,53 @@ class SevGuestProvider:
             certificates=certificates or self._certificates,
             simulated=False,
         )
+
+    def derived_key(
+        self,
+        *,
+        fields: int = FIELD_GUEST_POLICY | FIELD_MEASUREMENT,
+        chip_bound: bool = True,
+    ) -> bytes:
+        """A 32-byte key the SEV-SNP firmware derives for this guest (MSG_KEY_REQ).
+
+        The key depends on the chosen guest *fields* (default: POLICY and
+        MEASUREMENT, so other code or a debug launch gets another key) and on
+        the chip's VCEK secret (``chip_bound``) or the VM root key. Only this
+        guest, launched the same way on the same chip, can derive it again:
+        a sealing key for data at rest. Never log or export it.
+        """
+        request = DerivedKeyRequest(
+            root_key_select=0 if chip_bound else 1,
+            guest_field_select=fields,
+            vmpl=self._vmpl,
+        )
+        response = DerivedKeyResponse()
+        guest = GuestRequest(
+            msg_version=_MSG_VERSION,
+            req_data=ctypes.addressof(request),
+            resp_data=ctypes.addressof(response),
+        )
+        try:
+            fd = os.open(self.device, os.O_RDWR)
+        except OSError as exc:
+            raise ServiceUnavailable(f"cannot open {self.device}: {exc.strerror}") from exc
+        try:
+            self._ioctl(fd, SNP_GET_DERIVED_KEY, guest)
+        except OSError as exc:
+            raise ServiceUnavailable(
+                f"SNP_GET_DERIVED_KEY failed: {exc.strerror}"
+                f" (firmware error 0x{guest.exitinfo2 & 0xFFFFFFFF:x})"
+            ) from exc
+        finally:
+            os.close(fd)
+        message = bytes(response.data)
+        # MSG_KEY_RSP: STATUS (u32), reserved (0x1C bytes), DERIVED_KEY (32 bytes).
+        status = int.from_bytes(message[0:4], "little")
+        if status != 0:
+            raise ServiceUnavailable(f"the SEV-SNP firmware refused the key (status 0x{status:x})")
+        key = message[0x20:0x40]
+        ctypes.memset(ctypes.addressof(response), 0, ctypes.sizeof(response))
+        return key
 
     def _request(self, fd: int, report_data: bytes) -> tuple[bytes, bytes]:
         pages = 4
