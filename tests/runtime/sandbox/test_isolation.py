@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from cleanroom.errors import ServiceUnavailable
-from cleanroom.runtime import RuntimeLimits, Supervisor
+from cleanroom.runtime import RuntimeLimits, SandboxReport, Supervisor
 from cleanroom.runtime.sandbox import SandboxedRunner
 from cleanroom.wire.formats import ModelFormat
 
@@ -102,3 +102,43 @@ def test_a_worker_weaker_than_the_probe_is_refused(
 ) -> None:
     with pytest.raises(ServiceUnavailable):
         supervisor.check_confinement(sandbox)
+
+
+def test_workers_failing_the_confinement_check_are_not_left_running(
+    supervisor: Supervisor,
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import psutil
+
+    before = {c.pid for c in psutil.Process().children()}
+
+    def refuse(sandbox: object) -> None:
+        raise ServiceUnavailable("confinement check failed on purpose")
+
+    monkeypatch.setattr(supervisor, "check_confinement", refuse)
+    with pytest.raises(ServiceUnavailable, match="on purpose"):
+        supervisor.load("weak", ModelFormat.TFLITE, model_bytes("add_mul.tflite"), limits)
+    after = {c.pid for c in psutil.Process().children() if c.status() != psutil.STATUS_ZOMBIE}
+    assert after <= before
+
+
+FULL = {
+    "seccomp": True,
+    "socket_denied": True,
+    "execve_denied": True,
+    "file_write_denied": True,
+}
+
+
+@pytest.mark.parametrize("missing", sorted(FULL))
+def test_report_is_confined_only_with_every_protection(missing: str) -> None:
+    fields: dict[str, bool] = {**FULL, missing: False}
+    report = SandboxReport(
+        mechanism="netns+seccomp", network_namespace="netns", rlimits={}, **fields
+    )
+    assert not report.confined
+    assert SandboxReport(
+        mechanism="netns+seccomp", network_namespace="netns", rlimits={}, **FULL
+    ).confined

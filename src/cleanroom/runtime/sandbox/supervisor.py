@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cleanroom.errors import (
     Conflict,
@@ -24,7 +24,13 @@ from cleanroom.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from cleanroom.runtime.base import ModelSignature, RuntimeLimits, Tensors, TensorSpec
+from cleanroom.runtime.base import (
+    ModelRunner,
+    ModelSignature,
+    RuntimeLimits,
+    Tensors,
+    TensorSpec,
+)
 from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.runtime.tensors import check_inputs
 from cleanroom.wire.formats import ModelFormat
@@ -58,7 +64,7 @@ class SandboxReport:
 
     @property
     def confined(self) -> bool:
-        return self.seccomp and self.socket_denied and self.execve_denied
+        return self.seccomp and self.socket_denied and self.execve_denied and self.file_write_denied
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -140,8 +146,13 @@ class SandboxedRunner:
                 worker.kill()
             rejected = [e for e in errors if isinstance(e, ModelRejected)]
             raise rejected[0] if rejected else errors[0]
-        for worker in starters:
-            supervisor.check_confinement(worker.sandbox)
+        try:
+            for worker in starters:
+                supervisor.check_confinement(worker.sandbox)
+        except ServiceUnavailable:
+            for worker in starters:
+                worker.kill()
+            raise
         self._signature = _signature_from_json(starters[0].signature)
         for worker in starters:
             self._all.append(worker)
@@ -297,7 +308,11 @@ class Supervisor:
         ).startswith("denied")
         execve_denied = str(found.get("execve", "")).startswith("denied")
         write_denied = str(found.get("write_file", "")).startswith("denied")
-        for name, ok in (("socket", socket_denied), ("execve", execve_denied)):
+        for name, ok in (
+            ("socket", socket_denied),
+            ("execve", execve_denied),
+            ("writing a file", write_denied),
+        ):
             if not ok:
                 problems.append(f"{name} is not denied inside the worker")
         return SandboxReport(
@@ -387,3 +402,9 @@ class Supervisor:
             restarts=sum(r.restarts for r in runners),
             problems=base.problems,
         )
+
+
+if TYPE_CHECKING:
+
+    def _is_a_model_runner(runner: SandboxedRunner) -> ModelRunner:
+        return runner  # mypy checks that SandboxedRunner meets the contract

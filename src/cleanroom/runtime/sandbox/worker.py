@@ -17,11 +17,13 @@ descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import resource
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from cleanroom.errors import Error, InferenceFailed, ModelRejected
@@ -90,31 +92,38 @@ def _import_runtime(fmt: ModelFormat | None) -> None:
         import cleanroom.runtime.tflite  # noqa: F401
 
 
+def _attempt(action: Callable[[], object]) -> str:
+    try:
+        action()
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
+            return f"denied ({exc.strerror})"
+        return f"inconclusive ({exc.strerror})"
+    return "allowed"
+
+
+def _write_probe_file() -> None:
+    directory = "/tmp" if os.path.isdir("/tmp") else "/"  # noqa: S108
+    path = os.path.join(directory, f"cleanroom-probe-{os.getpid()}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    os.unlink(path)
+
+
 def probe() -> dict[str, Any]:
     """Try what the sandbox must forbid, from inside; report each outcome."""
-    results: dict[str, Any] = {"net_ns": os.readlink("/proc/self/ns/net")}
-    for family, label in ((socket.AF_INET, "socket_inet"), (socket.AF_UNIX, "socket_unix")):
-        try:
-            socket.socket(family, socket.SOCK_STREAM).close()
-            results[label] = "allowed"
-        except OSError as exc:
-            results[label] = f"denied ({exc.strerror})"
-    # Not tempfile.gettempdir(): it needs a writable directory to answer at all.
-    path = f"/tmp/cleanroom-probe-{os.getpid()}"  # noqa: S108
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-        os.unlink(path)
-        results["write_file"] = "allowed"
-    except OSError as exc:
-        results["write_file"] = f"denied ({exc.strerror})"
-    try:
-        # Succeeding here replaces the worker: the supervisor then sees it
-        # exit, which it also treats as "execve allowed" (fail closed).
-        os.execv(sys.executable, [sys.executable, "-c", "pass"])  # noqa: S606
-    except OSError as exc:
-        results["execve"] = f"denied ({exc.strerror})"
-    return results
+    return {
+        "net_ns": os.readlink("/proc/self/ns/net"),
+        "socket_inet": _attempt(lambda: socket.socket(socket.AF_INET).close()),
+        "socket_unix": _attempt(lambda: socket.socket(socket.AF_UNIX).close()),
+        # Not tempfile: it needs a writable directory to answer at all.
+        "write_file": _attempt(_write_probe_file),
+        # Succeeding replaces the worker: the supervisor then sees it exit,
+        # which it also treats as "execve allowed" (fail closed).
+        "execve": _attempt(
+            lambda: os.execv(sys.executable, [sys.executable, "-c", "pass"])  # noqa: S606
+        ),
+    }
 
 
 class _Worker:
