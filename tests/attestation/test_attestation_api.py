@@ -452,3 +452,23 @@ def test_unknown_platform_is_a_format_error(simulated_tee: SimulatedSnpTee) -> N
     evidence = dataclasses.replace(simulated_tee.evidence(REPORT_DATA), platform="nitro")
     with pytest.raises(EvidenceFormatError):
         verify_evidence(evidence, _policy(simulated_tee), report_data=REPORT_DATA)
+
+
+def test_an_unexpected_verifier_error_still_refuses(
+    simulated_tee: SimulatedSnpTee,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cleanroom.attestation.snp.verify import SnpVerifier
+
+    def broken(self: SnpVerifier, *args: object, **kwargs: object) -> None:
+        raise IndexError("defect")
+
+    monkeypatch.setattr(SnpVerifier, "verify", broken)
+    with pytest.raises(EvidenceFormatError) as info:
+        verify_evidence(
+            simulated_tee.evidence(REPORT_DATA, measurement=MEASUREMENT),
+            _policy(simulated_tee),
+            report_data=REPORT_DATA,
+        )
+    assert info.value.failures == ["evidence: verifier error (IndexError)"]

@@ -9,6 +9,7 @@ differs, and it is trusted only when the policy says so.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -143,13 +144,22 @@ def check_evidence(
             failures=["simulated_root: got none, expected the simulated TEE's root certificate"],
         )
     verifier = verifier_for(evidence.platform)
-    claims = verifier.verify(
-        evidence.report,
-        evidence.certificates,
-        evidence.collateral,
-        at=when,
-        additional_roots=_additional_roots(policy),
-    )
+    try:
+        claims = verifier.verify(
+            evidence.report,
+            evidence.certificates,
+            evidence.collateral,
+            at=when,
+            additional_roots=_additional_roots(policy),
+        )
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, struct.error) as exc:
+        # A verifier must raise AttestationError for bad evidence; anything
+        # else escaping is a defect, and still the evidence is refused.
+        _log.exception("the %s verifier failed unexpectedly", evidence.platform)
+        raise EvidenceFormatError(
+            f"the {evidence.platform} evidence could not be verified",
+            failures=[f"evidence: verifier error ({type(exc).__name__})"],
+        ) from exc
     if evidence.simulated and not claims.simulated:
         # Marked simulated yet chained to a vendor root: judge it as simulated
         # (the stricter reading) rather than trusting the marker either way.

@@ -41,7 +41,7 @@ from cleanroom.attestation.snp.crl import (
     crls_from_collateral,
 )
 from cleanroom.attestation.snp.roots import PRODUCTS, pinned_ark
-from cleanroom.errors import EvidenceFormatError, EvidenceSignatureError
+from cleanroom.errors import ConfigurationError, EvidenceFormatError, EvidenceSignatureError
 
 __all__ = ["PLATFORM", "SnpVerifier", "claims_from_report"]
 
@@ -202,7 +202,7 @@ class SnpVerifier:
         additional_roots: Sequence[bytes] = (),
     ) -> Claims:
         if at.tzinfo is None:
-            raise ValueError("verification time must be timezone-aware")
+            raise ConfigurationError("the verification time must be timezone-aware")
         crls: list[AmdCrl] = []
         if collateral:
             unknown = sorted(set(collateral) - {COLLATERAL_KEY})
