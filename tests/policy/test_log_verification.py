@@ -18,8 +18,15 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from cleanroom.errors import ConfigurationError, LogIntegrityError
-from cleanroom.policy import DecisionLog, LogEntry, key_id, verify_log, verify_receipt
+from cleanroom.errors import ConfigurationError, InvalidRequest, LogIntegrityError
+from cleanroom.policy import (
+    DecisionLog,
+    LogEntry,
+    key_id,
+    verify_log,
+    verify_log_consistency,
+    verify_receipt,
+)
 from cleanroom.policy.signing import sign
 
 Doc = dict[str, Any]
@@ -434,3 +441,55 @@ def test_a_tampered_kept_receipt_is_itself_refused(filled_log: DecisionLog, expo
     kept["entry"]["decision"] = "allow"
     with pytest.raises(LogIntegrityError, match="altered entry: seq 2 is not in the signed log"):
         verify_log(export, filled_log.public_key, receipts=[kept])
+
+
+# ---------------------------------------------------------------- consistency between checkpoints
+
+
+def test_a_grown_log_is_consistent_with_its_past(filled_log: DecisionLog, fill: Any) -> None:
+    older = filled_log.checkpoint().to_json()
+    fill(filled_log, 7)
+    newer = filled_log.checkpoint()
+    proof = filled_log.consistency_proof(older["tree_size"])
+    verify_log_consistency(older, newer, proof, filled_log.public_key)
+    verify_log_consistency(newer, newer, [], filled_log.public_key)
+
+
+def test_a_forked_log_is_inconsistent(tmp_path: Path, log_key: Any, fill: Any) -> None:
+    path, saved = tmp_path / "log.db", tmp_path / "saved.db"
+    log = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
+    fill(log, 4)
+    shutil.copy(path, saved)
+    fill(log, 2)
+    seen = log.checkpoint()
+    shutil.copy(saved, path)
+    forked = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
+    forked.append(
+        "inst-9", "predict", "other@example.com", True, None, *["sha256:" + "aa" * 32] * 4
+    )
+    fill(forked, 3)
+    with pytest.raises(LogIntegrityError, match="rewritten history"):
+        verify_log_consistency(
+            seen, forked.checkpoint(), forked.consistency_proof(6), log_key.public_key()
+        )
+
+
+def test_consistency_refusals(filled_log: DecisionLog, fill: Any, other_key: Any) -> None:
+    older = filled_log.checkpoint()
+    fill(filled_log, 3)
+    newer = filled_log.checkpoint()
+    proof = filled_log.consistency_proof(9)
+    key = filled_log.public_key
+    with pytest.raises(LogIntegrityError, match="rolled-back log"):
+        verify_log_consistency(newer, older, proof, key)
+    with pytest.raises(LogIntegrityError, match="consistency proof fails"):
+        verify_log_consistency(older, newer, proof[:-1], key)
+    with pytest.raises(LogIntegrityError, match="non-hash"):
+        verify_log_consistency(older, newer, ["zz"], key)
+    with pytest.raises(LogIntegrityError, match="bad signature"):
+        verify_log_consistency(older, newer, proof, other_key.public_key())
+    forged = {**newer.to_json(), "root_hash": "77" * 32}
+    with pytest.raises(LogIntegrityError, match="bad signature"):
+        verify_log_consistency(older, forged, proof, key)
+    with pytest.raises(InvalidRequest):
+        filled_log.consistency_proof(13)

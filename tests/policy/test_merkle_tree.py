@@ -16,6 +16,7 @@ from cleanroom.policy.merkle import (
     leaf_hash,
     node_hash,
     root_from_inclusion_proof,
+    verify_consistency,
     verify_inclusion,
 )
 
@@ -125,3 +126,77 @@ def test_proofs_outside_the_tree_are_refused(tree: MerkleTree, index: int, size:
 def test_leaf_hashes_must_be_32_bytes() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         MerkleTree().append(b"short")
+
+
+# PROOF(m, D[0:n]) from the same reference vectors.
+CONSISTENCY = [
+    (1, 1, []),
+    (
+        1,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        6,
+        8,
+        [
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+    (
+        2,
+        5,
+        [
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "proof"), CONSISTENCY)
+def test_consistency_proofs_match_the_vectors(
+    tree: MerkleTree, first: int, second: int, proof: list[str]
+) -> None:
+    assert [p.hex() for p in tree.consistency_proof(first, second)] == proof
+    raw = [bytes.fromhex(p) for p in proof]
+    assert verify_consistency(first, second, tree.root(first), tree.root(second), raw)
+
+
+def test_every_consistency_proof_verifies() -> None:
+    tree = MerkleTree([leaf_hash(i.to_bytes(2, "big")) for i in range(33)])
+    for second in range(34):
+        for first in range(second + 1):
+            proof = tree.consistency_proof(first, second)
+            assert verify_consistency(first, second, tree.root(first), tree.root(second), proof)
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate"),
+    [
+        ("other first root", lambda m, n, a, b, p: (m, n, leaf_hash(b"x"), b, p)),
+        ("other second root", lambda m, n, a, b, p: (m, n, a, leaf_hash(b"x"), p)),
+        ("sizes swapped", lambda m, n, a, b, p: (n, m, b, a, p)),
+        ("wrong first size", lambda m, n, a, b, p: (m - 1, n, a, b, p)),
+        ("truncated proof", lambda m, n, a, b, p: (m, n, a, b, p[:-1])),
+        ("extended proof", lambda m, n, a, b, p: (m, n, a, b, [*p, p[0]])),
+        ("altered proof", lambda m, n, a, b, p: (m, n, a, b, [bytes(32), *p[1:]])),
+        ("empty proof", lambda m, n, a, b, p: (m, n, a, b, [])),
+    ],
+)
+def test_bad_consistency_proofs_fail(tree: MerkleTree, name: str, mutate: object) -> None:
+    args = (6, 8, tree.root(6), tree.root(8), tree.consistency_proof(6, 8))
+    assert verify_consistency(*args)
+    assert not verify_consistency(*mutate(*args))  # type: ignore[operator]
+
+
+def test_equal_sizes_need_equal_roots_and_no_proof(tree: MerkleTree) -> None:
+    assert verify_consistency(5, 5, tree.root(5), tree.root(5), [])
+    assert not verify_consistency(5, 5, tree.root(5), tree.root(4), [])
+    assert not verify_consistency(5, 5, tree.root(5), tree.root(5), [tree.root(5)])

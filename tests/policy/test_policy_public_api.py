@@ -27,6 +27,7 @@ EXPECTED = {
     "policy_digest",
     "verify_checkpoint",
     "verify_log",
+    "verify_log_consistency",
     "verify_receipt",
 }
 

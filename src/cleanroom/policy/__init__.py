@@ -26,7 +26,13 @@ from cleanroom.policy.inputs import (
 from cleanroom.policy.records import Checkpoint, LogEntry, Receipt
 from cleanroom.policy.shaping import OutputRule, OutputShaping
 from cleanroom.policy.signing import key_id, load_public_key
-from cleanroom.policy.verify import LogVerification, verify_checkpoint, verify_log, verify_receipt
+from cleanroom.policy.verify import (
+    LogVerification,
+    verify_checkpoint,
+    verify_log,
+    verify_log_consistency,
+    verify_receipt,
+)
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -51,5 +57,6 @@ __all__ = [
     "policy_digest",
     "verify_checkpoint",
     "verify_log",
+    "verify_log_consistency",
     "verify_receipt",
 ]

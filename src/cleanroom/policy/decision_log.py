@@ -312,6 +312,16 @@ class DecisionLog:
             entry=entry, inclusion_proof=tuple(p.hex() for p in proof), checkpoint=checkpoint
         )
 
+    def consistency_proof(self, first_size: int, second_size: int | None = None) -> list[str]:
+        """RFC 9162 §2.1.4 proof that the log of *first_size* entries is a prefix
+        of the log of *second_size* (default: the current checkpoint's size),
+        hex-encoded; see :func:`verify_log_consistency`."""
+        with self._locked():
+            size = self.checkpoint().tree_size if second_size is None else second_size
+            if not 0 <= first_size <= size <= self._tree.size:
+                raise InvalidRequest(f"no consistency proof from {first_size} to {size} entries")
+            return [p.hex() for p in self._tree.consistency_proof(first_size, size)]
+
     def export(self, instance_id: str | None = None, party: str | None = None) -> dict[str, Any]:
         """The log as a JSON-able document (format in ``docs/receipts.md``).
 

@@ -4,7 +4,8 @@ Leaf and node hashes are domain-separated (§2.1.1): a leaf is
 ``SHA-256(0x00 || entry)`` and an interior node ``SHA-256(0x01 || left ||
 right)``; the tree of n leaves splits at the largest power of two below n.
 Inclusion proofs are generated as in §2.1.3.1 and verified with the
-algorithm of §2.1.3.2.
+algorithm of §2.1.3.2; consistency proofs (one tree is a prefix of a later
+one) as in §2.1.4.1 and §2.1.4.2.
 
 :class:`MerkleTree` keeps the hash of every complete power-of-two subtree, so
 appending a leaf, computing a root and producing an inclusion proof each
@@ -22,6 +23,7 @@ __all__ = [
     "leaf_hash",
     "node_hash",
     "root_from_inclusion_proof",
+    "verify_consistency",
     "verify_inclusion",
 ]
 
@@ -94,6 +96,23 @@ class MerkleTree:
             raise ValueError("no such leaf in a tree of that size")
         return self._path(index, 0, n)
 
+    def consistency_proof(self, first: int, second: int | None = None) -> list[bytes]:
+        """PROOF(first, D[0:second]) of RFC 9162 §2.1.4.1 (empty when first is 0)."""
+        n = self.size if second is None else second
+        if not 0 <= first <= n <= self.size:
+            raise ValueError("no such pair of tree sizes")
+        if first in (0, n):
+            return []
+        return self._subproof(first, 0, n, True)
+
+    def _subproof(self, m: int, start: int, n: int, complete: bool) -> list[bytes]:
+        if m == n:
+            return [] if complete else [self._subtree(start, n)]
+        k = _split(n)
+        if m <= k:
+            return [*self._subproof(m, start, k, complete), self._subtree(start + k, n - k)]
+        return [*self._subproof(m - k, start + k, n - k, False), self._subtree(start, k)]
+
     def _path(self, index: int, start: int, size: int) -> list[bytes]:
         if size == 1:
             return []
@@ -136,3 +155,41 @@ def verify_inclusion(
     """Whether *proof* shows *leaf* at *index* in the tree of *size* with *root*."""
     computed = root_from_inclusion_proof(leaf, index, size, proof)
     return computed is not None and hmac.compare_digest(computed, root)
+
+
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """Whether *proof* shows the tree of *first* leaves is a prefix of the tree
+    of *second* leaves (RFC 9162 §2.1.4.2). An empty tree is a prefix of any."""
+    if not 0 <= first <= second:
+        return False
+    if first == 0:
+        return not proof
+    if first == second:
+        return not proof and hmac.compare_digest(first_root, second_root)
+    path = list(proof)
+    if first & (first - 1) == 0:
+        path.insert(0, first_root)
+    if not path:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and hmac.compare_digest(fr, first_root) and hmac.compare_digest(sr, second_root)

@@ -234,7 +234,7 @@ class Checkpoint:
 
 
 def proof_from_json(value: Any, what: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or len(value) > 64:
+    if not isinstance(value, list) or len(value) > 128:
         raise LogIntegrityError(f"malformed {what}: inclusion_proof must be a list of hashes")
     for item in value:
         if not isinstance(item, str) or not _HEX32.fullmatch(item):

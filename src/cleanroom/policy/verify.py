@@ -16,11 +16,17 @@ from typing import Any
 from cleanroom.errors import LogIntegrityError
 from cleanroom.policy._chain import chain_problems, sequence_problems
 from cleanroom.policy.decision_log import EXPORT_FORMAT
-from cleanroom.policy.merkle import MerkleTree, verify_inclusion
+from cleanroom.policy.merkle import MerkleTree, verify_consistency, verify_inclusion
 from cleanroom.policy.records import Checkpoint, LogEntry, Receipt, proof_from_json
 from cleanroom.policy.signing import LogPublicKey, key_id, load_public_key, verify_signature
 
-__all__ = ["LogVerification", "verify_checkpoint", "verify_log", "verify_receipt"]
+__all__ = [
+    "LogVerification",
+    "verify_checkpoint",
+    "verify_log",
+    "verify_log_consistency",
+    "verify_receipt",
+]
 
 _MAX_PROBLEMS_IN_MESSAGE = 5
 
@@ -239,3 +245,38 @@ def _verify_filtered(
         complete=False,
         filter={"instance_id": instance_id, "party": party},
     )
+
+
+def verify_log_consistency(
+    older: Checkpoint | Mapping[str, Any],
+    newer: Checkpoint | Mapping[str, Any],
+    proof: Sequence[str],
+    public_key: LogPublicKey | bytes | str,
+) -> None:
+    """Check that the log *newer* signs extends the log *older* signs.
+
+    Both checkpoints must verify under *public_key*; *proof* is
+    :meth:`DecisionLog.consistency_proof` (RFC 9162 §2.1.4). Raises
+    :class:`LogIntegrityError` on a rolled-back or forked log.
+    """
+    old = older if isinstance(older, Checkpoint) else Checkpoint.from_json(older)
+    new = newer if isinstance(newer, Checkpoint) else Checkpoint.from_json(newer)
+    verify_checkpoint(old, public_key)
+    verify_checkpoint(new, public_key)
+    if old.tree_size > new.tree_size:
+        raise LogIntegrityError(
+            f"rolled-back log: a checkpoint of {old.tree_size} entries is followed by one "
+            f"of {new.tree_size}"
+        )
+    hashes = [bytes.fromhex(p) for p in proof_from_json(list(proof), "consistency proof")]
+    if not verify_consistency(
+        old.tree_size,
+        new.tree_size,
+        bytes.fromhex(old.root_hash),
+        bytes.fromhex(new.root_hash),
+        hashes,
+    ):
+        raise LogIntegrityError(
+            f"rewritten history: the log of {new.tree_size} entries does not extend the log "
+            f"of {old.tree_size} entries (the consistency proof fails)"
+        )
