@@ -326,3 +326,39 @@ def test_sev_guest_derived_key_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ServiceUnavailable):
         SevGuestProvider(_device(tmp_path), ioctl=fake).derived_key()
+
+
+def test_configfs_tdx_evidence_verifies_end_to_end(tmp_path: Path) -> None:
+    """A TDX guest: configfs-tsm serves the quote, the data directory the
+    collateral; the registry's TDX verifier accepts it (UpToDate)."""
+    import json
+    from datetime import datetime
+
+    from cleanroom.attestation import AttestationPolicy, verify_evidence
+
+    tdx = ASSETS.parent / "tdx" / "dcap-qvl-tdx-v4-v5"
+    root = _fake_configfs(tmp_path / "tsm", provider="tdx_guest")
+    (root / "entry" / "outblob").write_bytes((tdx / "tdx_quote_v4.bin").read_bytes())
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "tdx-collateral.json").write_bytes(
+        (tdx / "tdx_quote_v4_collateral.json").read_bytes()
+    )
+    provider = provider_for(
+        "tdx", data_dir, configfs_root=root, configfs_entry_name=lambda: "entry"
+    )
+    evidence = provider.evidence(bytes(64))
+    assert evidence.platform == "tdx"
+    assert evidence.collateral == json.loads((tdx / "tdx_quote_v4_collateral.json").read_text())
+    at = datetime.fromisoformat("2025-07-19T10:00:34+00:00")  # inside the collateral window
+    quote = evidence.report
+    mrtd = quote[48 + 0x88 : 48 + 0xB8]  # TD quote body MRTD (v4: body at offset 48)
+    verified = verify_evidence(
+        evidence,
+        AttestationPolicy(mrtd=[mrtd.hex()]),
+        report_data=quote[48 + 0x208 : 48 + 0x248],
+        at=at,
+    )
+    assert verified.platform == "tdx"
+    assert verified.tcb_status == "UpToDate"
+    assert verified.measurement == mrtd

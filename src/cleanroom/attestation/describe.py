@@ -11,6 +11,9 @@ __all__ = ["report_fields"]
 
 def _value(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
+        if value.startswith(b"-----BEGIN"):
+            # PEM text (a DCAP quote's PCK chain) reads better as text.
+            return bytes(value).rstrip(b"\x00").decode("ascii", "replace")
         return bytes(value).hex()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return report_fields(value)
