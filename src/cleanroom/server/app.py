@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from cleanroom.atls.routes import router as atls_router
 from cleanroom.crypto.binding import canonical_json
 from cleanroom.errors import Error, InvalidRequest, PayloadTooLarge
+from cleanroom.runtime import SandboxReport
 from cleanroom.server.problems import problem_response
 from cleanroom.server.service import CleanRoomService
 from cleanroom.server.tee import SIMULATION_WARNING
@@ -54,6 +55,22 @@ class UserRef(BaseModel):
 
 class PartyKey(BaseModel):
     public_key: str = Field(max_length=128)
+
+
+def sandbox_json(report: SandboxReport) -> dict[str, Any]:
+    """The model sandbox in force, as the health endpoint and ``serve`` report it."""
+    return {
+        "mechanism": report.mechanism,
+        "network_namespace": report.network_namespace,
+        "seccomp": report.seccomp,
+        "socket_denied": report.socket_denied,
+        "execve_denied": report.execve_denied,
+        "file_write_denied": report.file_write_denied,
+        "rlimits": dict(report.rlimits),
+        "instances": report.instances,
+        "workers": report.workers,
+        "restarts": report.restarts,
+    }
 
 
 def caller(request: Request) -> str:
@@ -114,6 +131,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
             "simulated": service.tee.simulated,
             "warning": SIMULATION_WARNING if service.tee.simulated else None,
             "registration": "open" if service.accounts.open_registration else "closed",
+            "sandbox": sandbox_json(service.sandbox_report()),
         }
 
     @app.post("/v1/accounts", status_code=201)

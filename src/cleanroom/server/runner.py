@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 import time
 
@@ -57,6 +58,13 @@ def serve_forever(
     settings: ServerSettings, host: str, port: int, tls: AtlsSettings | None = None
 ) -> None:
     service = CleanRoomService(settings)
+    sandbox = service.sandbox_report()
+    print(
+        f"model sandbox: {sandbox.mechanism} (network namespace: "
+        f"{sandbox.network_namespace or 'none'}, sockets denied: {sandbox.socket_denied}, "
+        f"execve denied: {sandbox.execve_denied})",
+        file=sys.stderr,
+    )
     atls = None if tls is None else AtlsServer(AttestedTlsIdentity.for_tee(service.tee, tls), tls)
     server = uvicorn.Server(_config(service, atls))
     server.run(sockets=[bind(host, port)])

@@ -32,8 +32,8 @@ from cleanroom.errors import (
     StaleAttestation,
 )
 from cleanroom.policy import PolicyBundle, content_digest
+from cleanroom.runtime import SandboxReport, Supervisor, validate_model
 from cleanroom.runtime.base import ModelRunner, ModelSignature
-from cleanroom.runtime.onnx import OnnxRunner
 from cleanroom.server.accounts import Accounts, normalise_email
 from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
 from cleanroom.server.models import SealedModelStore
@@ -75,7 +75,12 @@ class CleanRoomService:
             )
         self.replay = ReplayGuard(settings.replay_window_s)
         self.gate = Gate(settings.db_path, self.tee.signing_key)
+        # Every model runs in sandboxed worker processes (docs/sandbox.md).
+        self.supervisor = Supervisor(settings.runtime)
         self._runners: dict[str, ModelRunner] = {}
+        # The supervisor's key for each instance's current runner: a new upload loads
+        # under a new key, then replaces the old runner, so serving never stops.
+        self._runner_keys: dict[str, str] = {}
         self._runners_lock = threading.Lock()
         # A pipeline stage wraps an instance's model with a call to the next clean room.
         self.compose_runner: Callable[[InstanceRecord, ModelRunner], ModelRunner] = (
@@ -83,7 +88,11 @@ class CleanRoomService:
         )
         self._reload_models()
 
+    def sandbox_report(self) -> SandboxReport:
+        return self.supervisor.report()
+
     def close(self) -> None:
+        self.supervisor.close()
         with self._runners_lock:
             for runner in self._runners.values():
                 runner.close()
@@ -101,11 +110,12 @@ class CleanRoomService:
             try:
                 plaintext = self.models.load(record.id, self.settings.max_model_bytes)
                 try:
-                    runner = self._load_runner(record.format, plaintext)
+                    key, runner = self._load_runner(record.id, record.format, plaintext)
                 finally:
                     plaintext[:] = bytes(len(plaintext))
                 with self._runners_lock:
                     self._runners[record.id] = runner
+                    self._runner_keys[record.id] = key
                 log.info("instance %s: model reloaded from sealed storage", record.id)
             except DecryptionFailed:
                 log.warning(
@@ -117,10 +127,21 @@ class CleanRoomService:
             except Error as exc:
                 log.warning("instance %s: the model cannot be loaded: %s", record.id, exc.message)
 
-    def _load_runner(self, fmt: str, model: bytes | bytearray) -> ModelRunner:
-        if fmt != ModelFormat.ONNX:
-            raise InvalidRequest(f"model format {fmt!r} is not supported by this service")
-        return OnnxRunner(bytes(model), self.settings.runtime)
+    def _load_runner(
+        self, instance_id: str, fmt: str, model: bytes | bytearray
+    ) -> tuple[str, ModelRunner]:
+        """Check the model (hostile-model defences), then start its sandboxed workers."""
+        model_format = ModelFormat(fmt)
+        validate_model(model_format, model, self.settings.runtime)
+        key = f"{instance_id}/{secrets.token_hex(4)}"
+        return key, self.supervisor.load(key, model_format, model, self.settings.runtime)
+
+    def _unload(self, instance_id: str) -> None:
+        with self._runners_lock:
+            self._runners.pop(instance_id, None)
+            key = self._runner_keys.pop(instance_id, None)
+        if key is not None:
+            self.supervisor.unload(key)
 
     # instances ------------------------------------------------------------------
 
@@ -135,8 +156,6 @@ class CleanRoomService:
         except ValueError:
             formats = [f.value for f in ModelFormat]
             raise InvalidRequest(f"unknown model format {fmt!r}; use one of {formats}") from None
-        if model_format is not ModelFormat.ONNX:
-            raise InvalidRequest(f"model format {fmt!r} is not supported by this service yet")
         named = sorted({normalise_email(u) for u in users})
         options: dict[str, Any] = {}
         if policy is not None:
@@ -195,10 +214,7 @@ class CleanRoomService:
 
     def delete_instance(self, email: str, instance_id: str) -> None:
         self.owned_instance(email, instance_id)
-        with self._runners_lock:
-            runner = self._runners.pop(instance_id, None)
-        if runner is not None:
-            runner.close()
+        self._unload(instance_id)
         self.store.delete_instance(instance_id)
         if self.models is not None:
             self.models.delete(instance_id)
@@ -363,17 +379,18 @@ class CleanRoomService:
 
     def _install_model(self, ticket: GateTicket, model: bytearray) -> InstanceRecord:
         record = ticket.record
-        runner = self._load_runner(record.format, model)
+        key, runner = self._load_runner(record.id, record.format, model)
         digest = "sha256:" + hashlib.sha256(model).hexdigest()
         self.gate.allowed(ticket, None, model_digest=digest)
         if self.models is not None:
             self.models.save(record.id, model)
         self.store.set_model(record.id, digest, len(model), runner.signature.to_json())
         with self._runners_lock:
-            old = self._runners.get(record.id)
             self._runners[record.id] = runner
-        if old is not None:
-            old.close()
+            old_key = self._runner_keys.get(record.id)
+            self._runner_keys[record.id] = key
+        if old_key is not None:
+            self.supervisor.unload(old_key)
         log.info("instance %s: model installed (%s, %d bytes)", record.id, digest, len(model))
         return self.store.instance(record.id)
 
