@@ -31,6 +31,7 @@ from cleanroom.policy._chain import chain_problems
 from cleanroom.policy.engine import Decision
 from cleanroom.policy.merkle import MerkleTree
 from cleanroom.policy.records import (
+    EXPORT_FORMAT,
     GENESIS_HASH,
     Checkpoint,
     LogEntry,
@@ -41,7 +42,6 @@ from cleanroom.policy.signing import LogPrivateKey, LogPublicKey, algorithm_of, 
 
 __all__ = ["EXPORT_FORMAT", "DecisionLog", "content_digest"]
 
-EXPORT_FORMAT = "cleanroom-log-export/1"
 _MAX_NAME = 256
 _MAX_REASON = 1024
 

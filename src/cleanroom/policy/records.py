@@ -22,6 +22,7 @@ from cleanroom.policy.merkle import leaf_hash
 
 __all__ = [
     "CHECKPOINT_CONTEXT",
+    "EXPORT_FORMAT",
     "GENESIS_HASH",
     "RECEIPT_FORMAT",
     "Checkpoint",
@@ -34,6 +35,7 @@ GENESIS_HASH = "0" * 64
 #: Signed in front of the canonical checkpoint body (domain separation).
 CHECKPOINT_CONTEXT = b"cleanroom-log-checkpoint/1\n"
 RECEIPT_FORMAT = "cleanroom-receipt/1"
+EXPORT_FORMAT = "cleanroom-log-export/1"
 
 _HEX32 = re.compile(r"[0-9a-f]{64}")
 _DIGEST = re.compile(r"[a-z0-9-]{1,16}:[0-9a-f]{32,128}")

@@ -1,5 +1,8 @@
 """Offline verification of receipts and exported logs.
 
+This module and what it imports (records, merkle, signing) do not use the
+Rego engine.
+
 Both functions raise :class:`LogIntegrityError` naming what is wrong (a bad
 signature, a removed, altered, reordered or inserted entry) and return what
 they verified. The public key is the log key committed in the clean room's
@@ -15,9 +18,14 @@ from typing import Any
 
 from cleanroom.errors import LogIntegrityError
 from cleanroom.policy._chain import chain_problems, sequence_problems
-from cleanroom.policy.decision_log import EXPORT_FORMAT
 from cleanroom.policy.merkle import MerkleTree, verify_consistency, verify_inclusion
-from cleanroom.policy.records import Checkpoint, LogEntry, Receipt, proof_from_json
+from cleanroom.policy.records import (
+    EXPORT_FORMAT,
+    Checkpoint,
+    LogEntry,
+    Receipt,
+    proof_from_json,
+)
 from cleanroom.policy.signing import LogPublicKey, key_id, load_public_key, verify_signature
 
 __all__ = [
