@@ -398,3 +398,18 @@ def test_an_unreadable_database_is_a_service_error(log_key: Any) -> None:
     for call in (log.checkpoint, lambda: log.receipt(0), log.export, lambda: log.count("i", "p")):
         with pytest.raises(ServiceUnavailable):
             call()
+
+
+@pytest.mark.parametrize(
+    "isolation_level", [None, "", "DEFERRED"], ids=["autocommit", "default", "deferred"]
+)
+def test_connection_modes(tmp_path: Path, log_key: Any, fill: Fill, isolation_level: Any) -> None:
+    path = tmp_path / "log.db"
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=isolation_level)
+    conn.execute("PRAGMA journal_mode=WAL")
+    log = DecisionLog(conn, log_key)
+    fill(log, 5)
+    assert not conn.in_transaction
+    reopened = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
+    assert reopened.size == 5
+    assert verify_log(reopened.export(), log_key.public_key()).complete
