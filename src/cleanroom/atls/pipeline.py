@@ -27,6 +27,7 @@ import numpy as np
 from cleanroom.atls.certificate import load_certificate, spki_der
 from cleanroom.atls.document import AttestationDocument
 from cleanroom.atls.identity import AttestedTlsIdentity
+from cleanroom.atls.settings import AtlsSettings
 from cleanroom.attestation import AttestationPolicy, VerifiedEvidence, verify_evidence
 from cleanroom.client.client import Client
 from cleanroom.client.instance import Instance
@@ -133,30 +134,51 @@ class _StageRunner:
 class Pipeline:
     """The stages of one clean room: instance id -> its downstream clean room.
 
-    Install with ``service.compose_runner = pipeline.compose``. Only
-    instances added with :meth:`add_stage` forward anything.
+    Install with ``service.compose_runner = pipeline.compose``; only
+    instances added with :meth:`add_stage` forward anything. The stage
+    presents the clean room's attested-TLS key with a configuration whose
+    ``policy_digest`` is the stage instance's own policy digest at call time,
+    which the next clean room's allow-list checks.
     """
 
-    def __init__(self, identity: AttestedTlsIdentity) -> None:
-        self._identity = identity
-        self._callers: dict[str, _Caller] = {}
+    def __init__(self, service: Any) -> None:
+        self._service = service
+        self._downstreams: dict[str, Downstream] = {}
+        self._callers: dict[str, tuple[str, _Caller]] = {}
         self._lock = threading.Lock()
 
     def add_stage(self, instance_id: str, downstream: Downstream) -> None:
         with self._lock:
+            self._downstreams[instance_id] = downstream
             old = self._callers.pop(instance_id, None)
-            self._callers[instance_id] = _Caller(downstream, self._identity)
         if old is not None:
-            old.close()
+            old[1].close()
+
+    def _caller(self, record: Any, downstream: Downstream) -> _Caller:
+        digest = str(self._service.gate.bundle(record).digest)
+        with self._lock:
+            current = self._callers.get(record.id)
+            if current is not None and current[0] == digest:
+                return current[1]
+            settings = AtlsSettings(policy_digest=digest)
+            identity = AttestedTlsIdentity.for_tee(self._service.tee, settings)
+            caller = _Caller(downstream, identity)
+            self._callers[record.id] = (digest, caller)
+        if current is not None:
+            current[1].close()
+        return caller
 
     def compose(self, record: Any, runner: ModelRunner) -> ModelRunner:
         with self._lock:
-            caller = self._callers.get(str(record.id))
-        return runner if caller is None else _StageRunner(runner, caller)
+            downstream = self._downstreams.get(str(record.id))
+        if downstream is None:
+            return runner
+        return _StageRunner(runner, self._caller(record, downstream))
 
     def close(self) -> None:
         with self._lock:
-            callers, self._callers = list(self._callers.values()), {}
+            callers = [c for _, c in self._callers.values()]
+            self._callers, self._downstreams = {}, {}
         for caller in callers:
             caller.close()
 
