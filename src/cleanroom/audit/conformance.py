@@ -1,0 +1,124 @@
+"""DP-claim conformance: does a mechanism claiming (ε, δ) behave like one?
+
+The mechanism runs ``trials`` times on an input D and ``trials`` times on a
+neighbour D'; each output is mapped to a real score; the attack says "D'"
+when the score crosses a threshold chosen by a :mod:`thresholds` policy (by
+default split, searching both directions, so nothing needs to be known in
+advance). The verdict is VIOLATION when ε_LB exceeds the claimed ε —
+evidence, at the stated confidence, that the claim is false — and CONSISTENT
+otherwise. CONSISTENT is not a proof of privacy: the ceiling is printed
+next to it because no audit of this size could have shown more than that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+import numpy as np
+
+from cleanroom.audit.epsilon import EpsilonLowerBound
+from cleanroom.audit.thresholds import (
+    SplitThreshold,
+    ThresholdPolicy,
+    epsilon_lower_bound_from_scores,
+)
+from cleanroom.errors import AuditError, Error
+
+__all__ = ["ConformanceResult", "check_dp_claim"]
+
+InputT = TypeVar("InputT")
+
+Mechanism = Callable[[InputT, np.random.Generator], object]
+
+
+@dataclass(frozen=True)
+class ConformanceResult:
+    verdict: Literal["CONSISTENT", "VIOLATION"]
+    claimed_epsilon: float
+    claimed_delta: float
+    trials: int
+    bound: EpsilonLowerBound
+
+    @property
+    def ceiling(self) -> float:
+        return self.bound.ceiling
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "verdict": self.verdict,
+            "claimed_epsilon": self.claimed_epsilon,
+            "claimed_delta": self.claimed_delta,
+            "trials": self.trials,
+            "epsilon_lower_bound": self.bound.to_json(),
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{self.verdict}: ε_LB = {self.bound.epsilon:.3f} vs claimed ε = "
+            f"{self.claimed_epsilon:g} (δ = {self.claimed_delta:g}); this audit could certify "
+            f"at most ε = {self.ceiling:.3f} at {self.bound.confidence:.0%} confidence"
+        )
+
+
+@dataclass(frozen=True)
+class _Runner(Generic[InputT]):
+    mechanism: Mechanism[InputT]
+    score: Callable[[object], float]
+
+    def scores(self, data: InputT, trials: int, rng: np.random.Generator) -> np.ndarray:
+        out = np.empty(trials, dtype=np.float64)
+        for i in range(trials):
+            try:
+                out[i] = self.score(self.mechanism(data, rng))
+            except Error:
+                raise
+            except Exception as exc:
+                raise AuditError(f"the mechanism failed: {type(exc).__name__}") from None
+        return out
+
+
+def _scalar(output: object) -> float:
+    arr = np.asarray(output, dtype=np.float64)
+    if arr.size != 1:
+        raise AuditError("mechanism outputs must be scalars unless a score function is given")
+    return float(arr.reshape(()))
+
+
+def check_dp_claim(
+    mechanism: Mechanism[InputT],
+    dataset: InputT,
+    neighbour: InputT,
+    *,
+    epsilon: float,
+    delta: float = 0.0,
+    trials: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    policy: ThresholdPolicy | None = None,
+    score: Callable[[object], float] | None = None,
+) -> ConformanceResult:
+    """Run *mechanism* ``trials`` times on each of two neighbours and test the (ε, δ) claim."""
+    if epsilon < 0.0 or not np.isfinite(epsilon):
+        raise AuditError("the claimed ε must be a finite non-negative number")
+    if trials < 4:
+        raise AuditError("trials must be at least 4")
+    runner: _Runner[InputT] = _Runner(mechanism, score if score is not None else _scalar)
+    rng = np.random.default_rng(seed)
+    on_neighbour = runner.scores(neighbour, trials, rng)
+    on_dataset = runner.scores(dataset, trials, rng)
+    bound = epsilon_lower_bound_from_scores(
+        on_neighbour,
+        on_dataset,
+        delta=delta,
+        confidence=confidence,
+        policy=policy if policy is not None else SplitThreshold(seed=seed, both_directions=True),
+    )
+    return ConformanceResult(
+        verdict="VIOLATION" if bound.epsilon > epsilon else "CONSISTENT",
+        claimed_epsilon=epsilon,
+        claimed_delta=delta,
+        trials=trials,
+        bound=bound,
+    )
