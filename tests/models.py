@@ -73,3 +73,48 @@ def mixed_inputs(n: int = 5) -> dict[str, np.ndarray]:
         "mask": rng.integers(0, 2, n).astype(bool),
         "label": np.array([f"row-{i}-é" for i in range(n)], dtype=object),
     }
+
+
+ALL_DTYPES = {
+    "float16": TensorProto.FLOAT16,
+    "float32": TensorProto.FLOAT,
+    "float64": TensorProto.DOUBLE,
+    "int8": TensorProto.INT8,
+    "int16": TensorProto.INT16,
+    "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64,
+    "uint8": TensorProto.UINT8,
+    "uint16": TensorProto.UINT16,
+    "uint32": TensorProto.UINT32,
+    "uint64": TensorProto.UINT64,
+    "bool": TensorProto.BOOL,
+    "str": TensorProto.STRING,
+}
+
+
+def identity_model() -> bytes:
+    """One Identity per tensor type ONNX Runtime supports on the CPU: in_<t> -> out_<t>."""
+    graph = helper.make_graph(
+        nodes=[helper.make_node("Identity", [f"in_{t}"], [f"out_{t}"]) for t in ALL_DTYPES],
+        name="identity",
+        inputs=[
+            helper.make_tensor_value_info(f"in_{t}", p, ["N", 2]) for t, p in ALL_DTYPES.items()
+        ],
+        outputs=[
+            helper.make_tensor_value_info(f"out_{t}", p, ["N", 2]) for t, p in ALL_DTYPES.items()
+        ],
+    )
+    return _finish(graph)
+
+
+def identity_inputs() -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name in ALL_DTYPES:
+        if name == "str":
+            out["in_str"] = np.array([["a", "bé"], ["", "x" * 40]], dtype=object)
+        elif name == "bool":
+            out["in_bool"] = np.array([[True, False], [False, True]])
+        else:
+            info = np.finfo(name) if name.startswith("float") else np.iinfo(name)
+            out[f"in_{name}"] = np.array([[info.min, info.max], [0, 1]], dtype=name)
+    return out

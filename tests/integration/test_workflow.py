@@ -10,7 +10,13 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.models import mixed_inputs, mixed_model, single_input_model
+from tests.models import (
+    identity_inputs,
+    identity_model,
+    mixed_inputs,
+    mixed_model,
+    single_input_model,
+)
 
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.attestation.measurement import package_measurement
@@ -77,6 +83,22 @@ def test_full_workflow_outputs_equal_direct_onnx_runtime(
         else:
             assert got[name].dtype == want.dtype, name
             np.testing.assert_array_equal(got[name], want)
+
+
+def test_every_cpu_tensor_type_crosses_the_clean_room_exactly(
+    party: Party, policy: AttestationPolicy
+) -> None:
+    alice = owned_instance(party, policy, "alice@lender.example", [], identity_model())
+    inputs = identity_inputs()
+    outputs = alice.predict(inputs)
+    for name, array in inputs.items():
+        got = outputs["out_" + name[3:]]
+        assert got.shape == array.shape, name
+        if array.dtype.kind == "O":
+            assert got.tolist() == array.tolist()
+        else:
+            assert got.dtype == array.dtype, name
+            np.testing.assert_array_equal(got, array)
 
 
 def test_single_array_and_json_inputs(party: Party, policy: AttestationPolicy) -> None:

@@ -75,7 +75,10 @@ def _json_scalar(value: Any) -> Any:
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, np.integer | int):
-        return int(value)
+        number = int(value)
+        # Rego integers are int64: larger uint64 values are shown as the nearest float,
+        # which still orders correctly against any bound a policy writes.
+        return number if -(2**63) <= number < 2**63 else float(number)
     if isinstance(value, np.floating | float):
         f = float(value)
         if math.isnan(f):
