@@ -1,0 +1,1 @@
+../../src/cleanroom/cli/loan/policy.rego
