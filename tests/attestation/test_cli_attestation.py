@@ -144,6 +144,15 @@ def test_simulated_evidence_json_document(
     assert "SIMULATED" in captured.err
 
 
+def test_show_lists_certificates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["attestation", "show", *MILAN[:4]]) == 0
+    out = capsys.readouterr().out
+    assert "certificate  CN=SEV-VCEK issuer CN=SEV-Milan serial 0x0" in out
+    assert "certificate  CN=SEV-Milan issuer CN=ARK-Milan" in out
+    assert "POLICY              0x3001f (ABI 0.31, SMT)" in out
+    assert "KEY_INFO            0x0 (SIGNING_KEY VCEK)" in out
+
+
 def test_show_prints_decoded_turin_tcb(capsys: pytest.CaptureFixture[str]) -> None:
     turin = ASSETS / "openanolis-trustee-turin-v5-and-vlek" / "turin-report.bin"
     assert _run(["attestation", "show", str(turin)]) == 0

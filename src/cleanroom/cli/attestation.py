@@ -23,6 +23,7 @@ from cleanroom.attestation.evidence import Evidence
 from cleanroom.attestation.policy import AttestationPolicy
 from cleanroom.attestation.registry import detect_platform, verifier_for
 from cleanroom.attestation.snp import abi as snp_abi
+from cleanroom.attestation.snp.certs import parse_certificate
 from cleanroom.attestation.verifier import check_evidence
 from cleanroom.errors import AttestationError, ConfigurationError, EvidenceFormatError
 
@@ -255,6 +256,15 @@ def run_show(args: argparse.Namespace) -> int:
                 **snp_abi.decode_tcb(raw, parsed.product).as_dict(),
             }
         fields["PRODUCT"] = parsed.product
+    if isinstance(parsed, snp_abi.AttestationReport):
+        fields["POLICY"] = f"0x{parsed.POLICY:x} ({_policy_flags(parsed.POLICY)})"
+        fields["PLATFORM_INFO"] = f"0x{parsed.PLATFORM_INFO:x}"
+        fields["KEY_INFO"] = (
+            f"0x{parsed.KEY_INFO:x} (SIGNING_KEY"
+            f" {_SIGNING_KEYS.get(parsed.signing_key, parsed.signing_key)})"
+        )
+        fields["SIGNATURE_R"] = f"{parsed.SIGNATURE_R:096x}"
+        fields["SIGNATURE_S"] = f"{parsed.SIGNATURE_S:096x}"
     if args.json:
         json.dump({"platform": evidence.platform, "report": fields}, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -262,5 +272,37 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"platform  {evidence.platform}{'  (SIMULATED)' if evidence.simulated else ''}")
     _print_fields(fields)
     for der in evidence.certificates:
-        print(f"certificate  {len(der)} bytes")
+        print(f"certificate  {_describe_certificate(der)}")
     return 0
+
+
+_SIGNING_KEYS = {0: "VCEK", 1: "VLEK", 7: "none"}
+# SEV-SNP guest policy bits (ABI 56860, Table "Guest Policy Structure").
+_POLICY_BITS = {
+    16: "SMT",
+    18: "MIGRATE_MA",
+    19: "DEBUG",
+    20: "SINGLE_SOCKET",
+    21: "CXL_ALLOW",
+    22: "MEM_AES_256_XTS",
+    23: "RAPL_DIS",
+    24: "CIPHERTEXT_HIDING",
+    25: "PAGE_SWAP_DISABLE",
+}
+
+
+def _policy_flags(policy: int) -> str:
+    flags = [name for bit, name in _POLICY_BITS.items() if policy >> bit & 1]
+    abi_version = f"ABI {policy >> 8 & 0xFF}.{policy & 0xFF}"
+    return ", ".join([abi_version, *flags])
+
+
+def _describe_certificate(der: bytes) -> str:
+    try:
+        cert = parse_certificate(der)
+    except AttestationError:
+        return f"{len(der)} bytes (does not parse)"
+    return (
+        f"CN={cert.subject_cn} issuer CN={cert.issuer_cn} serial {cert.serial_number:#x}"
+        f" valid {cert.not_before.date()} to {cert.not_after.date()}"
+    )
