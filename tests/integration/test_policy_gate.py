@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 from tests.models import single_input_model
 
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
+from cleanroom.cli.main import main
 from cleanroom.client.instance import Instance
 from cleanroom.errors import LogIntegrityError, PolicyDenied, PolicyError, StaleAttestation
 from cleanroom.policy import verify_log, verify_receipt
@@ -147,3 +150,24 @@ def test_replacing_the_policy_forces_data_owners_to_revalidate(
     assert bob.policy_digest != before
     assert bob.policy() == BUDGET_POLICY
     assert bob.predict(X)["y"].shape == (1, 2)
+
+
+def test_receipt_and_usage_log_verify_offline_with_the_cli(
+    party: Party, policy: AttestationPolicy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alice, bob = setup(party, policy, None)
+    bob.predict(X)
+    key = tmp_path / "signing.pem"
+    key.write_text(signing_key(bob))
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(bob.last_receipt))
+    exported = tmp_path / "log.json"
+    exported.write_text(json.dumps(alice.usage_log()))
+    assert main(["log", "verify", str(receipt), "--key", str(key)]) == 0
+    assert main(["log", "verify", str(exported), "--key", str(key)]) == 0
+
+    doc = json.loads(exported.read_text())
+    doc["entries"] = doc["entries"][:-1]  # a removed entry
+    exported.write_text(json.dumps(doc))
+    assert main(["log", "verify", str(exported), "--key", str(key)]) == 1
+    assert "cleanroom:" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from cleanroom.errors import (
     AttestationError,
     InvalidRequest,
     InvalidTensor,
+    LogIntegrityError,
     ModelNotReady,
     PolicyViolation,
     StaleAttestation,
@@ -291,6 +292,35 @@ class Instance:
 
         self._fresh(send)
 
+    def _check_receipt(
+        self,
+        attested: _Attested,
+        receipt: dict[str, Any] | None,
+        request: bytes,
+        response: bytes,
+    ) -> None:
+        """The receipt must verify under the attested signing key and name these ciphertexts."""
+        from cleanroom.policy.decision_log import content_digest
+        from cleanroom.policy.verify import verify_receipt
+
+        if receipt is None:
+            raise LogIntegrityError("the clean room returned no receipt for this prediction")
+        key = attested.config.get("keys", {}).get("signing")
+        if not isinstance(key, str):
+            raise LogIntegrityError("the attested configuration names no receipt-signing key")
+        entry = verify_receipt(receipt, key)
+        problems = []
+        if entry.request_digest != content_digest(request):
+            problems.append("request_digest")
+        if entry.response_digest != content_digest(response):
+            problems.append("response_digest")
+        if entry.instance_id != self.id or entry.decision != "allow":
+            problems.append("instance or decision")
+        if problems:
+            raise LogIntegrityError(
+                f"the receipt does not record this prediction ({', '.join(problems)} differ)"
+            )
+
     def policy(self) -> str:
         """The Rego module in force, checked against the attested policy digest."""
         from cleanroom.policy.engine import policy_digest
@@ -388,7 +418,9 @@ class Instance:
             )
             _meta, payload = envelope.open_response(sealed, response.content)
             outputs = decode_tensors(bytes(payload))
-            self.last_receipt = _receipt(response.headers.get(RECEIPT_HEADER))
+            receipt = _receipt(response.headers.get(RECEIPT_HEADER))
+            self._check_receipt(attested, receipt, sealed.envelope, response.content)
+            self.last_receipt = receipt
             return outputs
 
         return self._fresh(send)

@@ -3,8 +3,7 @@ and every decision lands in the signed decision log.
 
 Policies are compiled once per instance and policy version and reused for every
 request. Query counts per (instance, party) are the number of allowed
-predictions in the log; they are read from the log once at start and then kept
-in memory next to it.
+predictions in the verified log.
 """
 
 from __future__ import annotations
@@ -62,11 +61,6 @@ class Gate:
         self.log = DecisionLog(conn, signer)
         self._bundles: dict[str, PolicyBundle] = {}
         self._lock = threading.Lock()
-        self._queries: dict[tuple[str, str], int] = {}
-        for entry in self.log.export().get("entries", []):
-            if entry.get("action") == PREDICT and entry.get("decision") == "allow":
-                key = (str(entry["instance_id"]), str(entry["party"]))
-                self._queries[key] = self._queries.get(key, 0) + 1
 
     @staticmethod
     def source_of(record: InstanceRecord) -> str:
@@ -90,8 +84,8 @@ class Gate:
             self._bundles.pop(instance_id, None)
 
     def queries(self, instance_id: str, user: str) -> int:
-        with self._lock:
-            return self._queries.get((instance_id, user), 0)
+        """Allowed predictions so far, counted from the verified log."""
+        return self.log.count(instance_id, user, action=PREDICT, allowed=True)
 
     @staticmethod
     def _info(record: InstanceRecord) -> InstanceInfo:
@@ -178,7 +172,7 @@ class Gate:
         *,
         model_digest: str | None = None,
     ) -> LogEntry:
-        """Log an allowed request (with its response digest) and count it."""
+        """Log an allowed request with its response digest (this is what counts it)."""
         entry = self.log.append(
             ticket.record.id,
             ticket.action,
@@ -190,10 +184,6 @@ class Gate:
             ticket.request_digest,
             None if response_ciphertext is None else content_digest(response_ciphertext),
         )
-        if ticket.action == PREDICT:
-            key = (ticket.record.id, ticket.user)
-            with self._lock:
-                self._queries[key] = self._queries.get(key, 0) + 1
         return entry
 
     def receipt(self, entry: LogEntry) -> Receipt:
