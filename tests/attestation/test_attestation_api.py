@@ -182,6 +182,7 @@ SIGNED_MUTATIONS: list[tuple[str, Callable[[bytes], bytes], type[AttestationErro
     ("REPORT_DATA of another session", lambda r: xor(r, 0x08F), PolicyViolation, "REPORT_DATA"),
     ("debug enabled", lambda r: xor(r, 0x00A, 0x08), PolicyViolation, "POLICY.DEBUG"),
     ("VMPL 1", lambda r: set_u32(r, 0x030, 1), PolicyViolation, "VMPL"),
+    ("migration agent", lambda r: xor(r, 0x00A, 0x04), PolicyViolation, "POLICY.MIGRATE_MA"),
 ]
 
 
@@ -391,6 +392,8 @@ def test_policy_passes_at_its_limits(simulated_tee: SimulatedSnpTee) -> None:
         min_tcb={"BOOT_LOADER": 4, "TEE": 0, "SNP": 24, "MICROCODE": 219},
         signing_keys=["vcek"],
         vmpl=0,
+        snp_products=["Milan"],
+        snp_min_guest_svn=0,
     )
     assert verify_evidence(evidence, policy, report_data=REPORT_DATA).host_data == b"\x11" * 32
 

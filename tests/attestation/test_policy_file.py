@@ -27,6 +27,9 @@ min_tcb = {{ BOOT_LOADER = 3, SNP = 8, MICROCODE = 115 }}
 signing_keys = ["vcek"]
 vmpl = 0
 id_key_digests = []
+products = ["Milan", "Genoa"]
+min_guest_svn = 1
+allow_migration_agent = true
 
 [tdx]
 mrtd = ["{"cc" * 48}"]
@@ -68,6 +71,9 @@ def test_full_toml_policy(tmp_path: Path, root_pem: bytes) -> None:
     assert dict(policy.min_tcb) == {"BOOT_LOADER": 3, "SNP": 8, "MICROCODE": 115}
     assert policy.signing_keys == ("vcek",)
     assert policy.vmpl == 0
+    assert policy.snp_products == ("Milan", "Genoa")
+    assert policy.snp_min_guest_svn == 1
+    assert policy.snp_allow_migration_agent is True
     assert policy.mrtd == (b"\xcc" * 48,)
     assert dict(policy.rtmrs) == {"RTMR0": (b"\xdd" * 48,)}
     assert policy.mrconfigid == (b"\xee" * 48,)
@@ -118,6 +124,7 @@ BAD_FILES: list[tuple[str, str, str]] = [
     ("negative TCB", "policy.toml", "[sev-snp]\nmin_tcb = { SNP = -1 }"),
     ("unknown signing key", "policy.toml", '[sev-snp]\nsigning_keys = ["ark"]'),
     ("VMPL out of range", "policy.toml", "[sev-snp]\nvmpl = 4"),
+    ("unknown product", "policy.toml", '[sev-snp]\nproducts = ["Naples"]'),
     ("unknown RTMR", "policy.toml", "[tdx]\nrtmrs = { RTMR9 = [] }"),
     ("allow_debug not a bool", "policy.toml", 'allow_debug = "no"'),
     (

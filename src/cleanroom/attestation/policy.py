@@ -36,8 +36,19 @@ _TOP_KEYS = frozenset(
     }
 )
 _SNP_KEYS = frozenset(
-    {"measurements", "host_data", "min_tcb", "signing_keys", "vmpl", "id_key_digests"}
+    {
+        "measurements",
+        "host_data",
+        "min_tcb",
+        "signing_keys",
+        "vmpl",
+        "id_key_digests",
+        "products",
+        "min_guest_svn",
+        "allow_migration_agent",
+    }
 )
+_SNP_PRODUCTS = ("Milan", "Genoa", "Turin")
 _TDX_KEYS = frozenset({"mrtd", "rtmrs", "mrconfigid", "min_tcb"})
 _SGX_KEYS = frozenset({"mrenclave", "mrsigner", "isv_prod_id", "min_isv_svn", "min_tcb"})
 # Intel TCB component names as the DCAP claims carry them (PCK certificate
@@ -159,6 +170,13 @@ class AttestationPolicy:
         The VMPL the report must come from; None: not checked.
     ``id_key_digests``
         Allowed ID_KEY_DIGEST values (48-byte hex). Unset: not checked.
+    ``snp_products``
+        Allowed product lines (``Milan``, ``Genoa``, ``Turin``). Unset: any.
+    ``snp_min_guest_svn``
+        Minimum GUEST_SVN. None: not checked.
+    ``snp_allow_migration_agent`` (default False)
+        Accept guests launched with POLICY.MIGRATE_MA, whose memory a
+        migration agent may export.
 
     Intel TDX: ``mrtd`` allowed MRTD values (48-byte hex; empty: no TDX
     evidence accepted); ``rtmrs`` allowed values per register (``RTMR0`` to
@@ -197,6 +215,9 @@ class AttestationPolicy:
         sgx_min_isv_svn: int | None = None,
         tdx_min_tcb: Mapping[str, int] | None = None,
         sgx_min_tcb: Mapping[str, int] | None = None,
+        snp_products: Sequence[str] = (),
+        snp_min_guest_svn: int | None = None,
+        snp_allow_migration_agent: bool = False,
     ) -> None:
         self.measurements = _hex_values(measurements, "measurements", 48)
         self.allow_simulated = _bool(allow_simulated, "allow_simulated")
@@ -231,6 +252,15 @@ class AttestationPolicy:
         self.sgx_min_isv_svn = _optional_int(sgx_min_isv_svn, "min_isv_svn")
         self.tdx_min_tcb = _minimums(tdx_min_tcb, "[tdx] min_tcb", _DCAP_TCB_COMPONENTS, 0xFFFF)
         self.sgx_min_tcb = _minimums(sgx_min_tcb, "[sgx] min_tcb", _DCAP_TCB_COMPONENTS, 0xFFFF)
+        self.snp_products = _strings(snp_products, "products")
+        unknown_products = sorted(set(self.snp_products) - set(_SNP_PRODUCTS))
+        if unknown_products:
+            raise ConfigurationError(
+                f"attestation policy products: unknown {', '.join(unknown_products)}",
+                remedy=f"use {', '.join(_SNP_PRODUCTS)}",
+            )
+        self.snp_min_guest_svn = _optional_int(snp_min_guest_svn, "min_guest_svn")
+        self.snp_allow_migration_agent = _bool(snp_allow_migration_agent, "allow_migration_agent")
         self._authenticity_only = False
 
     @staticmethod
@@ -310,6 +340,9 @@ class AttestationPolicy:
             sgx_min_isv_svn=sgx.get("min_isv_svn"),
             tdx_min_tcb=tdx.get("min_tcb"),
             sgx_min_tcb=sgx.get("min_tcb"),
+            snp_products=snp.get("products", ()),
+            snp_min_guest_svn=snp.get("min_guest_svn"),
+            snp_allow_migration_agent=snp.get("allow_migration_agent", False),
         )
 
     @classmethod
@@ -323,6 +356,7 @@ class AttestationPolicy:
         policy = cls(
             allow_debug=True,
             vmpl=None,
+            snp_allow_migration_agent=True,
             allow_simulated=simulated_root is not None,
             simulated_root=simulated_root,
         )

@@ -12,6 +12,9 @@ from cleanroom.attestation.policy import AttestationPolicy
 
 __all__ = ["snp_failures"]
 
+# POLICY bit 18, MIGRATE_MA (ABI 56860, Table "Guest Policy Structure").
+_POLICY_MIGRATE_MA = 1 << 18
+
 
 def _one_of(values: tuple[bytes, ...]) -> str:
     if not values:
@@ -55,4 +58,16 @@ def snp_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
             failures.append(
                 f"ID_KEY_DIGEST: got {shown}, expected {_one_of(policy.id_key_digests)}"
             )
+    product = claims.fields.get("PRODUCT")
+    if policy.snp_products and product not in policy.snp_products:
+        failures.append(f"PRODUCT: got {product}, expected one of {', '.join(policy.snp_products)}")
+    guest_svn = claims.fields.get("GUEST_SVN")
+    if policy.snp_min_guest_svn is not None and (
+        not isinstance(guest_svn, int) or guest_svn < policy.snp_min_guest_svn
+    ):
+        failures.append(f"GUEST_SVN: got {guest_svn}, expected >= {policy.snp_min_guest_svn}")
+    guest_policy = claims.fields.get("POLICY")
+    migrate_ma = isinstance(guest_policy, int) and bool(guest_policy & _POLICY_MIGRATE_MA)
+    if migrate_ma and not policy.snp_allow_migration_agent:
+        failures.append("POLICY.MIGRATE_MA: got 1, expected 0 (no migration agent)")
     return failures
