@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from tests.conftest import PASSWORD
 
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.cli.loan import (
@@ -41,6 +42,7 @@ from cleanroom.cli.loan import (
     render_policy,
     train_lender_model,
 )
+from cleanroom.cli.loan.scenario import run_scenario
 from cleanroom.client.instance import Instance
 from cleanroom.errors import (
     AccessDenied,
@@ -56,6 +58,7 @@ from cleanroom.policy import (
     policy_digest,
     verify_receipt,
 )
+from cleanroom.server.runner import ServerThread
 
 Party = Callable[[str], Client]
 
@@ -599,3 +602,27 @@ def test_consent_claims_follow_the_terms(lending: Lending) -> None:
     assert claims["FIDataRange"] == {"from": terms.fi_from, "to": terms.fi_to}
     with pytest.raises(ConfigurationError):
         lending.manager.issue(replace(terms, expires=terms.not_before), issued_at=now)
+
+
+def test_the_demo_scenario_runs_end_to_end(
+    server: ServerThread, policy: AttestationPolicy, lending: Lending
+) -> None:
+    """What ``cleanroom demo-loan`` runs, on this server (the parties already exist here)."""
+    said: list[tuple[str, str]] = []
+    outcome = run_scenario(
+        server.url,
+        policy,
+        passwords=lambda _email: PASSWORD,
+        say=lambda party, text: said.append((party, text)),
+        history=160,
+    )
+    assert outcome.decision in (0, 1)
+    assert 0.0 <= outcome.score <= 1.0
+    assert round(outcome.score, 1) == pytest.approx(outcome.score, abs=1e-6)
+    assert outcome.refusals == {
+        "the lender scores the bank's data itself": "only the bank's named users may ask "
+        "for a score",
+        "the bank asks without a consent": "no consent artefact in the request context",
+        "the bank reuses an expired consent": "the consent has expired",
+    }
+    assert any(party == "bank" and "receipt" in text for party, text in said)

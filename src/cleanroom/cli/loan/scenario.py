@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from cleanroom.cli.loan.parties import (
 from cleanroom.cli.loan.policy import render_policy
 from cleanroom.cli.loan.statements import generate_borrowers
 from cleanroom.client import Client, Instance, Secret
-from cleanroom.errors import LogIntegrityError, PolicyDenied, PolicyViolation
+from cleanroom.errors import Conflict, LogIntegrityError, PolicyDenied, PolicyViolation
 from cleanroom.policy import policy_digest, verify_receipt
 from cleanroom.wire.formats import ModelFormat
 
@@ -45,14 +46,19 @@ def run_scenario(
     passwords: Callable[[str], str],
     say: Say,
     applicant_seed: int = 7,
+    history: int = 600,
 ) -> Outcome:
-    """Run the story: train, publish, attest, consent, score, and the refusals that matter."""
+    """Run the story: train, publish, attest, consent, score, and the refusals that matter.
+
+    Parties sign up on first use and sign in with ``passwords(email)`` after;
+    *history* is the number of past borrowers the lender trains on.
+    """
     manager = ConsentManager.generate(CONSENT_MANAGER_ID)
     say("cm", f"consent manager {CONSENT_MANAGER_ID} publishes its ES256 key {manager.key_id}")
     policy = render_policy(manager.public_key_pem)
     say("both", f"the agreed policy pins that key; its digest is {policy_digest(policy)[:23]}…")
 
-    trained = train_lender_model()
+    trained = train_lender_model(borrowers=history)
     say(
         "lender",
         f"trained on {trained.training_rows} past borrowers' statements "
@@ -120,7 +126,8 @@ def run_scenario(
 
 def _signed_in(url: str, email: str, passwords: Callable[[str], str]) -> Client:
     client = Client(url)
-    client.sign_up(email, passwords(email))
+    with contextlib.suppress(Conflict):  # signed up in an earlier run on the same data dir
+        client.sign_up(email, passwords(email))
     client.sign_in(email, passwords(email))
     return client
 
