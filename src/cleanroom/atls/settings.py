@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cleanroom.attestation import AttestationPolicy
 from cleanroom.errors import ConfigurationError
 
-__all__ = ["AtlsSettings", "PeerRoute", "Upstream"]
+__all__ = ["AtlsSettings", "PeerRoute", "Upstream", "load_peer_routes"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +97,40 @@ class AtlsSettings:
             if route.matches(path):
                 return route
         return None
+
+
+def load_peer_routes(path: str | os.PathLike[str]) -> tuple[PeerRoute, ...]:
+    """Peer routes from a TOML (``.toml``) or JSON file::
+
+        [[route]]
+        prefix = "/v1/instances/*/predict"
+        policy = "upstream-policy.toml"     # an attestation policy file, relative to this one
+        [[route.upstream]]
+        measurement = "<48-byte hex>"
+        policy_digest = "sha256:<hex>"
+
+    Unknown fields are errors; a route without upstreams admits nobody.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+        doc: Any = tomllib.loads(text) if file.suffix.lower() == ".toml" else json.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"cannot read peer routes {str(file)!r}: {exc}") from exc
+    if not isinstance(doc, dict) or set(doc) != {"route"} or not isinstance(doc["route"], list):
+        raise ConfigurationError(f"{str(file)!r} must hold a list of [[route]] tables only")
+    routes = []
+    for entry in doc["route"]:
+        if not isinstance(entry, dict) or not set(entry) <= {"prefix", "policy", "upstream"}:
+            raise ConfigurationError("a [[route]] has prefix, policy and [[route.upstream]] only")
+        if not isinstance(entry.get("prefix"), str) or not isinstance(entry.get("policy"), str):
+            raise ConfigurationError("a [[route]] needs a prefix and a policy file")
+        upstreams = entry.get("upstream", [])
+        if not isinstance(upstreams, list) or not all(
+            isinstance(u, dict) and set(u) == {"measurement", "policy_digest"} for u in upstreams
+        ):
+            raise ConfigurationError("a [[route.upstream]] has measurement and policy_digest")
+        policy = AttestationPolicy.from_file(file.parent / entry["policy"])
+        allowed = tuple(Upstream(str(u["measurement"]), str(u["policy_digest"])) for u in upstreams)
+        routes.append(PeerRoute(entry["prefix"], policy, allowed))
+    return tuple(routes)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cleanroom.cli import defaults
+from cleanroom.errors import ConfigurationError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +35,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="open: anyone may sign up; closed: accounts only via `cleanroom user add` "
         "(default: open on loopback, closed otherwise)",
     )
+    parser.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="attested TLS: a TLS key made in the TEE, evidence in its certificate, fresh "
+        "evidence per connection (default: on unless binding a loopback address)",
+    )
+    parser.add_argument(
+        "--peers",
+        type=Path,
+        default=None,
+        help="TOML/JSON file of routes only attested upstream clean rooms may call "
+        "(see docs/attested-tls.md); implies --tls",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -47,6 +62,7 @@ def is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cleanroom.atls.settings import AtlsSettings, load_peer_routes
     from cleanroom.server.runner import serve_forever
     from cleanroom.server.settings import ServerSettings
     from cleanroom.server.tee import SIMULATION_WARNING
@@ -61,10 +77,19 @@ def run(args: argparse.Namespace) -> int:
             f"simulated root for attestation policies: {args.data_dir / 'simulated-root.pem'}",
             file=sys.stderr,
         )
+    use_tls = args.tls if args.tls is not None else not is_loopback(args.host)
+    if args.peers is not None and args.tls is False:
+        raise ConfigurationError("--peers needs attested TLS; drop --no-tls")
+    tls = None
+    if use_tls or args.peers is not None:
+        routes = load_peer_routes(args.peers) if args.peers is not None else ()
+        tls = AtlsSettings(routes=routes, hosts=("localhost", "127.0.0.1", args.host))
+    scheme = "https" if tls is not None else "http"
     print(
-        f"cleanroom serving on http://{args.host}:{args.port} "
-        f"(tee={args.tee}, registration={registration}, data={args.data_dir})",
+        f"cleanroom serving on {scheme}://{args.host}:{args.port} "
+        f"(tee={args.tee}, registration={registration}, data={args.data_dir}"
+        f"{', attested TLS' if tls is not None else ''})",
         file=sys.stderr,
     )
-    serve_forever(settings, args.host, args.port)
+    serve_forever(settings, args.host, args.port, tls=tls)
     return 0
