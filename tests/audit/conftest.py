@@ -6,8 +6,10 @@ development dependencies); nothing is downloaded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,3 +77,34 @@ def private_model(task: TabularTask, tmp_path_factory: pytest.TempPathFactory) -
         task.reference_pool.features, task.reference_pool.labels
     )
     return _to_onnx(model, tmp_path_factory.mktemp("models") / "independent_logreg.onnx")
+
+
+SpecFactory = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def spec_doc(task: TabularTask) -> SpecFactory:
+    """A valid spec document for *task*'s record sets; keyword arguments override members."""
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "format": "cleanroom-audit-spec/v1",
+            "model": {"input": "X", "output": "probabilities", "output_kind": "probabilities"},
+            "datasets": {
+                "members": task.members.commitment(),
+                "nonmembers": task.nonmembers.commitment(),
+            },
+            "attacks": [
+                {"name": "loss-threshold", "threshold": {"policy": "split", "seed": 3}},
+                {"name": "train-test-gap"},
+            ],
+            "attribute_inference": [{"column": SENSITIVE_COLUMN, "values": [0, 1]}],
+            "confidence": 0.95,
+            "delta": 0.0,
+            "epsilon_claim": 1.0,
+            "seed": 1,
+        }
+        doc.update(overrides)
+        return doc
+
+    return make

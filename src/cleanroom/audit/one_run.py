@@ -93,6 +93,11 @@ def _largest_rejected(
 
     if guesses == 0 or excess(0.0) <= 0.0:
         return 0.0
+    if delta == 0.0:
+        # P[Bin(r, q) >= v] = I_q(v, r - v + 1) (regularised incomplete beta),
+        # so the q at which the tail equals the significance is a Beta quantile.
+        q = float(special.betaincinv(correct, guesses - correct + 1, significance))
+        return max(0.0, float(special.logit(q)))
     high = 1.0
     while excess(high) > 0.0:
         if high >= _EPSILON_SEARCH_LIMIT:
