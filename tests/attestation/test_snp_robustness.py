@@ -45,18 +45,18 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
-def _refused_or_accepted(evidence: Evidence) -> None:
-    try:
+def _refused(evidence: Evidence) -> None:
+    # The policy allows no real measurement, so every outcome is a refusal;
+    # the point is that it is an AttestationError and never anything else.
+    with pytest.raises(AttestationError):
         verify_evidence(evidence, POLICY, report_data=bytes(64), at=AT)
-    except AttestationError:
-        return
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_mutated_reports_never_crash(seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(50):
-        _refused_or_accepted(Evidence("sev-snp", _mutate(REPORT, rng), tuple(CERTS)))
+        _refused(Evidence("sev-snp", _mutate(REPORT, rng), tuple(CERTS)))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -66,7 +66,7 @@ def test_mutated_certificates_never_crash(seed: int) -> None:
         certs = list(CERTS)
         index = rng.randrange(len(certs))
         certs[index] = _mutate(certs[index], rng)
-        _refused_or_accepted(Evidence("sev-snp", REPORT, tuple(certs)))
+        _refused(Evidence("sev-snp", REPORT, tuple(certs)))
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -76,7 +76,5 @@ def test_mutated_evidence_documents_never_crash(seed: int) -> None:
     for _ in range(50):
         mutated = dict(doc)
         mutated["report"] = base64.b64encode(_mutate(REPORT, rng)).decode()
-        try:
-            _refused_or_accepted(Evidence.from_json(mutated))
-        except AttestationError:
-            continue
+        with pytest.raises(AttestationError):
+            verify_evidence(Evidence.from_json(mutated), POLICY, report_data=bytes(64), at=AT)
