@@ -131,8 +131,9 @@ class WorkerProcess:
             self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
                 [
                     sys.executable,
-                    "-s",
-                    "-B",
+                    "-s",  # no user site-packages
+                    "-B",  # no .pyc writes (the filter would refuse them anyway)
+                    "-P",  # no working directory on sys.path
                     "-m",
                     "cleanroom.runtime.sandbox.worker",
                     str(child.fileno()),

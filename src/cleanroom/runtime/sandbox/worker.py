@@ -1,6 +1,6 @@
 """The sandboxed worker: one process, one model, one request at a time.
 
-Started by the supervisor as ``python -s -B -m cleanroom.runtime.sandbox.worker
+Started by the supervisor as ``python -s -B -P -m cleanroom.runtime.sandbox.worker
 SOCKET_FD SLOT_FD`` with a minimal environment and only those two file
 descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
 ``cleanroom.errors``, numpy and the model's runtime. Sequence:
