@@ -164,3 +164,27 @@ def test_the_documented_example_is_a_valid_policy(tmp_path: Path) -> None:
     assert len(policy.measurements) == 1
     assert policy.allow_simulated is False
     assert dict(policy.min_tcb)["SNP"] == 22
+
+
+def test_to_dict_round_trips(tmp_path: Path, root_pem: bytes) -> None:
+    _root(tmp_path, root_pem)
+    path = tmp_path / "policy.toml"
+    path.write_text(FULL_TOML)
+    policy = AttestationPolicy.from_file(path)
+    again = AttestationPolicy.from_dict(json.loads(json.dumps(policy.to_dict())))
+    assert again.to_dict() == policy.to_dict()
+    assert again.simulated_root_pem == root_pem
+    assert again.rtmrs == policy.rtmrs
+
+
+def test_vmpl_any_means_not_checked(tmp_path: Path) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"sev-snp": {"measurements": [M1], "vmpl": "any"}}))
+    policy = AttestationPolicy.from_file(path)
+    assert policy.vmpl is None
+    assert policy.to_dict()["sev-snp"]["vmpl"] == "any"
+
+
+def test_authenticity_only_has_no_file_form() -> None:
+    with pytest.raises(ConfigurationError):
+        AttestationPolicy.authenticity_only().to_dict()

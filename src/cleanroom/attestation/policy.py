@@ -167,7 +167,8 @@ class AttestationPolicy:
     ``signing_keys`` (default both)
         Endorsement keys accepted: ``"vcek"`` and/or ``"vlek"``.
     ``vmpl`` (default 0)
-        The VMPL the report must come from; None: not checked.
+        The VMPL the report must come from; None (``"any"`` in a file): not
+        checked.
     ``id_key_digests``
         Allowed ID_KEY_DIGEST values (48-byte hex). Unset: not checked.
     ``snp_products``
@@ -329,7 +330,7 @@ class AttestationPolicy:
             host_data=snp.get("host_data", ()),
             min_tcb=snp.get("min_tcb"),
             signing_keys=snp.get("signing_keys", _SIGNING_KEYS),
-            vmpl=snp.get("vmpl", 0),
+            vmpl=None if snp.get("vmpl", 0) == "any" else snp.get("vmpl", 0),
             id_key_digests=snp.get("id_key_digests", ()),
             mrtd=tdx.get("mrtd", ()),
             rtmrs=tdx.get("rtmrs"),
@@ -344,6 +345,55 @@ class AttestationPolicy:
             snp_min_guest_svn=snp.get("min_guest_svn"),
             snp_allow_migration_agent=snp.get("allow_migration_agent", False),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy in the file's structure (JSON-ready; ``from_dict``
+        reads it back). The simulated root is included as PEM text."""
+        if self._authenticity_only:
+            raise ConfigurationError("an authenticity-only policy has no file form")
+
+        def hexes(values: tuple[bytes, ...]) -> list[str]:
+            return [v.hex() for v in values]
+
+        snp: dict[str, Any] = {
+            "measurements": hexes(self.measurements),
+            "host_data": hexes(self.host_data),
+            "min_tcb": dict(self.min_tcb),
+            "signing_keys": list(self.signing_keys),
+            "id_key_digests": hexes(self.id_key_digests),
+            "products": list(self.snp_products),
+            "allow_migration_agent": self.snp_allow_migration_agent,
+        }
+        snp["vmpl"] = "any" if self.vmpl is None else self.vmpl
+        if self.snp_min_guest_svn is not None:
+            snp["min_guest_svn"] = self.snp_min_guest_svn
+        tdx: dict[str, Any] = {
+            "mrtd": hexes(self.mrtd),
+            "rtmrs": {name: hexes(values) for name, values in self.rtmrs.items()},
+            "mrconfigid": hexes(self.mrconfigid),
+            "min_tcb": dict(self.tdx_min_tcb),
+        }
+        sgx: dict[str, Any] = {
+            "mrenclave": hexes(self.mrenclave),
+            "mrsigner": hexes(self.mrsigner),
+            "min_tcb": dict(self.sgx_min_tcb),
+        }
+        if self.sgx_isv_prod_id is not None:
+            sgx["isv_prod_id"] = self.sgx_isv_prod_id
+        if self.sgx_min_isv_svn is not None:
+            sgx["min_isv_svn"] = self.sgx_min_isv_svn
+        doc: dict[str, Any] = {
+            "allow_simulated": self.allow_simulated,
+            "allow_debug": self.allow_debug,
+            "accepted_tcb_statuses": list(self.accepted_tcb_statuses),
+            "tolerated_advisory_ids": list(self.tolerated_advisory_ids),
+            "sev-snp": snp,
+            "tdx": tdx,
+            "sgx": sgx,
+        }
+        if self.simulated_root_pem is not None:
+            doc["simulated_root"] = self.simulated_root_pem.decode("ascii")
+        return doc
 
     @classmethod
     def authenticity_only(
