@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cleanroom.audit import FixedThreshold, check_dp_claim
+from cleanroom.audit import FixedThreshold, check_dp_claim, check_gdp_claim
 from cleanroom.errors import AuditError
 
 CLAIMED_EPSILON = 1.0
@@ -20,7 +20,7 @@ def laplace_count(count: float, rng: np.random.Generator) -> float:
 def test_sensitivity_bug_is_caught_at_n_1000(seed: int) -> None:
     # The mechanism is calibrated for sensitivity 1, but the query really moves
     # by 2 between neighbours, so it is only 2-DP. At N = 1 000 per side the
-    # split audit's ε_LB exceeded 1 in 200 of 200 seeds when tuned; three fixed
+    # split audit's ε_LB exceeds 1 for 200 of 200 seeds in a separate check; three fixed
     # seeds keep the test fast and deterministic.
     result = check_dp_claim(
         laplace_count, 0.0, 2.0, epsilon=CLAIMED_EPSILON, trials=1_000, seed=seed
@@ -93,3 +93,42 @@ def test_mechanism_failures_become_audit_errors() -> None:
 def test_refusals(name: str, kwargs: dict[str, float]) -> None:
     with pytest.raises(AuditError):
         check_dp_claim(laplace_count, 0.0, 1.0, **kwargs)  # type: ignore[arg-type]
+
+
+def gaussian_sum(value: float, rng: np.random.Generator) -> float:
+    """A sum released with N(0, 1) noise: 1-GDP when the sum moves by at most 1."""
+    return value + float(rng.normal())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gdp_claim_catches_a_doubled_sensitivity(seed: int) -> None:
+    # True sensitivity 2 with noise sd 1 is 2-GDP; claimed 1-GDP. The midpoint
+    # test has FPR = FNR = Φ(-1) ≈ 0.159, so at 750 held-out trials per side
+    # μ_LB ≈ 1.7 (above 1 for 40 of 40 seeds in a separate check).
+    result = check_gdp_claim(gaussian_sum, 0.0, 2.0, mu=1.0, trials=1_000, seed=seed)
+    assert result.verdict == "VIOLATION"
+    assert 1.0 < result.bound.mu <= result.ceiling
+    assert "VIOLATION" in result.summary()
+
+
+def test_gdp_claim_consistent_for_an_honest_mechanism() -> None:
+    result = check_gdp_claim(gaussian_sum, 0.0, 1.0, mu=1.0, trials=1_000, seed=5)
+    assert result.verdict == "CONSISTENT"
+    assert result.bound.mu <= 1.0
+    assert f"{result.ceiling:.3f}" in result.summary()
+
+
+def test_gdp_claim_refusals() -> None:
+    with pytest.raises(AuditError):
+        check_gdp_claim(gaussian_sum, 0.0, 1.0, mu=-1.0)
+    with pytest.raises(AuditError):
+        check_gdp_claim(gaussian_sum, 0.0, 1.0, mu=1.0, trials=2)
+
+
+def test_reversed_direction_is_reported_in_the_callers_units() -> None:
+    # The neighbour shifts the output *down*: only the reversed rule sees it.
+    result = check_dp_claim(laplace_count, 0.0, -3.0, epsilon=1.0, trials=1_000, seed=2)
+    assert result.bound.method.endswith("-reversed")
+    assert result.bound.threshold is not None
+    assert -4.0 < result.bound.threshold < 1.0
+    assert result.verdict == "VIOLATION"

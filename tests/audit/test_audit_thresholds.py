@@ -97,6 +97,7 @@ def test_fixed_threshold_counts_and_bound() -> None:
     assert bound.counts.false_positives == 2
     assert bound.threshold == 0.5
     assert bound.method == "clopper-pearson-fixed-threshold"
+    assert FixedThreshold(0.5).to_json() == {"policy": "fixed", "value": 0.5}
 
 
 def test_bonferroni_uses_the_corrected_confidence() -> None:

@@ -12,7 +12,7 @@ as estimates and are never bounds):
 * :func:`membership_metrics` — AUC, advantage, TPR at low FPR.
 
 Audits: :func:`run_membership_audit` (spec-driven, aggregates only) and
-:func:`check_dp_claim`. Certificates: :func:`certificate_payload`,
+:func:`check_dp_claim` / :func:`check_gdp_claim`. Certificates: :func:`certificate_payload`,
 :func:`sign_certificate`, :func:`verify_certificate`,
 :func:`require_current_certificate`.
 """
@@ -26,7 +26,12 @@ from cleanroom.audit.certificate import (
     sign_certificate,
     verify_certificate,
 )
-from cleanroom.audit.conformance import ConformanceResult, check_dp_claim
+from cleanroom.audit.conformance import (
+    ConformanceResult,
+    GaussianConformanceResult,
+    check_dp_claim,
+    check_gdp_claim,
+)
 from cleanroom.audit.data import LabelledRecords, load_records
 from cleanroom.audit.epsilon import (
     ConfusionCounts,
@@ -66,6 +71,7 @@ __all__ = [
     "EpsilonEstimate",
     "EpsilonLowerBound",
     "FixedThreshold",
+    "GaussianConformanceResult",
     "GaussianDPBound",
     "LabelledRecords",
     "MembershipMetrics",
@@ -75,6 +81,7 @@ __all__ = [
     "TprAtFpr",
     "certificate_payload",
     "check_dp_claim",
+    "check_gdp_claim",
     "epsilon_ceiling",
     "epsilon_lower_bound",
     "epsilon_lower_bound_from_counts",

@@ -19,6 +19,7 @@ from typing import Generic, Literal, TypeVar
 import numpy as np
 
 from cleanroom.audit.epsilon import EpsilonLowerBound
+from cleanroom.audit.gaussian import GaussianDPBound, gdp_mu_lower_bound_from_counts
 from cleanroom.audit.thresholds import (
     SplitThreshold,
     ThresholdPolicy,
@@ -26,7 +27,7 @@ from cleanroom.audit.thresholds import (
 )
 from cleanroom.errors import AuditError, Error
 
-__all__ = ["ConformanceResult", "check_dp_claim"]
+__all__ = ["ConformanceResult", "GaussianConformanceResult", "check_dp_claim", "check_gdp_claim"]
 
 InputT = TypeVar("InputT")
 
@@ -86,6 +87,21 @@ def _scalar(output: object) -> float:
     return float(arr.reshape(()))
 
 
+def _scores_on_neighbours(
+    mechanism: Mechanism[InputT],
+    dataset: InputT,
+    neighbour: InputT,
+    trials: int,
+    seed: int,
+    score: Callable[[object], float] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    if trials < 4:
+        raise AuditError("trials must be at least 4")
+    runner: _Runner[InputT] = _Runner(mechanism, score if score is not None else _scalar)
+    rng = np.random.default_rng(seed)
+    return runner.scores(neighbour, trials, rng), runner.scores(dataset, trials, rng)
+
+
 def check_dp_claim(
     mechanism: Mechanism[InputT],
     dataset: InputT,
@@ -102,12 +118,9 @@ def check_dp_claim(
     """Run *mechanism* ``trials`` times on each of two neighbours and test the (ε, δ) claim."""
     if epsilon < 0.0 or not np.isfinite(epsilon):
         raise AuditError("the claimed ε must be a finite non-negative number")
-    if trials < 4:
-        raise AuditError("trials must be at least 4")
-    runner: _Runner[InputT] = _Runner(mechanism, score if score is not None else _scalar)
-    rng = np.random.default_rng(seed)
-    on_neighbour = runner.scores(neighbour, trials, rng)
-    on_dataset = runner.scores(dataset, trials, rng)
+    on_neighbour, on_dataset = _scores_on_neighbours(
+        mechanism, dataset, neighbour, trials, seed, score
+    )
     bound = epsilon_lower_bound_from_scores(
         on_neighbour,
         on_dataset,
@@ -119,6 +132,65 @@ def check_dp_claim(
         verdict="VIOLATION" if bound.epsilon > epsilon else "CONSISTENT",
         claimed_epsilon=epsilon,
         claimed_delta=delta,
+        trials=trials,
+        bound=bound,
+    )
+
+
+@dataclass(frozen=True)
+class GaussianConformanceResult:
+    """The verdict on a μ-GDP claim (Gaussian-shaped mechanisms, e.g. DP-SGD)."""
+
+    verdict: Literal["CONSISTENT", "VIOLATION"]
+    claimed_mu: float
+    trials: int
+    bound: GaussianDPBound
+
+    @property
+    def ceiling(self) -> float:
+        return self.bound.ceiling
+
+    def summary(self) -> str:
+        return (
+            f"{self.verdict}: mu_LB = {self.bound.mu:.3f} vs claimed mu = {self.claimed_mu:g}; "
+            f"this audit could certify at most mu = {self.ceiling:.3f} at "
+            f"{self.bound.confidence:.0%} confidence"
+        )
+
+
+def check_gdp_claim(
+    mechanism: Mechanism[InputT],
+    dataset: InputT,
+    neighbour: InputT,
+    *,
+    mu: float,
+    trials: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    policy: ThresholdPolicy | None = None,
+    score: Callable[[object], float] | None = None,
+) -> GaussianConformanceResult:
+    """Test a μ-GDP claim: VIOLATION when μ_LB (Nasr et al. 2023) exceeds *mu*.
+
+    The threshold is chosen exactly as for :func:`check_dp_claim` (by ε on the
+    selection part); the μ bound is then computed from the held-out counts at
+    that threshold, so the search is paid for in the same way.
+    """
+    if mu < 0.0 or not np.isfinite(mu):
+        raise AuditError("the claimed mu must be a finite non-negative number")
+    on_neighbour, on_dataset = _scores_on_neighbours(
+        mechanism, dataset, neighbour, trials, seed, score
+    )
+    chosen = epsilon_lower_bound_from_scores(
+        on_neighbour,
+        on_dataset,
+        confidence=confidence,
+        policy=policy if policy is not None else SplitThreshold(seed=seed, both_directions=True),
+    )
+    bound = gdp_mu_lower_bound_from_counts(chosen.counts, confidence=chosen.confidence)
+    return GaussianConformanceResult(
+        verdict="VIOLATION" if bound.mu > mu else "CONSISTENT",
+        claimed_mu=mu,
         trials=trials,
         bound=bound,
     )

@@ -214,7 +214,7 @@ def epsilon_lower_bound_from_counts(
     *,
     delta: float = 0.0,
     confidence: float = 0.95,
-    method: str = "clopper-pearson-fixed-threshold",
+    method: str = "clopper-pearson-fixed-rule",
     threshold: float | None = None,
 ) -> EpsilonLowerBound:
     """ε_LB from the confusion counts of one attack decided before the data was seen."""

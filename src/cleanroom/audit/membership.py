@@ -140,6 +140,9 @@ class AuditResult:
                 "confidence": self.confidence,
             },
             "ceiling": self.ceiling,
+            # The strongest attack's Bayesian estimate, labelled as such: it is
+            # context for the bound, never a bound itself.
+            "estimate": max(self.attacks, key=lambda a: a.bound.epsilon).bound.estimate.to_json(),
             "verdict": self.verdict,
             "attacks": [a.to_json() for a in self.attacks],
             "attribute_inference": [a.to_json() for a in self.attribute_inference],

@@ -21,6 +21,7 @@ bound stays valid at the stated confidence:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,7 +218,9 @@ def epsilon_lower_bound_from_scores(
 
     The default policy is :class:`SplitThreshold` with seed 0. The returned
     ``ceiling`` is the ceiling of the part actually bounded, at the
-    confidence actually used.
+    confidence actually used. When a split search chose the reversed
+    direction the method ends in ``-reversed`` and the rule was
+    "member iff score <= threshold".
     """
     check_confidence(confidence)
     members = _scores(member_scores, "member_scores")
@@ -272,6 +275,11 @@ def epsilon_lower_bound_from_scores(
         threshold,
         delta=delta,
         confidence=confidence,
-        method="clopper-pearson-split-threshold" + ("-reversed" if sign < 0 else ""),
+        method="clopper-pearson-split-threshold",
     )
+    if sign < 0:
+        # -score >= t is score <= -t: report the threshold in the caller's units.
+        bound = dataclasses.replace(
+            bound, threshold=-threshold, method="clopper-pearson-split-threshold-reversed"
+        )
     return bound
