@@ -374,3 +374,26 @@ def test_a_report_of_another_vector_fails() -> None:
     one, two = BY_NAME["milan-v3"], BY_NAME["genoa-v3"]
     with pytest.raises(EvidenceSignatureError):
         SnpVerifier().verify(two.report_bytes(), one.cert_ders(), None, at=one.at())
+
+
+@pytest.mark.parametrize(
+    ("csp_ids", "accepted"),
+    [(["CN=cc-us-east-2.amazonaws.com"], True), (["CN=other-cloud.example"], False)],
+)
+def test_vlek_csp_id_policy(csp_ids: list[str], accepted: bool) -> None:
+    vector = BY_NAME["milan-v3-trustee-vlek"]
+    expected = _manifest_fields(vector)
+    evidence = Evidence("sev-snp", vector.report_bytes(), tuple(vector.cert_ders()))
+    policy = AttestationPolicy(
+        [str(expected["measurement"])], vmpl=1, signing_keys=["vlek"], snp_vlek_csp_ids=csp_ids
+    )
+    report_data = bytes.fromhex(str(expected["report_data"]))
+    if accepted:
+        verified = verify_evidence(evidence, policy, report_data=report_data, at=vector.at())
+        assert verified.fields["cspID"] == "CN=cc-us-east-2.amazonaws.com"
+    else:
+        with pytest.raises(PolicyViolation) as info:
+            verify_evidence(evidence, policy, report_data=report_data, at=vector.at())
+        assert info.value.failures == [
+            "cspID: got CN=cc-us-east-2.amazonaws.com, expected one of CN=other-cloud.example"
+        ]

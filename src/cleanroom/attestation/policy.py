@@ -46,6 +46,7 @@ _SNP_KEYS = frozenset(
         "products",
         "min_guest_svn",
         "allow_migration_agent",
+        "vlek_csp_ids",
     }
 )
 _SNP_PRODUCTS = ("Milan", "Genoa", "Turin")
@@ -175,6 +176,9 @@ class AttestationPolicy:
         Allowed product lines (``Milan``, ``Genoa``, ``Turin``). Unset: any.
     ``snp_min_guest_svn``
         Minimum GUEST_SVN. None: not checked.
+    ``snp_vlek_csp_ids``
+        For VLEK-signed reports, the allowed cspID values of the VLEK (the
+        cloud provider it was issued to). Unset: not checked.
     ``snp_allow_migration_agent`` (default False)
         Accept guests launched with POLICY.MIGRATE_MA, whose memory a
         migration agent may export.
@@ -219,6 +223,7 @@ class AttestationPolicy:
         snp_products: Sequence[str] = (),
         snp_min_guest_svn: int | None = None,
         snp_allow_migration_agent: bool = False,
+        snp_vlek_csp_ids: Sequence[str] = (),
     ) -> None:
         self.measurements = _hex_values(measurements, "measurements", 48)
         self.allow_simulated = _bool(allow_simulated, "allow_simulated")
@@ -262,6 +267,7 @@ class AttestationPolicy:
             )
         self.snp_min_guest_svn = _optional_int(snp_min_guest_svn, "min_guest_svn")
         self.snp_allow_migration_agent = _bool(snp_allow_migration_agent, "allow_migration_agent")
+        self.snp_vlek_csp_ids = _strings(snp_vlek_csp_ids, "vlek_csp_ids")
         self._authenticity_only = False
 
     @staticmethod
@@ -344,6 +350,7 @@ class AttestationPolicy:
             snp_products=snp.get("products", ()),
             snp_min_guest_svn=snp.get("min_guest_svn"),
             snp_allow_migration_agent=snp.get("allow_migration_agent", False),
+            snp_vlek_csp_ids=snp.get("vlek_csp_ids", ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -363,6 +370,7 @@ class AttestationPolicy:
             "id_key_digests": hexes(self.id_key_digests),
             "products": list(self.snp_products),
             "allow_migration_agent": self.snp_allow_migration_agent,
+            "vlek_csp_ids": list(self.snp_vlek_csp_ids),
         }
         snp["vmpl"] = "any" if self.vmpl is None else self.vmpl
         if self.snp_min_guest_svn is not None:

@@ -58,6 +58,15 @@ def snp_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
             failures.append(
                 f"ID_KEY_DIGEST: got {shown}, expected {_one_of(policy.id_key_digests)}"
             )
+    csp_id = claims.fields.get("cspID")
+    if (
+        claims.signing_key == "vlek"
+        and policy.snp_vlek_csp_ids
+        and (csp_id not in policy.snp_vlek_csp_ids)
+    ):
+        failures.append(
+            f"cspID: got {csp_id}, expected one of {', '.join(policy.snp_vlek_csp_ids)}"
+        )
     product = claims.fields.get("PRODUCT")
     if policy.snp_products and product not in policy.snp_products:
         failures.append(f"PRODUCT: got {product}, expected one of {', '.join(policy.snp_products)}")
