@@ -35,6 +35,7 @@ from cleanroom.cli.loan import (
     Borrower,
     ConsentManager,
     TrainedModel,
+    cash_flow_features,
     consent_terms,
     fi_data_range,
     generate_borrowers,
@@ -43,6 +44,7 @@ from cleanroom.cli.loan import (
     train_lender_model,
 )
 from cleanroom.cli.loan.scenario import run_scenario
+from cleanroom.cli.loan.statements import BOUNCE_NARRATION
 from cleanroom.client.instance import Instance
 from cleanroom.errors import (
     AccessDenied,
@@ -626,3 +628,74 @@ def test_the_demo_scenario_runs_end_to_end(
         "the bank reuses an expired consent": "the consent has expired",
     }
     assert any(party == "bank" and "receipt" in text for party, text in said)
+
+
+def _txn(kind: str, amount: float, balance: float, when: str, narration: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "mode": "FT",
+        "amount": f"{amount:.2f}",
+        "currentBalance": f"{balance:.2f}",
+        "transactionTimestamp": when,
+        "valueDate": when[:10],
+        "narration": narration,
+    }
+
+
+def _statement(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Account": {"Transactions": {"Transaction": rows}}}
+
+
+def test_cash_flow_features_of_a_hand_made_statement() -> None:
+    rows = [
+        # Out of order on purpose: features follow transactionTimestamp.
+        _txn("DEBIT", 20000, 40000, "2025-04-10T10:00:00+05:30", "IMPS RENT"),
+        _txn("CREDIT", 50000, 60000, "2025-04-01T09:00:00+05:30", "NEFT SALARY"),
+        _txn("DEBIT", 590, 39410, "2025-04-20T10:00:00+05:30", BOUNCE_NARRATION),
+        _txn("CREDIT", 30000, 69410, "2025-05-01T09:00:00+05:30", "NEFT SALARY"),
+        _txn("DEBIT", 45000, 24410, "2025-05-15T10:00:00+05:30", "UPI ONLINE RETAIL"),
+    ]
+    got = dict(zip(FEATURES, cash_flow_features(_statement(rows)).tolist(), strict=True))
+    expected = {
+        "monthly_inflow_k": 40.0,
+        "monthly_outflow_k": 32.795,
+        "net_flow_ratio": (80000 - 65590) / 80000,
+        "average_balance_k": 31.91,
+        "minimum_balance_k": 24.41,
+        "inflow_volatility": 0.25,
+        "bounced_debits": 1.0,
+        "deficit_months": 0.5,
+    }
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param({}, id="not an FI document"),
+        pytest.param(_statement([]), id="no transactions"),
+        pytest.param(
+            _statement([_txn("REVERSAL", 1, 1, "2025-04-01T09:00:00+05:30", "X")]),
+            id="unknown transaction type",
+        ),
+    ],
+)
+def test_cash_flow_features_refuse_what_is_not_a_statement(document: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"statement|FI document|transaction"):
+        cash_flow_features(document)
+
+
+def test_generated_statements_are_reproducible_and_consistent() -> None:
+    first, again = generate_borrowers(3, seed=5), generate_borrowers(3, seed=5)
+    assert [b.fi for b in first] == [b.fi for b in again]
+    for borrower in first:
+        rows = borrower.fi["Account"]["Transactions"]["Transaction"]
+        assert {r["type"] for r in rows} <= {"CREDIT", "DEBIT"}
+        # Every running balance follows from the previous one and the amount.
+        balance = float(rows[0]["currentBalance"]) - (
+            float(rows[0]["amount"]) * (1 if rows[0]["type"] == "CREDIT" else -1)
+        )
+        for r in rows:
+            balance += float(r["amount"]) * (1 if r["type"] == "CREDIT" else -1)
+            assert float(r["currentBalance"]) == pytest.approx(balance, abs=0.011)
+        assert borrower.fi["Account"]["Summary"]["currentBalance"] == rows[-1]["currentBalance"]
