@@ -362,3 +362,33 @@ def test_configfs_tdx_evidence_verifies_end_to_end(tmp_path: Path) -> None:
     assert verified.platform == "tdx"
     assert verified.tcb_status == "UpToDate"
     assert verified.measurement == mrtd
+
+
+def test_provider_for_can_fetch_missing_certificates(tmp_path: Path) -> None:
+    from cleanroom.attestation.fetch import HttpResponse, KdsFetcher
+    from cleanroom.attestation.providers import FetchingProvider
+    from cleanroom.attestation.snp import abi
+
+    root = _fake_configfs(tmp_path / "tsm")
+    kds = KdsFetcher()
+    pages = {
+        kds.vcek_url(abi.parse_report(REPORT), "Genoa"): VCEK,
+        kds.chain_url("Genoa"): (MS / "genoa_ask.pem").read_bytes()
+        + (MS / "genoa_ark.pem").read_bytes(),
+    }
+
+    def get(url: str) -> HttpResponse:
+        return HttpResponse(200, pages[url], {})
+
+    provider = provider_for(
+        "sev-snp",
+        tmp_path / "data",
+        configfs_root=root,
+        configfs_entry_name=lambda: "entry",
+        fetcher=KdsFetcher(get, cache_dir=tmp_path / "kds"),
+    )
+    assert isinstance(provider, FetchingProvider)
+    assert isinstance(provider, EvidenceProvider)
+    evidence = provider.evidence(bytes(64))
+    assert evidence.certificates == (VCEK, ASK, ARK)
+    SnpVerifier().verify(evidence.report, evidence.certificates, None, at=AT)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.attestation.certificates import split_certificates
+from cleanroom.attestation.evidence import Evidence
+from cleanroom.attestation.fetch import KdsFetcher, complete_evidence
 from cleanroom.attestation.providers.base import EvidenceProvider
 from cleanroom.attestation.providers.configfs import CONFIGFS_TSM_REPORT, ConfigfsTsmProvider
 from cleanroom.attestation.providers.sev_guest import SEV_GUEST_DEVICE, SevGuestProvider
@@ -28,6 +30,7 @@ from cleanroom.errors import ConfigurationError, ServiceUnavailable
 __all__ = [
     "ConfigfsTsmProvider",
     "EvidenceProvider",
+    "FetchingProvider",
     "SevGuestProvider",
     "cached_certificates",
     "provider_for",
@@ -69,11 +72,14 @@ def provider_for(
     configfs_root: Path = CONFIGFS_TSM_REPORT,
     sev_guest_device: Path = SEV_GUEST_DEVICE,
     configfs_entry_name: Callable[[], str] | None = None,
+    fetcher: KdsFetcher | None = None,
 ) -> EvidenceProvider:
     """The evidence provider for ``--tee`` *kind* (see the module docstring).
 
     ``configfs_root``, ``sev_guest_device`` and ``configfs_entry_name`` (the
     report item's name, random by default) locate the kernel interfaces.
+    ``fetcher`` (off by default) completes SEV-SNP evidence that came
+    without a VCEK chain from AMD KDS, e.g. ``KdsFetcher(cache_dir=...)``.
     """
     if kind == "simulated":
         from cleanroom.attestation.simulated import SimulatedSnpTee
@@ -82,6 +88,7 @@ def provider_for(
     if kind not in KINDS:
         raise ConfigurationError(f"unknown TEE kind {kind!r}", remedy=f"use {', '.join(KINDS)}")
     certificates = cached_certificates(data_dir)
+    provider: EvidenceProvider
     if ConfigfsTsmProvider.available(configfs_root):
         provider = ConfigfsTsmProvider(
             configfs_root,
@@ -93,11 +100,29 @@ def provider_for(
             raise ConfigurationError(
                 f"--tee {kind} was asked for but this guest's TSM is {provider.platform}"
             )
-        return provider
-    if kind == "sev-snp" and SevGuestProvider.available(sev_guest_device):
-        return SevGuestProvider(sev_guest_device, certificates=certificates)
-    raise ServiceUnavailable(
-        f"no {kind} attestation interface found",
-        remedy=f"expected {configfs_root} (configfs-tsm)"
-        + (f" or {sev_guest_device}" if kind == "sev-snp" else ""),
-    )
+    elif kind == "sev-snp" and SevGuestProvider.available(sev_guest_device):
+        provider = SevGuestProvider(sev_guest_device, certificates=certificates)
+    else:
+        raise ServiceUnavailable(
+            f"no {kind} attestation interface found",
+            remedy=f"expected {configfs_root} (configfs-tsm)"
+            + (f" or {sev_guest_device}" if kind == "sev-snp" else ""),
+        )
+    if fetcher is not None and kind == "sev-snp":
+        return FetchingProvider(provider, fetcher)
+    return provider
+
+
+class FetchingProvider:
+    """Wraps a SEV-SNP provider: evidence without a VCEK chain is completed
+    from AMD KDS (through *fetcher*, which caches)."""
+
+    simulated = False
+
+    def __init__(self, inner: EvidenceProvider, fetcher: KdsFetcher) -> None:
+        self.platform = inner.platform
+        self._inner = inner
+        self._fetcher = fetcher
+
+    def evidence(self, report_data: bytes) -> Evidence:
+        return complete_evidence(self._inner.evidence(report_data), kds=self._fetcher)
