@@ -37,10 +37,10 @@ consent_manager_public_key := "@CONSENT_MANAGER_PUBLIC_KEY@"
 # ReBIT purpose code 105: explicit one-time consent for the accounts.
 required_purpose_code := "105"
 
-# Scores a bank user may obtain on this instance. The clean room counts
-# allowed predictions per user and instance (input.usage.queries), and every
-# score needs a consent, so with one borrower per user session this bounds
-# the queries made under one consent.
+# At most this many scores per bank user on this instance. The clean room
+# counts allowed predictions per user and instance (input.usage.queries), not
+# per consent: the cap bounds the whole engagement, and each score within it
+# still needs a valid consent of its own.
 max_queries := 3
 
 # The model's input: one row of the eight cash-flow features.
@@ -48,8 +48,9 @@ feature_shape := [1, 8]
 
 # ---------------------------------------------------------------- shaping
 
-# The score leaves rounded to one decimal: enough to price a loan, too coarse
-# to probe the model's weights with small changes of the features.
+# The score leaves rounded to one decimal: enough to price a loan, and far
+# less telling than the raw probability to anyone probing the model with small
+# changes of the features (the query cap bounds how often they can try).
 shaping := {"score": {"round": 1}}
 
 # ---------------------------------------------------------------- helpers
@@ -118,7 +119,7 @@ consent_account_ok if {
 rfc3339 := `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`
 
 # rego-cpp 1.x parses numeric offsets but not the "Z" designator, so UTC is
-# rewritten as "+00:00" first (the same instant, RFC 3339 section 4.2).
+# rewritten as "+00:00" first (RFC 3339 section 2: "Z" is the offset 00:00).
 instant(s) := time.parse_rfc3339_ns(regex.replace(s, "Z$", "+00:00")) if {
 	is_string(s)
 	regex.match(rfc3339, s)
