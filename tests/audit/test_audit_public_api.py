@@ -24,6 +24,7 @@ EXPECTED = {
     "PredictFn",
     "SplitThreshold",
     "TprAtFpr",
+    "certificate_nonce",
     "certificate_payload",
     "check_dp_claim",
     "check_gdp_claim",
@@ -43,6 +44,7 @@ EXPECTED = {
     "run_membership_audit",
     "sign_certificate",
     "verify_certificate",
+    "verify_certificate_with_evidence",
 }
 
 

@@ -14,9 +14,11 @@ as estimates and are never bounds):
 Audits: :func:`run_membership_audit` (spec-driven, aggregates only) and
 :func:`check_dp_claim` / :func:`check_gdp_claim`. Certificates: :func:`certificate_payload`,
 :func:`sign_certificate`, :func:`verify_certificate`,
+:func:`verify_certificate_with_evidence`, :func:`certificate_nonce`,
 :func:`require_current_certificate`.
 """
 
+from cleanroom.audit.attested import certificate_nonce, verify_certificate_with_evidence
 from cleanroom.audit.certificate import (
     CERTIFICATE_FORMAT,
     Certificate,
@@ -79,6 +81,7 @@ __all__ = [
     "PredictFn",
     "SplitThreshold",
     "TprAtFpr",
+    "certificate_nonce",
     "certificate_payload",
     "check_dp_claim",
     "check_gdp_claim",
@@ -98,4 +101,5 @@ __all__ = [
     "run_membership_audit",
     "sign_certificate",
     "verify_certificate",
+    "verify_certificate_with_evidence",
 ]

@@ -55,6 +55,7 @@ __all__ = [
     "key_id",
     "require_current_certificate",
     "sign_certificate",
+    "signing_message",
     "verify_certificate",
 ]
 
@@ -117,6 +118,11 @@ def _algorithm_for(key: SigningKey | VerifyingKey) -> str:
     raise ConfigurationError("certificate keys must be Ed25519 or ECDSA P-384")
 
 
+def signing_message(payload: Mapping[str, Any]) -> bytes:
+    """The bytes a certificate signature covers: the format prefix and the canonical body."""
+    return _SIGNING_PREFIX + canonical_json(dict(payload))
+
+
 def sign_certificate(
     payload: Mapping[str, Any],
     private_key: SigningKey,
@@ -128,7 +134,7 @@ def sign_certificate(
         raise ConfigurationError("not a certificate payload")
     algorithm = _algorithm_for(private_key)
     try:
-        message = _SIGNING_PREFIX + canonical_json(dict(payload))
+        message = signing_message(payload)
     except InvalidRequest as exc:
         raise ConfigurationError(f"certificate payload is not canonical JSON: {exc}") from None
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
@@ -149,7 +155,9 @@ def sign_certificate(
     }
     if evidence is not None:
         document["evidence"] = dict(evidence)
-    return canonical_json(document)
+    # The envelope need not be canonical (the signature covers the canonical
+    # body only) and attestation collateral may hold integers beyond I-JSON.
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)
@@ -281,7 +289,7 @@ def verify_certificate(
         raise LogIntegrityError("certificate was signed by a different key")
     payload = _check_payload(doc.get("certificate"))
     try:
-        message = _SIGNING_PREFIX + canonical_json(payload)
+        message = signing_message(payload)
     except InvalidRequest:
         raise LogIntegrityError("the certificate body has no canonical form") from None
     _verify_signature(trusted, algorithm, _unb64url(signature["value"]), message)

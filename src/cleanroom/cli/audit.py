@@ -7,7 +7,12 @@
     cleanroom audit run --spec SPEC --model MODEL.onnx --members M --nonmembers N
                         [--reference-trainer logistic-regression]
                         [--sign-key KEY.pem --out CERT.json] [--json]
-    cleanroom audit verify CERT --key PUBLIC.pem [--spec SPEC] [--model MODEL.onnx]
+    cleanroom audit verify CERT (--key PUBLIC.pem | --attestation-policy POLICY.json)
+                        [--spec SPEC] [--model MODEL.onnx]
+
+``verify --attestation-policy`` checks the certificate against the attestation
+evidence it carries (``cleanroom.audit.attested``); ``--key`` against a key
+the verifier already trusts.
 
 Record files are .npz or .csv (layouts in ``cleanroom.audit.data``).
 """
@@ -23,6 +28,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from cleanroom.attestation import AttestationPolicy
+from cleanroom.audit.attested import verify_certificate_with_evidence
 from cleanroom.audit.certificate import (
     SigningKey,
     VerifyingKey,
@@ -71,7 +78,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     verify = commands.add_parser("verify", help="verify an audit certificate offline")
     verify.add_argument("certificate", type=Path)
-    verify.add_argument("--key", type=Path, help="trusted PEM public key of the signer")
+    trust = verify.add_mutually_exclusive_group()
+    trust.add_argument("--key", type=Path, help="trusted PEM public key of the signer")
+    trust.add_argument(
+        "--attestation-policy",
+        type=Path,
+        help="verify the evidence the certificate carries against this attestation policy",
+    )
     verify.add_argument("--spec", type=Path, help="also require this audit spec's digest")
     verify.add_argument("--model", type=Path, help="also require this model file's digest")
     verify.set_defaults(handler=_verify)
@@ -147,11 +160,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    if args.key is None:
+    document = _read(args.certificate)
+    if args.attestation_policy is not None:
+        policy = AttestationPolicy.from_file(args.attestation_policy)
+        certificate = verify_certificate_with_evidence(document, policy)
+    elif args.key is not None:
+        certificate = verify_certificate(document, public_key=_public_key(args.key))
+    else:
         raise ConfigurationError(
-            "no trusted key: give --key with the clean room's attested signing key"
+            "nothing to trust: give --attestation-policy (to verify the evidence the "
+            "certificate carries) or --key (the clean room's attested signing key)"
         )
-    certificate = verify_certificate(_read(args.certificate), public_key=_public_key(args.key))
     failures = []
     if args.spec is not None:
         expected = AuditSpec.from_bytes(_read(args.spec)).digest
