@@ -323,3 +323,23 @@ def test_a_model_that_does_not_load_in_time_is_refused(
     hurried = replace(limits, extra={"sandbox.load_timeout_s": "0.01"})
     with pytest.raises(ModelRejected, match=r"did not finish within 0\.01 s"):
         supervisor.load("slow", ModelFormat.ONNX, model_bytes("mixed_io.onnx"), hurried)
+
+
+def test_answers_over_the_output_limit_are_refused(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    capped = replace(
+        limits, extra={"sandbox.slot_bytes": "4096", "sandbox.max_output_bytes": "8192"}
+    )
+    instance = f"cap-{uuid.uuid4()}"
+    runner = supervisor.load(
+        instance, ModelFormat.ONNX, model_bytes("hostile_memory_bomb.onnx"), capped
+    )
+    try:
+        with pytest.raises(InferenceFailed, match="over the limit of 8192"):
+            runner.run({"shape": np.array([64, 64], np.int64)})  # 16 KB of zeros
+        assert wait_for(lambda: bool(runner.worker_pids))
+        small = runner.run({"shape": np.array([2, 2], np.int64)})
+        np.testing.assert_array_equal(small["filled"], np.zeros((2, 2), np.float32))
+    finally:
+        supervisor.unload(instance)

@@ -22,7 +22,13 @@ from typing import Any
 
 from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected, ServiceUnavailable
 from cleanroom.runtime.base import RuntimeLimits, Tensors
-from cleanroom.runtime.sandbox.protocol import FrameError, recv_header, recv_payload, send_frame
+from cleanroom.runtime.sandbox.protocol import (
+    FrameError,
+    PeerClosed,
+    recv_header,
+    recv_payload,
+    send_frame,
+)
 from cleanroom.runtime.sandbox.slot import write_tensors
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
@@ -32,6 +38,7 @@ __all__ = ["WorkerProcess", "limits_to_json"]
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 DEFAULT_SLOT_BYTES = 16 * 1024 * 1024
 DEFAULT_LOAD_TIMEOUT_S = 120.0
+DEFAULT_MAX_OUTPUT_BYTES = 1024**3
 
 
 def limits_to_json(limits: RuntimeLimits) -> dict[str, Any]:
@@ -103,6 +110,10 @@ class WorkerProcess:
         self.limits = limits
         self.network = network
         self.slot_bytes = int(limits.extra.get("sandbox.slot_bytes", DEFAULT_SLOT_BYTES))
+        # A worker cannot make the service allocate more than this for its answer.
+        self.max_output_bytes = int(
+            limits.extra.get("sandbox.max_output_bytes", DEFAULT_MAX_OUTPUT_BYTES)
+        )
         self.load_timeout_s = float(
             limits.extra.get("sandbox.load_timeout_s", DEFAULT_LOAD_TIMEOUT_S)
         )
@@ -219,10 +230,12 @@ class WorkerProcess:
                 send_frame(sock, {"op": "run", "area": "inline", "nbytes": len(encoded)}, encoded)
                 del encoded
             reply, size = recv_header(sock)
-            body = recv_payload(sock, size, self.limits.memory_bytes)
+            body = recv_payload(sock, size, self.max_output_bytes)
         except (OSError, FrameError) as exc:
             timed_out = isinstance(exc, TimeoutError)
-            reason = "did not answer in time" if timed_out else None
+            reason: str | None = "did not answer in time" if timed_out else None
+            if isinstance(exc, FrameError) and not isinstance(exc, PeerClosed):
+                reason = f"broke the protocol ({exc}) and was stopped"
             self.kill()
             if reason is None:
                 reason = self._reap_reason(exc)

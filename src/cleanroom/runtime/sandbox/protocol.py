@@ -13,7 +13,7 @@ import socket
 import struct
 from typing import Any
 
-__all__ = ["MAX_HEADER", "FrameError", "recv_header", "recv_payload", "send_frame"]
+__all__ = ["MAX_HEADER", "FrameError", "PeerClosed", "recv_header", "recv_payload", "send_frame"]
 
 _PREFIX = struct.Struct(">IQ")
 MAX_HEADER = 1024 * 1024
@@ -24,6 +24,10 @@ class FrameError(Exception):
 
     Internal to the sandbox: the supervisor turns it into a public error.
     """
+
+
+class PeerClosed(FrameError):
+    """The peer closed its end: for a worker, usually because it died."""
 
 
 def send_frame(
@@ -46,7 +50,7 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     while got < size:
         chunk = sock.recv(min(size - got, 1 << 20))
         if not chunk:
-            raise FrameError("the peer closed the connection")
+            raise PeerClosed("the peer closed the connection")
         parts.append(chunk)
         got += len(chunk)
     return b"".join(parts)
