@@ -12,6 +12,7 @@ import asn1crypto.core
 import pytest
 from atls_fakes import make_identity
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cleanroom.atls import CMW_OID, MEDIA_TYPE, certificate_document, decode_cmw, encode_cmw
@@ -78,7 +79,7 @@ def test_certificate_without_the_extension_is_refused(tmp_path: Path) -> None:
         .not_valid_before(identity.certificate.not_valid_before_utc)
         .not_valid_after(identity.certificate.not_valid_after_utc)
     )
-    bare = builder.sign(identity._key, identity.certificate.signature_hash_algorithm)
+    bare = builder.sign(identity._key, hashes.SHA256())
     with pytest.raises(EvidenceFormatError, match="id-pe-cmw"):
         certificate_document(bare)
 
@@ -153,3 +154,11 @@ def test_curl_style_insecure_client_reaches_the_public_health_route(server: Serv
     request = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     out = _openssl("s_client", "-connect", host, "-quiet", stdin=request)
     assert '"status":"ok"' in out
+
+
+def test_tls_key_digest_is_domain_separated(tmp_path: Path) -> None:
+    import hashlib
+
+    spki = make_identity(tmp_path).spki_der
+    assert tls_key_digest(spki) == hashlib.sha256(b"cleanroom/v1 tls-spki\x00" + spki).digest()
+    assert tls_key_digest(spki) != hashlib.sha256(spki).digest()

@@ -135,7 +135,9 @@ def _wrong_measurement(world: World, me: AttestedTlsIdentity, nonce: bytes) -> d
     return _honest(make_identity(world.tee_dir, measurement=b"\x42" * 48), nonce)
 
 
-CASES: list[tuple[str, Callable[[World], AttestedTlsIdentity], Answer, type[Exception], str]] = [
+CASES: list[
+    tuple[str, Callable[[World], AttestedTlsIdentity], Answer, type[AttestationError], str]
+] = [
     (
         "wrong measurement",
         lambda w: make_identity(w.tee_dir, measurement=b"\x42" * 48),
@@ -218,7 +220,7 @@ def test_refusal_before_any_application_data(
     name: str,
     make_server: Callable[[World], AttestedTlsIdentity],
     answer: Answer,
-    error: type[Exception],
+    error: type[AttestationError],
     failure: str,
     tee_dir: Path,
     other_tee_dir: Path,

@@ -31,6 +31,7 @@ from cleanroom.attestation import AttestationPolicy
 from cleanroom.attestation.measurement import package_measurement
 from cleanroom.errors import (
     AccessDenied,
+    AttestationError,
     ConfigurationError,
     EvidenceSignatureError,
     NotFound,
@@ -108,7 +109,7 @@ def make_other_spki() -> bytes:
 
 Maker = Callable[[Path, Path], AttestedTlsIdentity]
 
-CALLER_CASES: list[tuple[str, Maker, type[Exception], str]] = [
+CALLER_CASES: list[tuple[str, Maker, type[AttestationError], str]] = [
     (
         "policy digest not on the allow-list",
         lambda d, o: make_identity(d, policy_digest="sha256:" + "cd" * 32),
@@ -174,7 +175,7 @@ CALLER_CASES: list[tuple[str, Maker, type[Exception], str]] = [
 def test_the_callee_refuses_a_caller_before_any_data(
     name: str,
     make_caller: Maker,
-    error: type[Exception],
+    error: type[AttestationError],
     failure: str,
     server: ServerThread,
     policy: AttestationPolicy,

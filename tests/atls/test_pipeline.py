@@ -63,7 +63,9 @@ def _other_certificate(report: dict[str, Any], tee_dir: Path) -> None:
     report["tls"]["certificate"] = base64.b64encode(der).decode()
 
 
-CHAIN_CASES: list[tuple[str, Callable[[dict[str, Any], Path], None], type[Exception], str]] = [
+CHAIN_CASES: list[
+    tuple[str, Callable[[dict[str, Any], Path], None], type[AttestationError], str]
+] = [
     (
         "configuration rewritten to another TLS key",
         lambda r, d: r["tls"]["document"]["config"]["keys"].update({TLS_SPKI_KEY: "00" * 32}),
@@ -93,7 +95,7 @@ CHAIN_CASES: list[tuple[str, Callable[[dict[str, Any], Path], None], type[Except
 def test_a_tampered_chain_report_is_refused(
     name: str,
     change: Callable[[dict[str, Any], Path], None],
-    error: type[Exception],
+    error: type[AttestationError],
     failure: str,
     outcome: Outcome,
     work_dir: Path,
