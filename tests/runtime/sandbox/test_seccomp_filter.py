@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -91,3 +92,34 @@ def test_filter_denies_sockets_execve_and_writes_in_a_real_process(tmp_path: Pat
         "execve-1",
     ]
     assert not target.exists()
+
+
+def _header_numbers(path: Path) -> dict[str, int]:
+    numbers: dict[str, int] = {}
+    for match in re.finditer(r"#define __NR(?:3264)?_(\w+)\s+(\d+)\b", path.read_text()):
+        numbers.setdefault(match.group(1), int(match.group(2)))
+    return numbers
+
+
+@pytest.mark.parametrize(
+    ("table", "header"),
+    [
+        (seccomp._X86_64, Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")),
+        # aarch64 uses the generic table.
+        (seccomp._AARCH64, Path("/usr/include/asm-generic/unistd.h")),
+    ],
+)
+def test_syscall_numbers_match_the_kernel_headers(table: seccomp._Arch, header: Path) -> None:
+    if not header.exists():
+        pytest.skip(f"{header} is not installed")
+    numbers = _header_numbers(header)
+    wrong = {
+        name: (number, numbers[name])
+        for name, number in table.denied.items()
+        if name in numbers and numbers[name] != number
+    }
+    assert wrong == {}
+    # Only syscalls newer than the installed headers may be missing from them.
+    assert set(table.denied) - set(numbers) <= {"fchmodat2"}
+    assert numbers["seccomp"] == table.seccomp_nr
+    assert numbers["openat"] in table.open_flags_arg
