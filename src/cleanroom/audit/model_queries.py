@@ -18,7 +18,8 @@ from cleanroom.errors import AuditError, Error
 
 __all__ = ["PredictFn", "class_probabilities", "cross_entropy"]
 
-PredictFn = Callable[[Mapping[str, npt.NDArray[np.generic]]], Mapping[str, npt.NDArray[np.generic]]]
+# The input is a plain dict so a runtime's ``ModelRunner.run`` fits as is.
+PredictFn = Callable[[dict[str, npt.NDArray[np.generic]]], Mapping[str, npt.NDArray[np.generic]]]
 
 # Losses are clipped at -ln(1e-12) ≈ 27.6 so a confidently wrong prediction
 # gives a large finite loss instead of inf.
