@@ -36,7 +36,7 @@ from cleanroom.crypto.binding import (
     report_data,
     tls_key_digest,
 )
-from cleanroom.errors import EvidenceFormatError, PolicyViolation
+from cleanroom.errors import ConfigurationError, EvidenceFormatError, PolicyViolation
 
 __all__ = [
     "CONFIG_PURPOSE",
@@ -173,9 +173,9 @@ def verify_document(
     failed check.
     """
     if role not in ROLES or role == "certificate":
-        raise PolicyViolation(f"a {role!r} document is never accepted as fresh evidence")
+        raise ConfigurationError(f"a {role!r} document is never accepted as fresh evidence")
     if not NONCE_MIN <= len(nonce) <= NONCE_MAX:
-        raise PolicyViolation(f"the nonce must be {NONCE_MIN} to {NONCE_MAX} bytes")
+        raise ConfigurationError(f"the nonce must be {NONCE_MIN} to {NONCE_MAX} bytes")
     failures = _binding_failures(
         doc, nonce=nonce, role=role, tls_spki_der=tls_spki_der, peer_spki_der=peer_spki_der
     )

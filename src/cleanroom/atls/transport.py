@@ -79,26 +79,26 @@ def _exchange(
     stream.write(out, timeout=HANDSHAKE_TIMEOUT)
     status = 0
     received = bytearray()
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            chunk = stream.read(65536, timeout=HANDSHAKE_TIMEOUT)
-            if not chunk and conn.their_state is not h11.DONE:
-                conn.receive_data(b"")
-                if conn.their_state is not h11.DONE:
-                    raise AttestationError("the server closed the connection during attestation")
-                continue
-            conn.receive_data(chunk)
-        elif isinstance(event, h11.Response):
-            status = event.status_code
-        elif isinstance(event, h11.Data):
-            received += event.data
-            if len(received) > MAX_ANSWER:
-                raise EvidenceFormatError("the attestation answer is too large")
-        elif isinstance(event, h11.EndOfMessage):
-            break
-        elif isinstance(event, h11.ConnectionClosed):
-            raise AttestationError("the server closed the connection during attestation")
+    try:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                # An empty read is the end of the stream; h11 decides if the answer was complete.
+                conn.receive_data(stream.read(65536, timeout=HANDSHAKE_TIMEOUT))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                received += event.data
+                if len(received) > MAX_ANSWER:
+                    raise EvidenceFormatError("the attestation answer is too large")
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise AttestationError("the server closed the connection during attestation")
+    except h11.ProtocolError as exc:
+        raise EvidenceFormatError(
+            f"the attestation answer is not HTTP/1.1: {type(exc).__name__}"
+        ) from None
     if conn.trailing_data[0]:
         raise EvidenceFormatError("the server sent bytes after its attestation answer")
     try:
