@@ -1,6 +1,6 @@
 """Run the whole lending scenario against a local clean room (simulated TEE).
 
-    python examples/loan_processing/run.py          # same as: cleanroom demo-loan
+    python examples/loan_processing/run.py          # same as: cleanroom demo loan
 
 Starts a clean room on a loopback port with a temporary data directory, then
 plays every party: the consent manager, the lender, the bank. The code that

@@ -609,7 +609,7 @@ def test_consent_claims_follow_the_terms(lending: Lending) -> None:
 def test_the_demo_scenario_runs_end_to_end(
     server: ServerThread, policy: AttestationPolicy, lending: Lending
 ) -> None:
-    """What ``cleanroom demo-loan`` runs, on this server (the parties already exist here)."""
+    """What ``cleanroom demo loan`` runs, on this server (the parties already exist here)."""
     said: list[tuple[str, str]] = []
     outcome = run_scenario(
         server.url,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cleanroom import AttestationPolicy, Client, ModelFormat
+from cleanroom.attestation import Evidence
 from cleanroom.attestation.certificates import split_certificates
 from cleanroom.attestation.providers import ConfigfsTsmProvider
 from cleanroom.attestation.providers.certtable import (
@@ -73,3 +74,32 @@ def test_real_report_is_verified_and_refused_for_its_binding(tmp_path: Path) -> 
     assert not (tmp_path / "data" / "models").exists() or not any(
         (tmp_path / "data" / "models").iterdir()
     )
+
+
+class _DerivingProvider:
+    """A configfs provider whose firmware also derives a guest-bound key (SNP MSG_KEY_REQ)."""
+
+    def __init__(self, inner: ConfigfsTsmProvider, root: bytes) -> None:
+        self._inner = inner
+        self._root = root
+        self.platform = inner.platform
+        self.simulated = False
+
+    def evidence(self, report_data: bytes) -> Evidence:
+        return self._inner.evidence(report_data)
+
+    def derived_key(self) -> bytes:
+        return self._root
+
+
+def test_firmware_derived_key_seals_models_and_keeps_the_log_identity(tmp_path: Path) -> None:
+    inner = ConfigfsTsmProvider(_fake_configfs(tmp_path / "tsm"), entry_name=lambda: "entry")
+    first = Tee("sev-snp", tmp_path / "data", provider=_DerivingProvider(inner, b"\x01" * 32))
+    again = Tee("sev-snp", tmp_path / "data", provider=_DerivingProvider(inner, b"\x01" * 32))
+    other = Tee("sev-snp", tmp_path / "data", provider=_DerivingProvider(inner, b"\x02" * 32))
+    assert first.sealing_key is not None
+    assert first.sealing_key == again.sealing_key
+    assert first.signing_public_key_pem() == again.signing_public_key_pem()
+    # Another guest (other code, other chip) derives another key: it can open nothing.
+    assert other.sealing_key not in (None, first.sealing_key)
+    assert other.signing_public_key_pem() != first.signing_public_key_pem()

@@ -19,6 +19,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Bob verifies the attestation and gets sealed predictions.",
     )
     parser.add_argument(
+        "scenario",
+        nargs="?",
+        choices=("inference", "loan"),
+        default="inference",
+        help="inference (default): the basic two-party workflow; loan: the consented "
+        "cash-flow lending scenario (docs/loan-scenario.md)",
+    )
+    parser.add_argument(
         "--keep", type=Path, default=None, help="use (and keep) this data directory"
     )
     parser.set_defaults(handler=run)
@@ -29,6 +37,14 @@ def _say(party: str, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scenario == "loan":
+        from cleanroom.cli.demo_loan import run_loan
+
+        return run_loan(args)
+    return run_inference(args)
+
+
+def run_inference(args: argparse.Namespace) -> int:
     from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
     from cleanroom.attestation.measurement import package_measurement
     from cleanroom.cli.demo_model import FEATURES, loan_scoring_model

@@ -1,4 +1,4 @@
-"""``cleanroom demo-loan``: the cash-flow lending scenario against a local clean room."""
+"""``cleanroom demo loan``: the cash-flow lending scenario against a local clean room."""
 
 from __future__ import annotations
 
@@ -6,23 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-__all__ = ["register", "run_loan"]
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "demo-loan",
-        help="start a local clean room and run the consented cash-flow lending scenario",
-        description="Starts a clean room on a loopback port with a temporary data directory "
-        "and the SIMULATED TEE. A lender trains a credit model on synthetic bank "
-        "statements and uploads it sealed under a policy that pins a consent manager's "
-        "key; the bank verifies the attestation and the policy, then scores a consenting "
-        "borrower's cash-flow features. Shows the refusals the policy enforces.",
-    )
-    parser.add_argument(
-        "--keep", type=Path, default=None, help="use (and keep) this data directory"
-    )
-    parser.set_defaults(handler=run_loan)
+__all__ = ["run_loan"]
 
 
 def _say(party: str, text: str) -> None:

@@ -37,11 +37,12 @@ from cryptography.hazmat.primitives.serialization import (
 
 from cleanroom.attestation import Evidence
 from cleanroom.attestation.measurement import package_measurement
-from cleanroom.attestation.providers import EvidenceProvider, provider_for
+from cleanroom.attestation.providers import EvidenceProvider, SevGuestProvider, provider_for
+from cleanroom.attestation.providers.sev_guest import SEV_GUEST_DEVICE
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.crypto.binding import config_digest, report_data
 from cleanroom.crypto.keys import KeyPair
-from cleanroom.errors import ConfigurationError
+from cleanroom.errors import ConfigurationError, Error
 
 __all__ = ["SIMULATION_WARNING", "Tee"]
 
@@ -66,6 +67,7 @@ class Tee:
     ) -> None:
         if kind not in KINDS:
             raise ConfigurationError(f"unknown TEE kind {kind!r}; use one of {list(KINDS)}")
+        data_dir.mkdir(parents=True, exist_ok=True)
         self.kind = kind
         self.simulated = kind == "simulated"
         self.hpke = KeyPair()
@@ -87,15 +89,37 @@ class Tee:
             self.measurement = None
             self._simulator = None
             self._provider = provider or provider_for(kind, data_dir)
-            # No sealing-key provider for this platform yet: nothing is sealed at rest,
-            # so models live in memory only and the signing key changes at every start.
-            self.sealing_key, self.sealing_label = None, None
-            self.signing_key = Ed25519PrivateKey.generate()
-            log.warning(
-                "TEE %s: no sealing key available; models are kept in memory only and must "
-                "be uploaded again after a restart",
-                kind,
-            )
+            root = self._hardware_sealing_root(kind)
+            if root is not None:
+                self.sealing_key, self.sealing_label = _sealing_key(root, salt=b"")
+                self.signing_key = self._sealed_signing_key(data_dir / _SIGNING_KEY_FILE)
+            else:
+                # Nothing can be sealed at rest: models live in memory only and the
+                # signing key changes at every start.
+                self.sealing_key, self.sealing_label = None, None
+                self.signing_key = Ed25519PrivateKey.generate()
+                log.warning(
+                    "TEE %s: no sealing key available; models are kept in memory only and "
+                    "must be uploaded again after a restart",
+                    kind,
+                )
+
+    def _hardware_sealing_root(self, kind: str) -> bytes | None:
+        """A key only this guest, launched with this code, can derive (SNP MSG_KEY_REQ).
+
+        TDX has no firmware-derived keys; there a key broker would release one.
+        """
+        derive = getattr(self._provider, "derived_key", None)
+        if derive is None and kind == "sev-snp" and SEV_GUEST_DEVICE.exists():
+            derive = SevGuestProvider().derived_key
+        if derive is None:
+            return None
+        try:
+            root = derive()
+        except Error as exc:
+            log.warning("TEE %s: the firmware did not derive a sealing key: %s", kind, exc.message)
+            return None
+        return bytes(root) if isinstance(root, bytes | bytearray) and len(root) == 32 else None
 
     @property
     def simulated_root(self) -> Path | None:
@@ -154,8 +178,12 @@ class Tee:
         root = path.read_bytes()
         if len(root) != 32:
             raise ConfigurationError(f"{path} is damaged (expected 32 bytes)")
-        key = HKDF(
-            hashes.SHA256(), 32, salt=self.measurement, info=b"cleanroom/v1 sealing key"
-        ).derive(root)
-        label = hashlib.sha256(b"cleanroom/v1 sealing key label\x00" + key).digest()
-        return key, label
+        assert self.measurement is not None
+        return _sealing_key(root, salt=self.measurement)
+
+
+def _sealing_key(root: bytes, *, salt: bytes) -> tuple[bytes, bytes]:
+    """The sealing key and its public label, from a TEE-held root secret."""
+    key = HKDF(hashes.SHA256(), 32, salt=salt, info=b"cleanroom/v1 sealing key").derive(root)
+    label = hashlib.sha256(b"cleanroom/v1 sealing key label\x00" + key).digest()
+    return key, label
