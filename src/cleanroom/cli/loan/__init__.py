@@ -5,7 +5,7 @@ sealed; the bank computes features from a consenting borrower's statement and
 sends them sealed, with the consent artefact a consent manager signed. The
 instance policy (``policy.rego``) admits only the bank's users, only under a
 valid consent, a bounded number of times, and lets out only a coarsened score
-and a decision. ``cleanroom demo-loan`` runs it; ``examples/loan_processing``
+and a decision. ``cleanroom demo loan`` runs it; ``examples/loan_processing``
 tells the story.
 """
 
