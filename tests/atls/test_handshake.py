@@ -279,3 +279,13 @@ def test_identity_refuses_a_configuration_naming_another_key(tee_dir: Path) -> N
     config = {**me.config, "keys": {**me.config["keys"], TLS_SPKI_KEY: "00" * 32}}
     with pytest.raises(ConfigurationError):
         AttestedTlsIdentity(me._key, me._evidence, config)
+
+
+def test_attested_tls_and_a_custom_transport_do_not_mix(
+    policy: AttestationPolicy, tee_dir: Path
+) -> None:
+    """Fail closed: a custom transport would silently skip the attested handshake."""
+    with pytest.raises(ConfigurationError):
+        Client("https://127.0.0.1:9", attestation=policy, transport=httpx.HTTPTransport())
+    with pytest.raises(ConfigurationError):
+        Client("https://127.0.0.1:9", identity=make_identity(tee_dir))

@@ -14,7 +14,7 @@ from cleanroom.atls.transport import AttestedTransport, ServerAttestation
 from cleanroom.attestation import AttestationPolicy
 from cleanroom.client.http import raise_for_problem, transport_error
 from cleanroom.client.instance import Instance, read_policy
-from cleanroom.errors import AuthenticationFailed
+from cleanroom.errors import AuthenticationFailed, ConfigurationError
 from cleanroom.wire.formats import ModelFormat
 
 __all__ = ["Client"]
@@ -47,7 +47,12 @@ class Client:
     ) -> None:
         self.url = url.rstrip("/")
         self._attested: AttestedTransport | None = None
-        if attestation is not None and transport is None:
+        if (attestation is not None or identity is not None) and transport is not None:
+            # Fail closed: a custom transport would silently skip attested TLS.
+            raise ConfigurationError("pass either a transport or attested TLS, not both")
+        if identity is not None and attestation is None:
+            raise ConfigurationError("an attested-TLS identity needs an attestation policy")
+        if attestation is not None:
             transport = self._attested = AttestedTransport(attestation, identity=identity)
         self._http = httpx.Client(
             base_url=self.url,
