@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
     tls = None
     if use_tls or args.peers is not None:
         routes = load_peer_routes(args.peers) if args.peers is not None else ()
-        tls = AtlsSettings(routes=routes, hosts=("localhost", "127.0.0.1", args.host))
+        tls = AtlsSettings(
+            routes=routes, hosts=tuple(dict.fromkeys(("localhost", "127.0.0.1", args.host)))
+        )
     scheme = "https" if tls is not None else "http"
     print(
         f"cleanroom serving on {scheme}://{args.host}:{args.port} "
