@@ -274,14 +274,16 @@ def verify_certificate(
         raise LogIntegrityError("the certificate signature block is malformed")
     if not all(isinstance(signature[k], str) for k in signature):
         raise LogIntegrityError("the certificate signature block is malformed")
+    trusted: VerifyingKey
     if evidence_key is not None:
         evidence = doc.get("evidence")
         if not isinstance(evidence, dict):
             raise LogIntegrityError("the certificate carries no evidence to verify its key against")
         trusted = evidence_key(evidence)
-    else:
-        assert public_key is not None
+    elif public_key is not None:
         trusted = public_key
+    else:  # unreachable: exactly one was checked above
+        raise ConfigurationError("no trusted key")
     algorithm = _algorithm_for(trusted)
     if signature["algorithm"] != algorithm:
         raise LogIntegrityError("certificate signature algorithm does not match the trusted key")

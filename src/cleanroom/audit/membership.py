@@ -195,7 +195,8 @@ def _reference_attack(
 ) -> AttackResult:
     if trainer is None:
         raise AuditError("the reference-model attack needs a reference trainer")
-    assert attack.threshold is not None
+    if attack.threshold is None:
+        raise AuditError("the reference-model attack needs a threshold policy")
     rng = np.random.default_rng([spec.seed, 1])
     order = rng.permutation(len(nonmembers))
     cut = round(len(nonmembers) * attack.reference_fraction)
@@ -263,7 +264,8 @@ def run_membership_audit(
     results: list[AttackResult] = []
     for attack in spec.attacks:
         if attack.name == "loss-threshold":
-            assert attack.threshold is not None
+            if attack.threshold is None:
+                raise AuditError("the loss-threshold attack needs a threshold policy")
             # score = -loss, so "loss ≤ τ" is "score ≥ -τ".
             results.append(
                 _scored_attack(
