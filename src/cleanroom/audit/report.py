@@ -41,7 +41,7 @@ def format_report(body: Mapping[str, Any]) -> str:
         f"  members      {datasets['members']['count']:>7}  {datasets['members']['commitment']}",
         f"  non-members  {datasets['nonmembers']['count']:>7}  "
         f"{datasets['nonmembers']['commitment']}",
-        f"  confidence   {body['confidence']:.2%}   delta = {body['delta']:g}   "
+        f"  confidence   {body['confidence'] * 100:.4g}%   delta = {body['delta']:g}   "
         f"claimed epsilon = {body['epsilon_claim']:g}",
         "",
         "Lower bounds on epsilon (hold with the stated confidence):",
@@ -76,7 +76,7 @@ def format_report(body: Mapping[str, Any]) -> str:
         low, high = est["credible_interval"]
         lines.append(
             f"  {attack['attack']:<16}median {_num(est['median'])}, "
-            f"{est['credible_level']:.0%} credible interval [{_num(low)}, {_num(high)}]"
+            f"{est['credible_level'] * 100:.4g}% credible interval [{_num(low)}, {_num(high)}]"
         )
     if body.get("attribute_inference"):
         lines += ["", "Attribute inference (accuracy of guessing the sensitive column):"]
@@ -96,7 +96,7 @@ def format_report(body: Mapping[str, Any]) -> str:
     if verdict == "VIOLATION":
         lines.append(
             f"Verdict: VIOLATION - the lower bound exceeds the claimed epsilon "
-            f"{body['epsilon_claim']:g} at {body['confidence']:.2%} confidence."
+            f"{body['epsilon_claim']:g} at {body['confidence'] * 100:.4g}% confidence."
         )
     else:
         lines.append(
