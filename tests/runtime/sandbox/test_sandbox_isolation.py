@@ -10,7 +10,7 @@ import pytest
 
 from cleanroom.errors import ServiceUnavailable
 from cleanroom.runtime import RuntimeLimits, SandboxReport, Supervisor
-from cleanroom.runtime.sandbox import SandboxedRunner
+from cleanroom.runtime.sandbox import SandboxedRunner, landlock
 from cleanroom.wire.formats import ModelFormat
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="reads another process's namespaces")
@@ -40,6 +40,8 @@ def test_worker_network_namespace_differs_from_the_service(onnx_runner: Sandboxe
         ("socket_unix", "denied (Operation not permitted)"),
         ("execve", "denied (Operation not permitted)"),
         ("write_file", "denied (Permission denied)"),
+        ("read_service_memory", "denied (Permission denied)"),
+        ("signal_service", "denied (Operation not permitted)"),
     ],
 )
 def test_forbidden_actions_fail_inside_a_loaded_worker(
@@ -67,6 +69,10 @@ def test_report_names_the_mechanism_in_force(supervisor: Supervisor) -> None:
     assert report.mechanism == "netns+seccomp"
     assert report.confined
     assert report.file_write_denied
+    assert report.service_memory_denied
+    assert report.signal_denied
+    if landlock.abi_version() >= 1:
+        assert report.filesystem == f"landlock-v{landlock.abi_version()}"
     assert report.rlimits["RLIMIT_CORE"] == 0
     assert report.to_json()["mechanism"] == "netns+seccomp"
 
@@ -95,6 +101,11 @@ def test_seccomp_fallback_without_a_namespace(
     [
         ("no seccomp", {"seccomp": False, "network_namespace": "netns"}),
         ("no namespace where the host allows one", {"seccomp": True}),
+        pytest.param(
+            "no filesystem restriction where the host allows one",
+            {"seccomp": True, "network_namespace": "userns+netns"},
+            marks=pytest.mark.skipif(landlock.abi_version() < 1, reason="no Landlock here"),
+        ),
     ],
 )
 def test_a_worker_weaker_than_the_probe_is_refused(
@@ -129,6 +140,8 @@ FULL = {
     "socket_denied": True,
     "execve_denied": True,
     "file_write_denied": True,
+    "service_memory_denied": True,
+    "signal_denied": True,
 }
 
 

@@ -64,6 +64,13 @@ PROBE = textwrap.dedent(
         results.append(f"write-{exc.errno}")
     with open("/proc/self/status") as status:  # read-only opens still work
         results.append("read-ok" if status.read() else "read-empty")
+    os.kill(os.getpid(), 0)  # signalling itself stays allowed
+    for target in (os.getppid(), -1, 0 - os.getpgid(0)):
+        try:
+            os.kill(target, 0)
+            results.append("kill-allowed")
+        except OSError as exc:
+            results.append(f"kill-{exc.errno}")
     try:
         os.execv(sys.executable, [sys.executable, "-c", "print('exec-allowed')"])
     except OSError as exc:
@@ -89,6 +96,9 @@ def test_filter_denies_sockets_execve_and_writes_in_a_real_process(tmp_path: Pat
         "socket-1",
         "write-13",
         "read-ok",
+        "kill-1",
+        "kill-1",
+        "kill-1",
         "execve-1",
     ]
     assert not target.exists()

@@ -62,6 +62,10 @@ def _worker_environment() -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
         "LANG": "C.UTF-8",
+        # numpy's BLAS would otherwise start threads at import, before the
+        # filesystem restriction that binds only threads started after it.
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
     }
 
 

@@ -3,7 +3,7 @@
 The filter is a deny-list on top of the kernel's defaults (see
 ``docs/sandbox.md``): it takes away what a model runtime never needs and an
 exfiltrating or escaping worker would — sockets, ``execve``, writable opens,
-filesystem changes, namespace and tracing calls. It is installed with
+filesystem changes, namespace and tracing calls, signals to other processes. It is installed with
 ``prctl(PR_SET_NO_NEW_PRIVS)`` and ``seccomp(SECCOMP_SET_MODE_FILTER,
 SECCOMP_FILTER_FLAG_TSYNC)`` so it covers threads the runtime already
 started. References: Linux ``Documentation/userspace-api/seccomp_filter.rst``,
@@ -58,6 +58,8 @@ class _Arch:
     seccomp_nr: int
     denied: dict[str, int]
     open_flags_arg: dict[int, int]  # syscall number -> index of its flags argument
+    # Signals may target this process only: these take the target pid as args[0].
+    own_pid_arg0: dict[str, int]
     x32_guard: bool
 
 
@@ -116,8 +118,14 @@ _X86_64 = _Arch(
         "init_module": 175,
         "finit_module": 313,
         "kexec_load": 246,
+        "tkill": 200,
+        "pidfd_open": 434,
+        "pidfd_getfd": 438,
+        "pidfd_send_signal": 424,
+        "kcmp": 312,
     },
     open_flags_arg={2: 1, 257: 2},  # open(path, flags, ...), openat(dirfd, path, flags, ...)
+    own_pid_arg0={"kill": 62, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297},
     x32_guard=True,
 )
 
@@ -165,8 +173,14 @@ _AARCH64 = _Arch(
         "init_module": 105,
         "finit_module": 273,
         "kexec_load": 104,
+        "tkill": 130,
+        "pidfd_open": 434,
+        "pidfd_getfd": 438,
+        "pidfd_send_signal": 424,
+        "kcmp": 272,
     },
     open_flags_arg={56: 2},  # openat
+    own_pid_arg0={"kill": 129, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240},
     x32_guard=False,
 )
 
@@ -181,8 +195,13 @@ def _errno(value: int) -> int:
     return SECCOMP_RET_ERRNO | (value & 0xFFFF)
 
 
-def build_filter(machine: str | None = None) -> bytes:
-    """The BPF program for *machine* (default: this one), as packed ``sock_filter``s."""
+def build_filter(machine: str | None = None, own_pid: int | None = None) -> bytes:
+    """The BPF program for *machine* (default: this one), as packed ``sock_filter``s.
+
+    Signals (``kill``, ``tgkill``, ``rt_*sigqueueinfo``) are allowed only to
+    *own_pid* (default: this process), so a worker cannot stop the service.
+    """
+    pid = os.getpid() if own_pid is None else own_pid
     arch = _ARCHES.get(machine or platform.machine())
     if arch is None:
         raise ConfigurationError(
@@ -203,6 +222,15 @@ def build_filter(machine: str | None = None) -> bytes:
         ]
     for number in sorted(set(arch.denied.values())):
         prog += [_insn(_JEQ_K, 0, 1, number), _insn(_RET_K, 0, 0, _errno(errno.EPERM))]
+    for number in sorted(arch.own_pid_arg0.values()):
+        # pid_t is 32 bits; negative targets (process groups, -1 for all) never match.
+        prog += [
+            _insn(_JEQ_K, 0, 4, number),
+            _insn(_LD_W_ABS, 0, 0, _off_arg_low(0)),
+            _insn(_JEQ_K, 0, 1, pid & 0xFFFFFFFF),
+            _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+            _insn(_RET_K, 0, 0, _errno(errno.EPERM)),
+        ]
     for number, arg in sorted(arch.open_flags_arg.items()):
         # Opening read-only is allowed (the runtime reads /proc and its own
         # libraries); any flag that could create or write a file is refused.

@@ -31,6 +31,7 @@ from cleanroom.runtime.base import (
     Tensors,
     TensorSpec,
 )
+from cleanroom.runtime.sandbox.confine import forbid_dumping
 from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.runtime.tensors import check_inputs
 from cleanroom.wire.formats import ModelFormat
@@ -61,10 +62,20 @@ class SandboxReport:
     workers: int = 0
     restarts: int = 0
     problems: tuple[str, ...] = field(default=())
+    filesystem: str | None = None  # "landlock-v<ABI>" when reads are restricted too
+    service_memory_denied: bool = False
+    signal_denied: bool = False
 
     @property
     def confined(self) -> bool:
-        return self.seccomp and self.socket_denied and self.execve_denied and self.file_write_denied
+        return (
+            self.seccomp
+            and self.socket_denied
+            and self.execve_denied
+            and self.file_write_denied
+            and self.service_memory_denied
+            and self.signal_denied
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -79,6 +90,9 @@ class SandboxReport:
             "workers": self.workers,
             "restarts": self.restarts,
             "problems": list(self.problems),
+            "filesystem": self.filesystem,
+            "service_memory_denied": self.service_memory_denied,
+            "signal_denied": self.signal_denied,
         }
 
 
@@ -259,10 +273,12 @@ class SandboxedRunner:
 class Supervisor:
     """Starts, restarts and stops the sandboxed workers of every instance.
 
-    On construction a probe worker checks the confinement this host allows
-    and that it really holds (a socket, an ``execve`` and a file write are
-    tried from inside and must fail). Without that, the supervisor refuses
-    to start (:class:`~cleanroom.errors.ServiceUnavailable`), unless
+    On construction it makes the service process non-dumpable, then a probe
+    worker checks the confinement this host allows and that it really holds
+    (a socket, an ``execve``, a file write, reading the service's memory and
+    signalling the service are tried from inside and must all fail). Without
+    that, the supervisor refuses to start
+    (:class:`~cleanroom.errors.ServiceUnavailable`), unless
     ``unsafe_allow_unconfined`` is set, which is for development only.
 
     *network* ``"auto"`` gives each worker its own network namespace when the
@@ -280,6 +296,10 @@ class Supervisor:
         self.limits = limits
         self.network = network
         self.unsafe_allow_unconfined = unsafe_allow_unconfined
+        # The service holds keys and plaintext: no core dumps, and no process of
+        # the same user without CAP_SYS_PTRACE (a worker) may read its memory
+        # through /proc/<pid>/mem or attach to it.
+        forbid_dumping()
         self._runners: dict[str, SandboxedRunner] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -308,10 +328,14 @@ class Supervisor:
         ).startswith("denied")
         execve_denied = str(found.get("execve", "")).startswith("denied")
         write_denied = str(found.get("write_file", "")).startswith("denied")
+        memory_denied = str(found.get("read_service_memory", "")).startswith("denied")
+        signal_denied = str(found.get("signal_service", "")).startswith("denied")
         for name, ok in (
             ("socket", socket_denied),
             ("execve", execve_denied),
             ("writing a file", write_denied),
+            ("reading the service's memory", memory_denied),
+            ("signalling the service", signal_denied),
         ):
             if not ok:
                 problems.append(f"{name} is not denied inside the worker")
@@ -324,6 +348,9 @@ class Supervisor:
             file_write_denied=write_denied,
             rlimits=dict(sandbox.get("rlimits") or {}),
             problems=tuple(problems),
+            filesystem=sandbox.get("filesystem"),
+            service_memory_denied=memory_denied,
+            signal_denied=signal_denied,
         )
 
     def check_confinement(self, sandbox: Mapping[str, Any]) -> None:
@@ -334,6 +361,8 @@ class Supervisor:
             raise ServiceUnavailable("a sandboxed worker could not install its seccomp filter")
         if self._report.network_namespace and not sandbox.get("network_namespace"):
             raise ServiceUnavailable("a sandboxed worker could not enter its network namespace")
+        if self._report.filesystem and not sandbox.get("filesystem"):
+            raise ServiceUnavailable("a sandboxed worker could not restrict its filesystem")
 
     def load(
         self,
@@ -401,6 +430,9 @@ class Supervisor:
             workers=sum(len(r.worker_pids) for r in runners),
             restarts=sum(r.restarts for r in runners),
             problems=base.problems,
+            filesystem=base.filesystem,
+            service_memory_denied=base.service_memory_denied,
+            signal_denied=base.signal_denied,
         )
 
 

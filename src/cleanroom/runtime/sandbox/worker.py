@@ -8,8 +8,9 @@ descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
 1. read the ``start`` header (format, limits, confinement settings);
 2. confine: network namespace, resource limits, no dumping;
 3. read the model from the socket (never from a file);
-4. import the runtime, then install the seccomp filter, so parsing and
-   loading the untrusted model already happen under it;
+4. restrict the filesystem (Landlock), import the runtime, then install the
+   seccomp filter, so parsing and loading the untrusted model already happen
+   under all of it;
 5. validate and load the model, reply with its signature and the
    confinement actually in force;
 6. serve ``run`` / ``probe`` requests until ``stop`` or end of file.
@@ -28,7 +29,7 @@ from typing import Any
 
 from cleanroom.errors import Error, InferenceFailed, ModelRejected
 from cleanroom.runtime.base import ModelRunner, RuntimeLimits
-from cleanroom.runtime.sandbox import confine, seccomp
+from cleanroom.runtime.sandbox import confine, landlock, seccomp
 from cleanroom.runtime.sandbox.protocol import FrameError, recv_header, recv_payload, send_frame
 from cleanroom.runtime.sandbox.slot import write_tensors
 from cleanroom.wire.formats import ModelFormat
@@ -62,7 +63,12 @@ def _error_reply(exc: BaseException) -> dict[str, Any]:
 
 
 def _confine_before_load(header: dict[str, Any], limits: RuntimeLimits) -> dict[str, Any]:
-    info: dict[str, Any] = {"network_namespace": None, "seccomp": False, "errors": []}
+    info: dict[str, Any] = {
+        "network_namespace": None,
+        "filesystem": None,
+        "seccomp": False,
+        "errors": [],
+    }
     if header.get("network") == "auto":
         try:
             info["network_namespace"] = confine.isolate_network()
@@ -71,6 +77,24 @@ def _confine_before_load(header: dict[str, Any], limits: RuntimeLimits) -> dict[
     info["rlimits"] = confine.set_resource_limits(limits)
     confine.forbid_dumping()
     return info
+
+
+def _restrict_filesystem(info: dict[str, Any]) -> None:
+    # Before the runtime is imported: ONNX Runtime starts a thread at import,
+    # and Landlock binds only the calling thread and the threads it starts.
+    confine.set_no_new_privs()
+    threads = len(os.listdir("/proc/self/task"))
+    if threads > 1:
+        info["errors"].append(f"landlock: {threads - 1} thread(s) started before it are not bound")
+    try:
+        info["filesystem"] = f"landlock-v{landlock.restrict()}"
+    except OSError as exc:
+        info["errors"].append(f"landlock: {exc.strerror}")
+
+
+def _read_service_memory() -> None:
+    with open(f"/proc/{os.getppid()}/mem", "rb") as memory:
+        memory.read(1)
 
 
 def _import_runtime(fmt: ModelFormat | None) -> None:
@@ -118,6 +142,8 @@ def probe() -> dict[str, Any]:
         "socket_unix": _attempt(lambda: socket.socket(socket.AF_UNIX).close()),
         # Not tempfile: it needs a writable directory to answer at all.
         "write_file": _attempt(_write_probe_file),
+        "read_service_memory": _attempt(_read_service_memory),
+        "signal_service": _attempt(lambda: os.kill(os.getppid(), 0)),
         # Succeeding replaces the worker: the supervisor then sees it exit,
         # which it also treats as "execve allowed" (fail closed).
         "execve": _attempt(
@@ -143,6 +169,7 @@ class _Worker:
         fmt = ModelFormat(header["format"]) if header.get("format") else None
         info = _confine_before_load(header, self.limits)
         model = recv_payload(self.sock, size, self.limits.max_model_bytes)
+        _restrict_filesystem(info)
         _import_runtime(fmt)
         try:
             seccomp.install_filter()
