@@ -1,0 +1,62 @@
+"""The plain alternative: the same model behind a minimal HTTP server, no confidentiality.
+
+What a user would deploy instead of a clean room: FastAPI on uvicorn (uvloop
+and httptools, as the clean room uses), the tensor sent as raw float32 bytes
+(``application/octet-stream``), the logits returned the same way, ONNX
+Runtime called on the server's thread pool. JSON tensor lists would cost
+about 50 ms per 600 KB and would flatter the clean room; they are not used.
+
+``python -m benchmarks.inference.plain_server MODEL`` binds a loopback port
+and prints ``{"port": N}`` once the model is loaded and the server listens.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import uvicorn
+from benchmarks.inference.listen import bind_loopback
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+OCTET_STREAM = "application/octet-stream"
+
+
+def create_app(session: ort.InferenceSession) -> FastAPI:
+    spec = session.get_inputs()[0]
+    shape = tuple(int(d) for d in spec.shape)
+    nbytes = int(np.prod(shape)) * 4
+    app = FastAPI()
+
+    @app.get("/health")
+    async def health() -> Response:
+        return Response(content=b"ok")
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        body = await request.body()
+        if len(body) != nbytes:
+            return Response(status_code=400, content=b"expected %d bytes" % nbytes)
+        x = np.frombuffer(body, dtype=np.float32).reshape(shape)
+        outputs = await run_in_threadpool(session.run, None, {spec.name: x})
+        return Response(content=np.ascontiguousarray(outputs[0]).tobytes(), media_type=OCTET_STREAM)
+
+    return app
+
+
+def main(argv: list[str]) -> int:
+    session = ort.InferenceSession(argv[0], providers=["CPUExecutionProvider"])
+    sock = bind_loopback()
+    # The socket listens already: connections made before uvicorn runs wait in the backlog.
+    sys.stdout.write(json.dumps({"port": sock.getsockname()[1]}) + "\n")
+    sys.stdout.flush()
+    config = uvicorn.Config(create_app(session), log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

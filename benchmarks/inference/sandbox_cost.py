@@ -1,0 +1,61 @@
+"""Inference inside the sandbox against bare ONNX Runtime in this process.
+
+The seeds' own comparison: the same model and input, run by the service's
+sandbox :class:`~cleanroom.runtime.sandbox.supervisor.Supervisor` (a confined
+worker process, shared-memory hand-off) and by an ``InferenceSession`` here,
+in alternating blocks so both see the same machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from benchmarks.inference.interleave import interleaved
+from benchmarks.inference.measure import summary
+from benchmarks.inference.workload import example_input, feed
+
+from cleanroom.runtime.sandbox.supervisor import Supervisor
+from cleanroom.wire.formats import ModelFormat
+
+__all__ = ["measure_sandbox"]
+
+
+def _timed(call: Callable[[], object]) -> Callable[[int], list[float]]:
+    def run(n: int) -> list[float]:
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter()
+            call()
+            samples.append((time.perf_counter() - start) * 1000)
+        return samples
+
+    return run
+
+
+def measure_sandbox(
+    supervisor: Supervisor, model: bytes, *, n: int, block: int, warmup: int, seed: int
+) -> dict[str, Any]:
+    """Sandboxed / bare medians on *model*; loads it into *supervisor* and unloads it after."""
+    inputs = feed(example_input())
+    try:
+        runner = supervisor.load("benchmark", ModelFormat.ONNX, model, supervisor.limits)
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        sandboxed = runner.run(inputs)
+        bare = session.run(None, inputs)
+        np.testing.assert_allclose(
+            np.asarray(sandboxed["logits"], np.float32), np.asarray(bare[0]), rtol=1e-4, atol=1e-4
+        )
+        variants = {
+            "bare": _timed(lambda: session.run(None, inputs)),
+            "sandboxed": _timed(lambda: runner.run(inputs)),
+        }
+        samples = interleaved(variants, n=n, block=block, warmup=warmup, seed=seed)
+    finally:
+        supervisor.unload("benchmark")
+    result: dict[str, Any] = {k: summary(v) for k, v in samples.items()}
+    result["ratio_median"] = result["sandboxed"]["median_ms"] / result["bare"]["median_ms"]
+    return result
