@@ -13,7 +13,7 @@ from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.transport import AttestedTransport, ServerAttestation
 from cleanroom.attestation import AttestationPolicy
 from cleanroom.client.http import raise_for_problem, transport_error
-from cleanroom.client.instance import Instance, read_policy
+from cleanroom.client.instance import Instance, read_audit_spec, read_policy
 from cleanroom.errors import AuthenticationFailed, ConfigurationError
 from cleanroom.wire.formats import ModelFormat
 
@@ -130,12 +130,15 @@ class Client:
         users: Iterable[str] = (),
         *,
         policy: str | os.PathLike[str] | None = None,
+        audit_spec: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     ) -> Instance:
         """Create an instance owned by the signed-in party, naming its data owners.
 
         *policy* is a Rego module (its text, or a path to a ``.rego`` file) in
         package ``cleanroom``; without one the documented default applies.
         A policy that does not compile is refused with the engine's message.
+        *audit_spec* (a JSON object, or a path to one) fixes the instance's
+        privacy audit before any data exists (docs/privacy-audits.md).
         """
         doc = self.request(
             "POST",
@@ -145,6 +148,7 @@ class Client:
                 "format": ModelFormat(model_format).value,
                 "users": list(users),
                 "policy": read_policy(policy),
+                "audit_spec": read_audit_spec(audit_spec),
             },
         ).json()
         return Instance(self, doc)

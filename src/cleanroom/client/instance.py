@@ -34,7 +34,7 @@ from cleanroom.wire.tensors import decode_tensors, encode_tensors, tensors_from_
 if TYPE_CHECKING:
     from cleanroom.client.client import Client
 
-__all__ = ["Instance", "read_policy"]
+__all__ = ["Instance", "read_audit_spec", "read_policy"]
 
 log = logging.getLogger("cleanroom.client")
 
@@ -57,6 +57,46 @@ def read_policy(policy: str | os.PathLike[str] | None) -> str | None:
     if not path.is_file():
         raise InvalidRequest(f"the policy {os.fspath(policy)!r} is neither Rego text nor a file")
     return path.read_text(encoding="utf-8")
+
+
+def read_audit_spec(
+    spec: Mapping[str, Any] | str | os.PathLike[str] | None,
+) -> dict[str, Any] | None:
+    """An audit spec given as a JSON object or as a path to a JSON file."""
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    path = Path(spec)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidRequest(f"cannot read the audit spec {os.fspath(spec)!r} as JSON") from exc
+    if not isinstance(doc, dict):
+        raise InvalidRequest("an audit spec is a JSON object")
+    return doc
+
+
+def _blob(data: str | os.PathLike[str] | bytes) -> tuple[int, Callable[[], Iterator[bytes]]]:
+    """The size of *data* and a function giving it in chunks (bytes, or a file read lazily)."""
+    if isinstance(data, bytes):
+        size = len(data)
+
+        def from_bytes() -> Iterator[bytes]:
+            for start in range(0, size, CHUNK_SIZE):
+                yield data[start : start + CHUNK_SIZE]
+
+        return size, from_bytes
+    path = Path(data)
+    if not path.is_file():
+        raise InvalidRequest(f"{path} is not a file")
+
+    def from_file() -> Iterator[bytes]:
+        with open(path, "rb") as f:
+            while piece := f.read(CHUNK_SIZE):
+                yield piece
+
+    return path.stat().st_size, from_file
 
 
 @dataclass(frozen=True)
@@ -251,46 +291,34 @@ class Instance:
 
     # model owner ------------------------------------------------------------------------
 
-    def upload_model(self, model: str | os.PathLike[str] | bytes) -> None:
-        """Seal the model locally to the attested key and stream it to the clean room."""
+    def _send_stream(self, path: str, purpose: str, data: str | os.PathLike[str] | bytes) -> Any:
+        """Seal *data* locally to the attested key as a chunked stream and PUT it to *path*."""
         secret = self._require_secret()
-        if isinstance(model, bytes):
-            size = len(model)
+        size, source = _blob(data)
 
-            def source() -> Iterator[bytes]:
-                for start in range(0, size, CHUNK_SIZE):
-                    yield model[start : start + CHUNK_SIZE]
-        else:
-            path = Path(model)
-            if not path.is_file():
-                raise InvalidRequest(f"{path} is not a file")
-            size = path.stat().st_size
-
-            def source() -> Iterator[bytes]:
-                with open(path, "rb") as f:
-                    while piece := f.read(CHUNK_SIZE):
-                        yield piece
-
-        def send(attested: _Attested) -> None:
+        def send(attested: _Attested) -> Any:
             body = seal_stream(
                 source(),
                 total_size=size,
                 recipient=attested.hpke_key,
                 sender=secret.key_pair,
-                info=stream_info(self.id, "model"),
+                info=stream_info(self.id, purpose),
             )
-            doc = self._client.request(
+            return self._client.request(
                 "PUT",
-                f"/v1/instances/{self.id}/model",
+                path,
                 content=body,
                 headers={
                     "content-type": "application/octet-stream",
                     **self._binding_headers(attested),
                 },
             ).json()
-            self._doc = doc
 
-        self._fresh(send)
+        return self._fresh(send)
+
+    def upload_model(self, model: str | os.PathLike[str] | bytes) -> None:
+        """Seal the model locally to the attested key and stream it to the clean room."""
+        self._doc = dict(self._send_stream(f"/v1/instances/{self.id}/model", "model", model))
 
     def _check_receipt(
         self,
@@ -351,6 +379,37 @@ class Instance:
         entries otherwise, each verifiable offline (``cleanroom log verify``)."""
         doc: dict[str, Any] = self._client.request("GET", f"/v1/instances/{self.id}/log").json()
         return doc
+
+    # privacy audits ------------------------------------------------------------------------
+
+    def upload_audit_data(
+        self,
+        members: str | os.PathLike[str] | bytes,
+        nonmembers: str | os.PathLike[str] | bytes,
+    ) -> None:
+        """Seal the committed member and non-member record sets (.npz) to the clean room."""
+        for name, data in (("members", members), ("nonmembers", nonmembers)):
+            self._send_stream(
+                f"/v1/instances/{self.id}/audit/datasets/{name}", f"audit-{name}", data
+            )
+
+    def run_audit(self) -> Any:
+        """Run the instance's fixed audit; returns the verified certificate (owner only)."""
+        self._require_attested()
+        document = self._client.request("POST", f"/v1/instances/{self.id}/audit").content
+        return self._verified_certificate(document)
+
+    def audit_certificate(self) -> Any:
+        """The instance's audit certificate, verified against the evidence it carries."""
+        self._require_attested()
+        document = self._client.request("GET", f"/v1/instances/{self.id}/audit/certificate").content
+        return self._verified_certificate(document)
+
+    def _verified_certificate(self, document: bytes) -> Any:
+        from cleanroom.audit import verify_certificate_with_evidence
+
+        assert self._policy is not None
+        return verify_certificate_with_evidence(document, self._policy)
 
     def grant(self, email: str) -> None:
         self._doc = self._client.request(

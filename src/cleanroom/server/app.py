@@ -43,6 +43,7 @@ class NewInstance(BaseModel):
     format: str = Field(max_length=32)
     users: list[str] = Field(default_factory=list, max_length=10_000)
     policy: str | None = Field(default=None, max_length=256 * 1024)
+    audit_spec: dict[str, Any] | None = None
 
 
 class PolicyText(BaseModel):
@@ -145,7 +146,9 @@ def create_app(service: CleanRoomService) -> FastAPI:
 
     @app.post("/v1/instances", status_code=201)
     def create_instance(body: NewInstance, email: CallerEmail) -> dict[str, Any]:
-        record = service.create_instance(email, body.name, body.format, body.users, body.policy)
+        record = service.create_instance(
+            email, body.name, body.format, body.users, body.policy, body.audit_spec
+        )
         return service.instance_json(record)
 
     @app.get("/v1/instances/{instance_id}/policy")
@@ -155,6 +158,29 @@ def create_app(service: CleanRoomService) -> FastAPI:
     @app.put("/v1/instances/{instance_id}/policy")
     def set_policy(instance_id: str, body: PolicyText, email: CallerEmail) -> dict[str, Any]:
         return service.instance_json(service.set_policy(email, instance_id, body.policy))
+
+    @app.put("/v1/instances/{instance_id}/audit/datasets/{name}")
+    async def upload_audit_dataset(instance_id: str, name: str, request: Request) -> dict[str, Any]:
+        email = await run_in_threadpool(caller, request)
+        commitment = await service.upload_audit_data(
+            email,
+            instance_id,
+            name,
+            request.stream(),
+            key_id_hex=request.headers.get(KEY_ID_HEADER),
+            config=request.headers.get(CONFIG_HEADER),
+        )
+        return {"dataset": name, "commitment": commitment}
+
+    @app.post("/v1/instances/{instance_id}/audit")
+    def run_audit(instance_id: str, email: CallerEmail) -> Response:
+        document = service.run_audit(email, instance_id)
+        return Response(content=document, media_type="application/json")
+
+    @app.get("/v1/instances/{instance_id}/audit/certificate")
+    def audit_certificate(instance_id: str, email: CallerEmail) -> Response:
+        document = service.audit_certificate(email, instance_id)
+        return Response(content=document, media_type="application/json")
 
     @app.get("/v1/instances/{instance_id}/log")
     def usage_log(instance_id: str, email: CallerEmail) -> dict[str, Any]:

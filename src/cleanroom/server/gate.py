@@ -101,8 +101,12 @@ class Gate:
         inputs: Mapping[str, npt.NDArray[Any]] | None = None,
         payload_nbytes: int | None = None,
         context: Mapping[str, Any] | None = None,
+        audit: Mapping[str, Any] | None = None,
     ) -> GateTicket:
-        """Evaluate ``allow_ingress``; log and raise :class:`PolicyDenied` when denied."""
+        """Evaluate ``allow_ingress``; log and raise :class:`PolicyDenied` when denied.
+
+        *audit* is the instance's privacy-audit summary, shown as ``input.audit``.
+        """
         bundle = self.bundle(record)
         ticket = GateTicket(
             record=record,
@@ -114,18 +118,19 @@ class Gate:
             context=dict(context or {}),
             inputs=dict(inputs or {}),
         )
-        decision = bundle.evaluate_ingress(
-            ingress_input(
-                action=action,
-                user=user,
-                instance=self._info(record),
-                queries=ticket.queries,
-                inputs=ticket.inputs,
-                payload_nbytes=payload_nbytes,
-                context=ticket.context,
-                model_digest=record.model_digest,
-            )
+        document = ingress_input(
+            action=action,
+            user=user,
+            instance=self._info(record),
+            queries=ticket.queries,
+            inputs=ticket.inputs,
+            payload_nbytes=payload_nbytes,
+            context=ticket.context,
+            model_digest=record.model_digest,
         )
+        if audit is not None:
+            document["audit"] = dict(audit)
+        decision = bundle.evaluate_ingress(document)
         if not decision.allowed:
             self._deny(ticket, decision.reason or "the policy denied the request")
         return ticket

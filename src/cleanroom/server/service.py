@@ -28,6 +28,7 @@ from cleanroom.errors import (
     Error,
     InvalidRequest,
     ModelNotReady,
+    NotFound,
     PayloadTooLarge,
     StaleAttestation,
 )
@@ -35,6 +36,7 @@ from cleanroom.policy import PolicyBundle, content_digest
 from cleanroom.runtime import SandboxReport, Supervisor, validate_model
 from cleanroom.runtime.base import ModelRunner, ModelSignature
 from cleanroom.server.accounts import Accounts, normalise_email
+from cleanroom.server.audits import DATASETS, SPEC_OPTION, AuditRoom
 from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
 from cleanroom.server.models import SealedModelStore
 from cleanroom.server.replay import ReplayGuard
@@ -75,6 +77,7 @@ class CleanRoomService:
             )
         self.replay = ReplayGuard(settings.replay_window_s)
         self.gate = Gate(settings.db_path, self.tee.signing_key)
+        self.audits = AuditRoom(self.store, self.tee)
         # Every model runs in sandboxed worker processes (docs/sandbox.md).
         self.supervisor = Supervisor(settings.runtime)
         self._runners: dict[str, ModelRunner] = {}
@@ -146,7 +149,13 @@ class CleanRoomService:
     # instances ------------------------------------------------------------------
 
     def create_instance(
-        self, owner: str, name: str, fmt: str, users: list[str], policy: str | None = None
+        self,
+        owner: str,
+        name: str,
+        fmt: str,
+        users: list[str],
+        policy: str | None = None,
+        audit_spec: Any = None,
     ) -> InstanceRecord:
         name = name.strip()
         if not name or len(name) > 200:
@@ -161,6 +170,9 @@ class CleanRoomService:
         if policy is not None:
             PolicyBundle.compile(policy)  # refuse a policy that does not compile, now
             options["policy"] = policy
+        if audit_spec is not None:
+            # Fixed for the instance's life: its digest is attested before any data exists.
+            options[SPEC_OPTION] = AuditRoom.parse_spec(audit_spec).to_json()
         instance_id = secrets.token_hex(12)
         return self.store.create_instance(
             instance_id, name, owner, model_format.value, named, options
@@ -219,6 +231,7 @@ class CleanRoomService:
         if self.models is not None:
             self.models.delete(instance_id)
         self.gate.forget(instance_id)
+        self.audits.forget(instance_id)
 
     def grant(self, email: str, instance_id: str, user: str) -> InstanceRecord:
         self.owned_instance(email, instance_id)
@@ -256,6 +269,7 @@ class CleanRoomService:
 
     def config_document(self, record: InstanceRecord) -> dict[str, Any]:
         """Everything REPORT_DATA commits to besides the HPKE key and the nonce."""
+        spec = AuditRoom.spec(record)
         return {
             "version": CONFIG_VERSION,
             "service": {"tee": self.tee.kind, "simulated": self.tee.simulated},
@@ -272,6 +286,7 @@ class CleanRoomService:
                 "users": list(record.users),
                 "model_digest": record.model_digest,
                 "policy_digest": self.gate.bundle(record).digest,
+                "audit_spec_digest": None if spec is None else spec.digest,
             },
         }
 
@@ -433,12 +448,79 @@ class CleanRoomService:
             content_digest(body),
             inputs=inputs,
             context=request.context,
+            audit=self.audits.summary(record),
         )
         runner = self.compose_runner(record, runner)  # pipeline stages (cleanroom.atls)
         outputs = self.gate.egress(ticket, runner.run(inputs))
         sealed = envelope.seal_response(request, {"status": "ok"}, encode_tensors(outputs))
         receipt = self.gate.receipt(self.gate.allowed(ticket, sealed))
         return sealed, receipt.to_json()
+
+    # privacy audits --------------------------------------------------------------------
+
+    async def upload_audit_data(
+        self,
+        email: str,
+        instance_id: str,
+        name: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        key_id_hex: str | None,
+        config: str | None,
+    ) -> str:
+        """Receive one sealed record set (.npz) for the instance's audit; kept in memory."""
+        record = self.owned_instance(email, instance_id)
+        self._check_fresh(record, key_id_hex, config)
+        if name not in DATASETS:
+            raise InvalidRequest(f"audit datasets are {list(DATASETS)}, not {name!r}")
+        opener = StreamOpener.in_transit(
+            recipient=self.tee.hpke,
+            info=stream_info(record.id, f"audit-{name}"),
+            resolve_sender=self._sender_resolver(record, email),
+            max_size=self.settings.max_request_bytes,
+        )
+        try:
+            async for chunk in chunks:
+                opener.feed(chunk)
+            plaintext = opener.finish()
+        except BaseException:
+            opener.discard()
+            raise
+        params = opener.params
+        assert params is not None
+        try:
+            self.replay.check(b"stream:" + params.request_id.encode(), params.created)
+            return await run_in_threadpool(self.audits.put_dataset, record, name, bytes(plaintext))
+        finally:
+            plaintext[:] = bytes(len(plaintext))
+
+    def run_audit(self, email: str, instance_id: str) -> bytes:
+        """Run the instance's fixed audit spec on its model; the signed certificate."""
+        record = self.owned_instance(email, instance_id)
+        with self._runners_lock:
+            runner = self._runners.get(record.id)
+        document = self.audits.run(record, runner, self.config_document)
+        spec = AuditRoom.spec(record)
+        assert spec is not None
+        self.gate.log.append(
+            record.id,
+            "audit",
+            email,
+            True,
+            None,
+            self.gate.bundle(record).digest,
+            record.model_digest,
+            content_digest(spec.canonical_bytes()),
+            content_digest(document),
+        )
+        return document
+
+    def audit_certificate(self, email: str, instance_id: str) -> bytes:
+        record = self.visible_instance(email, instance_id)
+        document = AuditRoom.certificate(record)
+        if document is None:
+            raise NotFound("this instance has no audit certificate yet")
+        return document
 
     def signature(self, record: InstanceRecord) -> ModelSignature | None:
         with self._runners_lock:

@@ -1,0 +1,153 @@
+"""Privacy audits inside the clean room (docs/privacy-audits.md).
+
+An instance's audit spec is fixed when the instance is created and its digest
+is in the attested configuration, so nobody can tune the audit after seeing
+results. The member and non-member record sets arrive sealed like models and
+stay in memory; only aggregates leave, in a certificate signed by the clean
+room's attested key and carrying evidence bound to the certificate body.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cleanroom.audit import (
+    AuditSpec,
+    LabelledRecords,
+    certificate_nonce,
+    certificate_payload,
+    run_membership_audit,
+    sign_certificate,
+)
+from cleanroom.audit.certificate import verify_certificate
+from cleanroom.audit.data import records_from_npz
+from cleanroom.errors import AuditError, Conflict, InvalidRequest, ModelNotReady
+from cleanroom.runtime.base import ModelRunner
+from cleanroom.server.store import InstanceRecord, Store
+from cleanroom.server.tee import Tee
+
+__all__ = ["DATASETS", "AuditRoom"]
+
+DATASETS = ("members", "nonmembers")
+SPEC_OPTION = "audit_spec"
+CERTIFICATE_OPTION = "audit_certificate"
+
+
+class AuditRoom:
+    def __init__(self, store: Store, tee: Tee) -> None:
+        self._store = store
+        self._tee = tee
+        self._data: dict[tuple[str, str], LabelledRecords] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def parse_spec(doc: Any) -> AuditSpec:
+        return AuditSpec.from_json(doc)
+
+    @staticmethod
+    def spec(record: InstanceRecord) -> AuditSpec | None:
+        doc = record.options.get(SPEC_OPTION)
+        return None if doc is None else AuditSpec.from_json(doc)
+
+    def put_dataset(self, record: InstanceRecord, name: str, plaintext: bytes) -> str:
+        """Keep a record set in memory after checking it against the spec's commitment."""
+        spec = self._require_spec(record)
+        if name not in DATASETS:
+            raise InvalidRequest(f"audit datasets are {list(DATASETS)}, not {name!r}")
+        records = records_from_npz(plaintext)
+        expected = spec.to_json()["datasets"]
+        assert isinstance(expected, Mapping)
+        if records.commitment() != expected[name]:
+            raise AuditError(
+                f"the {name} set does not match the commitment fixed in the audit spec",
+                remedy="upload exactly the record set that was committed before training",
+            )
+        with self._lock:
+            self._data[(record.id, name)] = records
+        return records.commitment()
+
+    def forget(self, instance_id: str) -> None:
+        with self._lock:
+            for name in DATASETS:
+                self._data.pop((instance_id, name), None)
+
+    def _require_spec(self, record: InstanceRecord) -> AuditSpec:
+        spec = self.spec(record)
+        if spec is None:
+            raise Conflict(
+                "this instance has no audit spec",
+                remedy="create the instance with audit_spec=...; the spec cannot be added later",
+            )
+        return spec
+
+    def run(
+        self,
+        record: InstanceRecord,
+        runner: ModelRunner | None,
+        config: Callable[[InstanceRecord], dict[str, Any]],
+    ) -> bytes:
+        """Run the spec's attacks on the instance's model; sign and store the certificate."""
+        spec = self._require_spec(record)
+        if runner is None or record.model_digest is None:
+            raise ModelNotReady("upload the model before auditing it")
+        with self._lock:
+            sets = [self._data.get((record.id, name)) for name in DATASETS]
+        members, nonmembers = sets
+        if members is None or nonmembers is None:
+            missing = [n for n, s in zip(DATASETS, sets, strict=True) if s is None]
+            raise Conflict(f"upload the audit datasets first (missing: {', '.join(missing)})")
+        result = run_membership_audit(spec, runner.run, members, nonmembers)
+        body = certificate_payload(
+            result, model_digest=record.model_digest, issued_at=datetime.now(UTC)
+        )
+        nonce = certificate_nonce(body)
+        attested = config(record)
+        block = {
+            "evidence": self._tee.evidence(nonce, attested).to_json(),
+            "config": attested,
+            "hpke_public_key": base64.b64encode(self._tee.hpke.public.raw).decode(),
+            "nonce": nonce.hex(),
+        }
+        document = sign_certificate(body, self._tee.signing_key, evidence=block)
+        options = dict(self._store.instance(record.id).options)
+        options[CERTIFICATE_OPTION] = document.decode("utf-8")
+        self._store.set_options(record.id, options)
+        return document
+
+    @staticmethod
+    def certificate(record: InstanceRecord) -> bytes | None:
+        text = record.options.get(CERTIFICATE_OPTION)
+        return text.encode("utf-8") if isinstance(text, str) else None
+
+    def summary(self, record: InstanceRecord) -> dict[str, Any]:
+        """``input.audit`` for the instance policy: the certificate in force, if any.
+
+        ``current`` is true only when the certificate verifies under this clean
+        room's key and covers the model and spec the instance has now.
+        """
+        spec = self.spec(record)
+        document = self.certificate(record)
+        empty: dict[str, Any] = {
+            "verdict": None,
+            "current": False,
+            "issued_at": None,
+            "epsilon_lower_bound": None,
+            "spec_digest": None if spec is None else spec.digest,
+        }
+        if document is None or spec is None:
+            return empty
+        try:
+            cert = verify_certificate(document, public_key=self._tee.signing_key.public_key())
+        except Exception:  # a certificate from another key (earlier code) is simply not current
+            return empty
+        return {
+            "verdict": cert.verdict,
+            "current": cert.spec_digest == spec.digest and cert.model_digest == record.model_digest,
+            "issued_at": cert.issued_at.isoformat(),
+            "epsilon_lower_bound": cert.epsilon_lower_bound,
+            "spec_digest": spec.digest,
+        }
