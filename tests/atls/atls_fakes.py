@@ -156,7 +156,7 @@ def post_raw(sock: ssl.SSLSocket, path: str, body: object) -> tuple[int, dict[st
     import h11
 
     conn = h11.Connection(h11.CLIENT)
-    payload = json.dumps(body).encode()
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = [("host", "x"), ("content-type", "application/json")]
     headers.append(("content-length", str(len(payload))))
     sock.sendall(

@@ -294,3 +294,26 @@ def test_upstream_settings_fail_closed(policy: AttestationPolicy) -> None:
         Upstream(package_measurement().hex(), "")
     with pytest.raises(ConfigurationError):
         PeerRoute("v1/instances", policy)
+
+
+BODY_CASES = [
+    # Exactly one byte over: the server has read it all when it refuses (no reset).
+    ("oversized proof", b"[" + b" " * (1024 * 1024 - 1) + b"]", 403, "at most"),
+    ("not json", b"\xff not json", 400, "not JSON"),
+    ("wrong shape", b'{"certificate": "AA=="}', 403, "certificate, document and signature"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "status", "detail"), BODY_CASES, ids=[c[0] for c in BODY_CASES]
+)
+def test_a_malformed_proof_is_refused_and_the_connection_closed(
+    name: str, body: bytes, status: int, detail: str, server: ServerThread
+) -> None:
+    with raw_tls(server.url) as sock:
+        post_raw(sock, "/v1/atls/handshake", {"nonce": "33" * 32})
+        got, headers, answer = post_raw(sock, "/v1/atls/peer", body)
+        assert got == status, name
+        assert headers.get("connection") == "close"
+        assert detail in answer["detail"]
+        assert closed_by_peer(sock)

@@ -9,6 +9,7 @@ run before any are sent. On a plain-HTTP server both answer not-found.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -21,7 +22,7 @@ from starlette.responses import JSONResponse
 from cleanroom.atls.document import NONCE_MAX, NONCE_MIN
 from cleanroom.atls.peer import PeerProof, verify_peer
 from cleanroom.atls.serving import AtlsServer, PeerConnection, closing_refusal, connection_of
-from cleanroom.errors import AttestationError, InvalidRequest, NotFound
+from cleanroom.errors import AttestationError, EvidenceFormatError, InvalidRequest, NotFound
 
 __all__ = ["router"]
 
@@ -29,6 +30,8 @@ log = logging.getLogger("cleanroom.atls")
 
 router = APIRouter()
 CHALLENGE_SIZE = 32
+# A certificate and an evidence document: a few kilobytes to a few hundred (TDX collateral).
+MAX_PROOF = 1024 * 1024
 
 
 class HandshakeRequest(BaseModel):
@@ -57,6 +60,16 @@ async def handshake(request: Request, body: HandshakeRequest) -> dict[str, Any]:
     return {"document": document.to_json(), "challenge": connection.challenge.hex()}
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The request body, refused past MAX_PROOF bytes before it is all read."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_PROOF:
+            raise EvidenceFormatError(f"a peer proof is at most {MAX_PROOF} bytes")
+    return bytes(body)
+
+
 @router.post("/v1/atls/peer", response_model=None)
 async def peer(request: Request) -> dict[str, Any] | JSONResponse:
     atls, connection = _attested(request)
@@ -67,8 +80,7 @@ async def peer(request: Request) -> dict[str, Any] | JSONResponse:
                 "no challenge was issued on this connection",
                 failures=["challenge: call /v1/atls/handshake on this connection first"],
             )
-        body = await request.json()
-        proof = PeerProof.from_json(body)
+        proof = PeerProof.from_json(json.loads(await _bounded_body(request)))
         verified = await run_in_threadpool(
             verify_peer,
             proof,
@@ -81,6 +93,7 @@ async def peer(request: Request) -> dict[str, Any] | JSONResponse:
         connection.peer = None
         return closing_refusal(exc, status=403)
     except ValueError:
+        connection.peer = None
         return closing_refusal(InvalidRequest("the peer proof is not JSON"))
     connection.peer = verified
     return {
