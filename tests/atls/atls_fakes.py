@@ -185,3 +185,37 @@ def closed_by_peer(sock: ssl.SSLSocket) -> bool:
         return sock.recv(1) == b""
     except (ConnectionError, ssl.SSLError):
         return True
+
+
+class RawTlsServer:
+    """A TLS server that answers the first request with *reply* bytes, then closes."""
+
+    def __init__(self, identity: AttestedTlsIdentity, reply: bytes) -> None:
+        self.requests: list[bytes] = []
+        self._reply = reply
+        self._context = identity.server_context()
+        self._sock = _bind()
+        self.url = f"https://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                tls = self._context.wrap_socket(conn, server_side=True)
+                self.requests.append(tls.recv(65536))
+                tls.sendall(self._reply)
+                tls.close()
+            except (OSError, ssl.SSLError):
+                return
+
+    def __enter__(self) -> RawTlsServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+        self._thread.join(timeout=20)

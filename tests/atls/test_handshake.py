@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from atls_fakes import PASSWORD, FakeServer, make_identity, policy_for
+from atls_fakes import PASSWORD, FakeServer, RawTlsServer, make_identity, policy_for
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -289,3 +289,29 @@ def test_attested_tls_and_a_custom_transport_do_not_mix(
         Client("https://127.0.0.1:9", attestation=policy, transport=httpx.HTTPTransport())
     with pytest.raises(ConfigurationError):
         Client("https://127.0.0.1:9", identity=make_identity(tee_dir))
+
+
+RAW_REPLIES = [
+    ("not http", b"garbage\r\n\r\n", EvidenceFormatError),
+    ("closed before answering", b"", AttestationError),
+    (
+        "truncated answer",
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{",
+        AttestationError,
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "reply", "error"), RAW_REPLIES, ids=[c[0] for c in RAW_REPLIES])
+def test_a_broken_handshake_answer_is_refused(
+    name: str, reply: bytes, error: type[AttestationError], tee_dir: Path, policy: AttestationPolicy
+) -> None:
+    with (
+        RawTlsServer(make_identity(tee_dir), reply) as raw,
+        Client(raw.url, attestation=policy) as client,
+        pytest.raises(error),
+    ):
+        client.sign_in(EMAIL, PASSWORD)
+    (request,) = raw.requests
+    assert request.startswith(b"POST /v1/atls/handshake "), name
+    assert b"authorization" not in request.lower()
