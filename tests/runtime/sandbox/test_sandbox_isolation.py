@@ -155,3 +155,27 @@ def test_report_is_confined_only_with_every_protection(missing: str) -> None:
     assert SandboxReport(
         mechanism="netns+seccomp", network_namespace="netns", rlimits={}, **FULL
     ).confined
+
+
+def test_worker_environment_holds_nothing_of_the_service(
+    supervisor: Supervisor,
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLEANROOM_TEST_SERVICE_SECRET", "must-not-reach-the-worker")
+    instance = f"env-{uuid.uuid4()}"
+    try:
+        runner = supervisor.load(
+            instance, ModelFormat.TFLITE, model_bytes("add_mul.tflite"), limits
+        )
+        assert runner.probe()["environment"] == [
+            "LANG",
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "PYTHONDONTWRITEBYTECODE",
+            "PYTHONNOUSERSITE",
+            "PYTHONPATH",
+        ]
+    finally:
+        supervisor.unload(instance)

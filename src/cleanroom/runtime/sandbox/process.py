@@ -138,6 +138,8 @@ class WorkerProcess:
 
     def start(self, model: bytes | memoryview) -> None:
         """Spawn the worker, send it the model and wait until it has loaded it."""
+        if not hasattr(os, "memfd_create"):
+            raise ServiceUnavailable("sandboxed workers need Linux (memfd_create, seccomp)")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         slot_fd = os.memfd_create("cleanroom-slot", os.MFD_CLOEXEC)
         try:

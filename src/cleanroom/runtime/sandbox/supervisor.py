@@ -10,6 +10,7 @@ in the background while the others keep serving.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -298,8 +299,10 @@ class Supervisor:
         self.unsafe_allow_unconfined = unsafe_allow_unconfined
         # The service holds keys and plaintext: no core dumps, and no process of
         # the same user without CAP_SYS_PTRACE (a worker) may read its memory
-        # through /proc/<pid>/mem or attach to it.
-        forbid_dumping()
+        # through /proc/<pid>/mem or attach to it. If that fails, the probe below
+        # finds the memory readable and the supervisor refuses to start.
+        with contextlib.suppress(OSError, AttributeError):
+            forbid_dumping()
         self._runners: dict[str, SandboxedRunner] = {}
         self._lock = threading.Lock()
         self._closed = False

@@ -138,6 +138,8 @@ def probe() -> dict[str, Any]:
     """Try what the sandbox must forbid, from inside; report each outcome."""
     return {
         "net_ns": os.readlink("/proc/self/ns/net"),
+        # Names only: what the worker could have inherited from the service.
+        "environment": sorted(os.environ),
         "socket_inet": _attempt(lambda: socket.socket(socket.AF_INET).close()),
         "socket_unix": _attempt(lambda: socket.socket(socket.AF_UNIX).close()),
         # Not tempfile: it needs a writable directory to answer at all.
