@@ -17,7 +17,14 @@ import onnxruntime as ort
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from cleanroom.errors import Conflict, InferenceFailed, InvalidTensor, ModelRejected, NotFound
+from cleanroom.errors import (
+    Conflict,
+    InferenceFailed,
+    InvalidTensor,
+    ModelRejected,
+    NotFound,
+    ServiceUnavailable,
+)
 from cleanroom.runtime import RuntimeLimits, Supervisor
 from cleanroom.runtime.sandbox import SandboxedRunner
 from cleanroom.wire.formats import ModelFormat
@@ -343,3 +350,17 @@ def test_answers_over_the_output_limit_are_refused(
         np.testing.assert_array_equal(small["filled"], np.zeros((2, 2), np.float32))
     finally:
         supervisor.unload(instance)
+
+
+def test_a_worker_that_cannot_be_spawned_is_a_clear_error(
+    supervisor: Supervisor,
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_processes(*args: object, **kwargs: object) -> None:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr("cleanroom.runtime.sandbox.process.subprocess.Popen", no_processes)
+    with pytest.raises(ServiceUnavailable, match="cannot start a sandboxed worker"):
+        supervisor.load("nospawn", ModelFormat.TFLITE, model_bytes("add_mul.tflite"), limits)

@@ -138,10 +138,23 @@ class WorkerProcess:
 
     def start(self, model: bytes | memoryview) -> None:
         """Spawn the worker, send it the model and wait until it has loaded it."""
+        try:
+            self._spawn()
+        except OSError as exc:
+            self.kill()
+            raise ServiceUnavailable(f"cannot start a sandboxed worker: {exc.strerror}") from exc
+        self._handshake(model)
+
+    def _spawn(self) -> None:
         if not hasattr(os, "memfd_create"):
             raise ServiceUnavailable("sandboxed workers need Linux (memfd_create, seccomp)")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        slot_fd = os.memfd_create("cleanroom-slot", os.MFD_CLOEXEC)
+        try:
+            slot_fd = os.memfd_create("cleanroom-slot", os.MFD_CLOEXEC)
+        except OSError:
+            parent.close()
+            child.close()
+            raise
         try:
             os.ftruncate(slot_fd, self.slot_bytes)
             self._slot = mmap.mmap(slot_fd, self.slot_bytes)
@@ -168,10 +181,17 @@ class WorkerProcess:
                 else subprocess.DEVNULL,
                 close_fds=True,
             )
+        except OSError:
+            parent.close()
+            raise
         finally:
             child.close()
             os.close(slot_fd)
         self._sock = parent
+
+    def _handshake(self, model: bytes | memoryview) -> None:
+        parent = self._sock
+        assert parent is not None
         header = {
             "op": "start",
             "format": str(self.fmt) if self.fmt is not None else None,
