@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto
 
 from cleanroom.errors import ModelRejected
-from cleanroom.runtime import validate_model
+from cleanroom.runtime import load_model, validate_model
 from cleanroom.runtime.base import RuntimeLimits, TensorSpec
 from cleanroom.wire.formats import ModelFormat
 
@@ -103,10 +104,71 @@ def _non_tensor_input(model: onnx.ModelProto) -> None:
     model.graph.input[0].type.sequence_type.elem_type.tensor_type.elem_type = 1
 
 
+def _with_local_function(model: onnx.ModelProto, body: onnx.NodeProto) -> None:
+    """Route y through a model-local function Twice(y) whose body is *body*."""
+    function = onnx.helper.make_function(
+        "org.example.local",
+        "Twice",
+        ["a"],
+        ["b"],
+        [body],
+        [onnx.helper.make_opsetid("", 21), onnx.helper.make_opsetid("com.example.evil", 1)]
+        if body.domain
+        else [onnx.helper.make_opsetid("", 21)],
+    )
+    model.functions.append(function)
+    model.opset_import.append(onnx.helper.make_opsetid("org.example.local", 1))
+    model.graph.node[2].output[0] = "y_inner"
+    model.graph.node.insert(
+        3, onnx.helper.make_node("Twice", ["y_inner"], ["y"], domain="org.example.local")
+    )
+
+
+def _custom_op_in_local_function(model: onnx.ModelProto) -> None:
+    _with_local_function(
+        model, onnx.helper.make_node("Exfiltrate", ["a"], ["b"], domain="com.example.evil")
+    )
+
+
+def test_model_local_functions_of_standard_operators_are_accepted(
+    model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    model = _load(model_bytes)
+    _with_local_function(model, onnx.helper.make_node("Add", ["a", "a"], ["b"]))
+    signature = validate_model(ModelFormat.ONNX, model.SerializeToString(), limits)
+    assert [s.name for s in signature.outputs] == ["y", "ids_next", "positive"]
+    inputs = {
+        "x": np.ones((1, 4), np.float32),
+        "scale": np.ones(1, np.float32),
+        "ids": np.zeros(1, np.int64),
+    }
+    plain = load_model(ModelFormat.ONNX, model_bytes("mixed_io.onnx"), limits).run(inputs)
+    doubled = load_model(ModelFormat.ONNX, model.SerializeToString(), limits).run(inputs)
+    np.testing.assert_allclose(doubled["y"], 2 * plain["y"])
+
+
+def _custom_op_in_a_subgraph(model: onnx.ModelProto) -> None:
+    body = onnx.helper.make_graph(
+        [onnx.helper.make_node("Exfiltrate", ["x"], ["y2"], domain="com.example.evil")],
+        "branch",
+        inputs=[],
+        outputs=[onnx.helper.make_tensor_value_info("y2", TensorProto.FLOAT, [1])],
+    )
+    model.graph.node.append(
+        onnx.helper.make_node("If", ["flag"], ["unused"], then_branch=body, else_branch=body)
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "mutation", "expected"),
     [
         ("custom node without opset", _custom_node_without_opset, "custom domain"),
+        (
+            "custom op inside a local function",
+            _custom_op_in_local_function,
+            "custom operator domain 'com.example.evil'",
+        ),
+        ("custom op inside an If branch", _custom_op_in_a_subgraph, "custom domain"),
         ("external sparse initializer", _external_sparse, "external data"),
         ("external_data entry alone", _external_data_entry_only, "external data"),
         ("raw data shorter than dims", _raw_data_mismatch, "holds 3 bytes"),

@@ -168,10 +168,12 @@ class _Walker:
             self.graph(sub, f"{where} subgraph")
 
 
-def _check_opsets(opsets: Iterable[object], where: str) -> None:
+def _check_opsets(opsets: Iterable[object], where: str, local: frozenset[str]) -> None:
     for opset in opsets:
         domain = str(getattr(opset, "domain", ""))
         version = int(getattr(opset, "version", 0))
+        if domain in local and domain not in MAX_OPSET:
+            continue  # the domain of functions the model defines itself
         if domain not in MAX_OPSET:
             raise ModelRejected(f"{where} imports custom operator domain {domain!r}")
         if not 1 <= version <= MAX_OPSET[domain]:
@@ -229,11 +231,12 @@ def validate_onnx(model: bytes | bytearray | memoryview, limits: RuntimeLimits) 
         raise ModelRejected("the model has no graph")
     if len(proto.training_info) > 0:
         raise ModelRejected("training information is not supported in an inference model")
-    _check_opsets(proto.opset_import, "the model")
     local = {(str(f.domain), str(f.name)) for f in proto.functions}
+    local_domains = frozenset(domain for domain, _ in local)
+    _check_opsets(proto.opset_import, "the model", local_domains)
     walker = _Walker(limits, local)
     for function in proto.functions:
-        _check_opsets(function.opset_import, f"function {function.name!r}")
+        _check_opsets(function.opset_import, f"function {function.name!r}", local_domains)
         walker.nodes(function.node, f"function {function.name!r}")
         for attr in function.attribute_proto:
             walker.attribute(attr, f"function {function.name!r} attribute {attr.name!r}")

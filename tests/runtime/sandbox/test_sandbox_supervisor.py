@@ -364,3 +364,19 @@ def test_a_worker_that_cannot_be_spawned_is_a_clear_error(
     monkeypatch.setattr("cleanroom.runtime.sandbox.process.subprocess.Popen", no_processes)
     with pytest.raises(ServiceUnavailable, match="cannot start a sandboxed worker"):
         supervisor.load("nospawn", ModelFormat.TFLITE, model_bytes("add_mul.tflite"), limits)
+
+
+def test_a_worker_near_its_cpu_budget_is_replaced_while_idle(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    always = replace(limits, extra={"sandbox.recycle_cpu_fraction": "0"})
+    instance = f"recycle-{uuid.uuid4()}"
+    runner = supervisor.load(instance, ModelFormat.TFLITE, model_bytes("add_mul.tflite"), always)
+    try:
+        (first,) = runner.worker_pids
+        ones = np.ones((1, 4), np.float32)
+        assert runner.run({"a": ones, "b": ones})["sum"].tolist() == [[2.0] * 4]
+        assert wait_for(lambda: bool(runner.worker_pids) and runner.worker_pids != [first])
+        assert runner.run({"a": ones, "b": ones})["prod"].tolist() == [[1.0] * 4]
+    finally:
+        supervisor.unload(instance)

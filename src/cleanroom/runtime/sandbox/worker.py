@@ -239,7 +239,8 @@ class _Worker:
         except Exception as exc:
             reply = _error_reply(exc)
         del payload
-        if reply.get("ok") and _cpu_used() > 0.8 * self.limits.cpu_seconds:
+        recycle_at = float(self.limits.extra.get("sandbox.recycle_cpu_fraction", "0.8"))
+        if reply.get("ok") and _cpu_used() > recycle_at * self.limits.cpu_seconds:
             # Ask to be replaced while idle rather than die of RLIMIT_CPU mid-request.
             reply["recycle"] = True
         send_frame(self.sock, reply, body)
