@@ -8,6 +8,7 @@ documents. Everything that decides who may do what lives here.
 from __future__ import annotations
 
 import base64
+import ctypes
 import hashlib
 import logging
 import secrets
@@ -52,6 +53,15 @@ log = logging.getLogger("cleanroom.server")
 
 NONCE_MIN, NONCE_MAX = 16, 64
 CONFIG_VERSION = 1
+
+
+def _wipe(buffer: bytearray) -> None:
+    """Zero *buffer* in place, then release it (no buffer of zeros as large is allocated)."""
+    if buffer:
+        view = (ctypes.c_char * len(buffer)).from_buffer(buffer)
+        ctypes.memset(view, 0, len(buffer))
+        del view
+    buffer.clear()
 
 
 @dataclass(frozen=True)
@@ -113,9 +123,10 @@ class CleanRoomService:
             try:
                 plaintext = self.models.load(record.id, self.settings.max_model_bytes)
                 try:
-                    key, runner = self._load_runner(record.id, record.format, plaintext)
+                    model = bytes(plaintext)  # one copy for the checks and the supervisor
                 finally:
-                    plaintext[:] = bytes(len(plaintext))
+                    _wipe(plaintext)
+                key, runner = self._load_runner(record.id, record.format, model)
                 with self._runners_lock:
                     self._runners[record.id] = runner
                     self._runner_keys[record.id] = key
@@ -390,23 +401,29 @@ class CleanRoomService:
             )
             return await run_in_threadpool(self._install_model, ticket, model)
         finally:
-            model[:] = bytes(len(model))
+            _wipe(model)
 
     def _install_model(self, ticket: GateTicket, model: bytearray) -> InstanceRecord:
         record = ticket.record
-        key, runner = self._load_runner(record.id, record.format, model)
-        digest = "sha256:" + hashlib.sha256(model).hexdigest()
+        # One immutable copy serves the checks, the supervisor (which keeps it to
+        # restart workers) and sealed storage; the buffer it was decrypted into is
+        # wiped and released at once, so a large model is not held twice more
+        # while it is checked and loaded (docs/performance.md, "Loading").
+        plaintext = bytes(model)
+        _wipe(model)
+        key, runner = self._load_runner(record.id, record.format, plaintext)
+        digest = "sha256:" + hashlib.sha256(plaintext).hexdigest()
         self.gate.allowed(ticket, None, model_digest=digest)
         if self.models is not None:
-            self.models.save(record.id, model)
-        self.store.set_model(record.id, digest, len(model), runner.signature.to_json())
+            self.models.save(record.id, plaintext)
+        self.store.set_model(record.id, digest, len(plaintext), runner.signature.to_json())
         with self._runners_lock:
             self._runners[record.id] = runner
             old_key = self._runner_keys.get(record.id)
             self._runner_keys[record.id] = key
         if old_key is not None:
             self.supervisor.unload(old_key)
-        log.info("instance %s: model installed (%s, %d bytes)", record.id, digest, len(model))
+        log.info("instance %s: model installed (%s, %d bytes)", record.id, digest, len(plaintext))
         return self.store.instance(record.id)
 
     # prediction ---------------------------------------------------------------------
