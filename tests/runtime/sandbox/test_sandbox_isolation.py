@@ -179,3 +179,10 @@ def test_worker_environment_holds_nothing_of_the_service(
         ]
     finally:
         supervisor.unload(instance)
+
+
+def test_worker_imports_only_runtime_wire_and_errors(onnx_runner: SandboxedRunner) -> None:
+    modules = onnx_runner.probe()["cleanroom_modules"]
+    assert "cleanroom.runtime.onnx" in modules  # the model really is loaded here
+    allowed = ("cleanroom.runtime", "cleanroom.wire", "cleanroom.errors")
+    assert [m for m in modules if m != "cleanroom" and not m.startswith(allowed)] == []

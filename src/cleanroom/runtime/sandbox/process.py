@@ -41,6 +41,22 @@ DEFAULT_LOAD_TIMEOUT_S = 120.0
 DEFAULT_MAX_OUTPUT_BYTES = 1024**3
 
 
+# Runs the worker without executing cleanroom/__init__.py, which imports the
+# SDK (client, attestation, HTTP): the worker must import only the runtime,
+# wire and errors layers (DESIGN.md, "Layers"). find_spec locates the package
+# without importing it; a bare package module stands in for it.
+_BOOTSTRAP = """
+import importlib.util, sys, types
+spec = importlib.util.find_spec("cleanroom")
+package = types.ModuleType("cleanroom")
+package.__path__ = list(spec.submodule_search_locations)
+package.__spec__ = spec
+sys.modules["cleanroom"] = package
+from cleanroom.runtime.sandbox.worker import main
+sys.exit(main(sys.argv))
+"""
+
+
 def limits_to_json(limits: RuntimeLimits) -> dict[str, Any]:
     return {
         "max_model_bytes": limits.max_model_bytes,
@@ -164,8 +180,8 @@ class WorkerProcess:
                     "-s",  # no user site-packages
                     "-B",  # no .pyc writes (the filter would refuse them anyway)
                     "-P",  # no working directory on sys.path
-                    "-m",
-                    "cleanroom.runtime.sandbox.worker",
+                    "-c",
+                    _BOOTSTRAP,
                     str(child.fileno()),
                     str(slot_fd),
                 ],

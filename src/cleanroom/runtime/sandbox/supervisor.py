@@ -15,7 +15,6 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from cleanroom.errors import (
@@ -34,76 +33,13 @@ from cleanroom.runtime.base import (
 )
 from cleanroom.runtime.sandbox.confine import forbid_dumping
 from cleanroom.runtime.sandbox.process import WorkerProcess
+from cleanroom.runtime.sandbox.report import SandboxReport, mechanism_of
 from cleanroom.runtime.tensors import check_inputs
 from cleanroom.wire.formats import ModelFormat
 
 __all__ = ["NetworkIsolation", "SandboxReport", "SandboxedRunner", "Supervisor"]
 
 NetworkIsolation = Literal["auto", "seccomp"]
-
-
-@dataclass(frozen=True)
-class SandboxReport:
-    """The confinement in force, as measured by a probe worker at start-up.
-
-    ``mechanism`` is ``"netns+seccomp"`` (own network namespace and the
-    seccomp filter), ``"seccomp"`` (filter only) or ``"none"`` (only with
-    ``unsafe_allow_unconfined``). The ``*_denied`` fields are what the probe
-    observed when it tried each forbidden action from inside a worker.
-    """
-
-    mechanism: str
-    network_namespace: str | None
-    seccomp: bool
-    socket_denied: bool
-    execve_denied: bool
-    file_write_denied: bool
-    rlimits: Mapping[str, int]
-    instances: int = 0
-    workers: int = 0
-    restarts: int = 0
-    problems: tuple[str, ...] = field(default=())
-    filesystem: str | None = None  # "landlock-v<ABI>" when reads are restricted too
-    service_memory_denied: bool = False
-    signal_denied: bool = False
-
-    @property
-    def confined(self) -> bool:
-        return (
-            self.seccomp
-            and self.socket_denied
-            and self.execve_denied
-            and self.file_write_denied
-            and self.service_memory_denied
-            and self.signal_denied
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "mechanism": self.mechanism,
-            "network_namespace": self.network_namespace,
-            "seccomp": self.seccomp,
-            "socket_denied": self.socket_denied,
-            "execve_denied": self.execve_denied,
-            "file_write_denied": self.file_write_denied,
-            "rlimits": dict(self.rlimits),
-            "instances": self.instances,
-            "workers": self.workers,
-            "restarts": self.restarts,
-            "problems": list(self.problems),
-            "filesystem": self.filesystem,
-            "service_memory_denied": self.service_memory_denied,
-            "signal_denied": self.signal_denied,
-        }
-
-
-def _mechanism(sandbox: Mapping[str, Any]) -> str:
-    parts = []
-    if sandbox.get("network_namespace"):
-        parts.append("netns")
-    if sandbox.get("seccomp"):
-        parts.append("seccomp")
-    return "+".join(parts) or "none"
 
 
 def _signature_from_json(doc: Mapping[str, Any]) -> ModelSignature:
@@ -343,7 +279,7 @@ class Supervisor:
             if not ok:
                 problems.append(f"{name} is not denied inside the worker")
         return SandboxReport(
-            mechanism=_mechanism(sandbox),
+            mechanism=mechanism_of(sandbox),
             network_namespace=sandbox.get("network_namespace"),
             seccomp=bool(sandbox.get("seccomp")),
             socket_denied=socket_denied,

@@ -1,12 +1,12 @@
 """The sandboxed worker: one process, one model, one request at a time.
 
-Started by the supervisor as ``python -s -B -P -m cleanroom.runtime.sandbox.worker
-SOCKET_FD SLOT_FD`` with a minimal environment and only those two file
+Started by the supervisor (``python -s -B -P -c BOOTSTRAP SOCKET_FD SLOT_FD``,
+see ``process.py``) with a minimal environment and only those two file
 descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
 ``cleanroom.errors``, numpy and the model's runtime. Sequence:
 
 1. read the ``start`` header (format, limits, confinement settings);
-2. confine: network namespace, resource limits, no dumping;
+2. confine: user and network namespaces, resource limits, no dumping;
 3. read the model from the socket (never from a file);
 4. restrict the filesystem (Landlock), import the runtime, then install the
    seccomp filter, so parsing and loading the untrusted model already happen
@@ -140,6 +140,7 @@ def probe() -> dict[str, Any]:
         "net_ns": os.readlink("/proc/self/ns/net"),
         # Names only: what the worker could have inherited from the service.
         "environment": sorted(os.environ),
+        "cleanroom_modules": sorted(m for m in sys.modules if m.split(".")[0] == "cleanroom"),
         "socket_inet": _attempt(lambda: socket.socket(socket.AF_INET).close()),
         "socket_unix": _attempt(lambda: socket.socket(socket.AF_UNIX).close()),
         # Not tempfile: it needs a writable directory to answer at all.

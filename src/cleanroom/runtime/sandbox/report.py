@@ -1,0 +1,73 @@
+"""What the sandbox enforces on this host, as measured by a probe worker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SandboxReport", "mechanism_of"]
+
+
+@dataclass(frozen=True)
+class SandboxReport:
+    """The confinement in force, as measured by a probe worker at start-up.
+
+    ``mechanism`` is ``"netns+seccomp"`` (own network namespace and the
+    seccomp filter), ``"seccomp"`` (filter only) or ``"none"`` (only with
+    ``unsafe_allow_unconfined``). The ``*_denied`` fields are what the probe
+    observed when it tried each forbidden action from inside a worker.
+    """
+
+    mechanism: str
+    network_namespace: str | None
+    seccomp: bool
+    socket_denied: bool
+    execve_denied: bool
+    file_write_denied: bool
+    rlimits: Mapping[str, int]
+    instances: int = 0
+    workers: int = 0
+    restarts: int = 0
+    problems: tuple[str, ...] = field(default=())
+    filesystem: str | None = None  # "landlock-v<ABI>" when reads are restricted too
+    service_memory_denied: bool = False
+    signal_denied: bool = False
+
+    @property
+    def confined(self) -> bool:
+        return (
+            self.seccomp
+            and self.socket_denied
+            and self.execve_denied
+            and self.file_write_denied
+            and self.service_memory_denied
+            and self.signal_denied
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "mechanism": self.mechanism,
+            "network_namespace": self.network_namespace,
+            "seccomp": self.seccomp,
+            "socket_denied": self.socket_denied,
+            "execve_denied": self.execve_denied,
+            "file_write_denied": self.file_write_denied,
+            "rlimits": dict(self.rlimits),
+            "instances": self.instances,
+            "workers": self.workers,
+            "restarts": self.restarts,
+            "problems": list(self.problems),
+            "filesystem": self.filesystem,
+            "service_memory_denied": self.service_memory_denied,
+            "signal_denied": self.signal_denied,
+        }
+
+
+def mechanism_of(sandbox: Mapping[str, Any]) -> str:
+    parts = []
+    if sandbox.get("network_namespace"):
+        parts.append("netns")
+    if sandbox.get("seccomp"):
+        parts.append("seccomp")
+    return "+".join(parts) or "none"
