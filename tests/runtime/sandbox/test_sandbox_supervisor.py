@@ -312,8 +312,8 @@ def test_cpu_time_limit_kills_an_endless_loop(
     supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
 ) -> None:
     instance = f"cpu-{uuid.uuid4()}"
-    # Starting the worker costs about a second of CPU; the loop burns the rest.
-    tight = replace(limits, cpu_seconds=3, request_timeout_s=60.0)
+    # Starting the worker costs about 0.4 s of CPU; the loop burns the rest.
+    tight = replace(limits, cpu_seconds=2, request_timeout_s=60.0)
     runner = supervisor.load(
         instance, ModelFormat.ONNX, model_bytes("hostile_infinite_loop.onnx"), tight
     )
