@@ -1,14 +1,18 @@
-"""Tensors written in place into a slot are byte-for-byte the CRT1 encoding."""
+"""The shared slot: byte-for-byte CRT1 layout, and empty between requests."""
 
 from __future__ import annotations
 
 import mmap
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
+from cleanroom.runtime import RuntimeLimits
+from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.runtime.sandbox.slot import write_tensors
+from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
 
 
@@ -52,3 +56,20 @@ def test_tensors_that_do_not_fit_are_left_to_the_caller() -> None:
     small = mmap.mmap(-1, 4096)
     assert write_tensors(small, {"x": np.zeros(2048, np.float32)}) is None
     assert write_tensors(small, {"s": np.array(["x" * 5000])}) is None
+
+
+def test_slot_holds_nothing_after_a_request(
+    supervisor: object, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    # The session supervisor has made this process non-dumpable, as a service is.
+    worker = WorkerProcess(ModelFormat.TFLITE, limits, network="auto")
+    worker.start(model_bytes("add_mul.tflite"))
+    try:
+        secret = np.full((1, 4), 7.25, np.float32)
+        out = worker.run({"a": secret, "b": secret}, timeout_s=20.0)
+        np.testing.assert_array_equal(out["sum"], secret * 2)
+        slot = worker._slot
+        assert slot is not None
+        assert slot[:] == bytes(len(slot))
+    finally:
+        worker.stop()
