@@ -4,7 +4,9 @@ and a runaway model stopped while other instances keep answering."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,9 +42,9 @@ def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, At
         client.close()
 
 
-def _instance(owner: tuple[Client, AttestationPolicy], fmt: ModelFormat) -> Instance:
+def _instance(owner: tuple[Client, AttestationPolicy], fmt: ModelFormat, **limits: Any) -> Instance:
     client, policy = owner
-    inst = client.create_instance("Sandboxed", fmt, [])
+    inst = client.create_instance("Sandboxed", fmt, [], limits=limits or None)
     inst.validate_attestation(policy)
     inst.set_secret(Secret())
     return inst
@@ -112,3 +114,23 @@ def test_runaway_model_is_stopped_and_others_keep_answering(
     with pytest.raises(InferenceFailed):
         runaway.predict(inputs)
     assert healthy.predict(x)["y"].shape == (1, 2)
+
+
+def test_an_instance_with_two_workers_answers_concurrent_requests(
+    owner: tuple[Client, AttestationPolicy],
+) -> None:
+    client, _ = owner
+    inst = _instance(owner, ModelFormat.ONNX, workers=2, request_timeout_s=3)
+    inst.upload_model(single_input_model())
+    assert inst.attested_config is not None
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    expected = inst.predict(x)["y"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: inst.predict(x)["y"], range(12)))
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+    sandbox = client.health()["sandbox"]
+    assert sandbox["mechanism"] in ("netns+seccomp", "seccomp")
+    assert sandbox["socket_denied"]
+    assert sandbox["execve_denied"]
+    assert sandbox["workers"] >= 2

@@ -131,6 +131,7 @@ class Client:
         *,
         policy: str | os.PathLike[str] | None = None,
         audit_spec: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        limits: Mapping[str, Any] | None = None,
     ) -> Instance:
         """Create an instance owned by the signed-in party, naming its data owners.
 
@@ -139,6 +140,9 @@ class Client:
         A policy that does not compile is refused with the engine's message.
         *audit_spec* (a JSON object, or a path to one) fixes the instance's
         privacy audit before any data exists (docs/privacy-audits.md).
+        *limits* lowers the sandbox's limits for this instance and sets its worker
+        count: ``request_timeout_s``, ``memory_bytes``, ``cpu_seconds``,
+        ``open_files``, ``workers``, ``intra_op_threads`` (docs/sandbox.md).
         """
         doc = self.request(
             "POST",
@@ -149,6 +153,7 @@ class Client:
                 "users": list(users),
                 "policy": read_policy(policy),
                 "audit_spec": read_audit_spec(audit_spec),
+                "limits": dict(limits) if limits else None,
             },
         ).json()
         return Instance(self, doc)

@@ -44,6 +44,7 @@ class NewInstance(BaseModel):
     users: list[str] = Field(default_factory=list, max_length=10_000)
     policy: str | None = Field(default=None, max_length=256 * 1024)
     audit_spec: dict[str, Any] | None = None
+    limits: dict[str, Any] | None = None
 
 
 class PolicyText(BaseModel):
@@ -147,7 +148,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
     @app.post("/v1/instances", status_code=201)
     def create_instance(body: NewInstance, email: CallerEmail) -> dict[str, Any]:
         record = service.create_instance(
-            email, body.name, body.format, body.users, body.policy, body.audit_spec
+            email, body.name, body.format, body.users, body.policy, body.audit_spec, body.limits
         )
         return service.instance_json(record)
 

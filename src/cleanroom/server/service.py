@@ -39,6 +39,7 @@ from cleanroom.runtime.base import ModelRunner, ModelSignature
 from cleanroom.server.accounts import Accounts, normalise_email
 from cleanroom.server.audits import DATASETS, SPEC_OPTION, AuditRoom
 from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
+from cleanroom.server.limits import instance_limits
 from cleanroom.server.models import SealedModelStore
 from cleanroom.server.replay import ReplayGuard
 from cleanroom.server.settings import ServerSettings
@@ -53,6 +54,7 @@ log = logging.getLogger("cleanroom.server")
 
 NONCE_MIN, NONCE_MAX = 16, 64
 CONFIG_VERSION = 1
+LIMITS_OPTION = "limits"
 
 
 def _wipe(buffer: bytearray) -> None:
@@ -146,9 +148,11 @@ class CleanRoomService:
     ) -> tuple[str, ModelRunner]:
         """Check the model (hostile-model defences), then start its sandboxed workers."""
         model_format = ModelFormat(fmt)
-        validate_model(model_format, model, self.settings.runtime)
+        record = self.store.instance(instance_id)
+        limits = instance_limits(self.settings.runtime, record.options.get(LIMITS_OPTION))
+        validate_model(model_format, model, limits)
         key = f"{instance_id}/{secrets.token_hex(4)}"
-        return key, self.supervisor.load(key, model_format, model, self.settings.runtime)
+        return key, self.supervisor.load(key, model_format, model, limits)
 
     def _unload(self, instance_id: str) -> None:
         with self._runners_lock:
@@ -167,6 +171,7 @@ class CleanRoomService:
         users: list[str],
         policy: str | None = None,
         audit_spec: Any = None,
+        limits: dict[str, Any] | None = None,
     ) -> InstanceRecord:
         name = name.strip()
         if not name or len(name) > 200:
@@ -181,6 +186,9 @@ class CleanRoomService:
         if policy is not None:
             PolicyBundle.compile(policy)  # refuse a policy that does not compile, now
             options["policy"] = policy
+        if limits:
+            instance_limits(self.settings.runtime, limits)  # refuse bad limits now
+            options[LIMITS_OPTION] = dict(limits)
         if audit_spec is not None:
             # Fixed for the instance's life: its digest is attested before any data exists.
             options[SPEC_OPTION] = AuditRoom.parse_spec(audit_spec).to_json()
@@ -298,6 +306,7 @@ class CleanRoomService:
                 "model_digest": record.model_digest,
                 "policy_digest": self.gate.bundle(record).digest,
                 "audit_spec_digest": None if spec is None else spec.digest,
+                "limits": record.options.get(LIMITS_OPTION) or {},
             },
         }
 
