@@ -15,6 +15,7 @@ from tests.models import single_input_model
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.attestation.measurement import package_measurement
 from cleanroom.errors import AccessDenied
+from cleanroom.policy import verify_log
 from cleanroom.server.runner import ServerThread
 from cleanroom.server.settings import ServerSettings
 
@@ -73,6 +74,15 @@ def test_restart_keeps_state_and_the_sdk_reattests(
             after = b.predict(marker)["y"]
         np.testing.assert_array_equal(after, before)
         assert "validating the attestation again" in caplog.text
+        # The decision log survived too, under the same sealed signing key.
+        exported = inst.usage_log()
+        assert [(e["action"], e["decision"]) for e in exported["entries"]] == [
+            ("upload_model", "allow"),
+            ("predict", "allow"),
+            ("predict", "allow"),
+        ]
+        assert b.attested_config is not None
+        verify_log(exported, b.attested_config["keys"]["signing"])
         with pytest.raises(AccessDenied):
             _stranger(second.url, inst.id)
     finally:
