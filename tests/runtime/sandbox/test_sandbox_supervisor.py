@@ -380,3 +380,13 @@ def test_a_worker_near_its_cpu_budget_is_replaced_while_idle(
         assert runner.run({"a": ones, "b": ones})["prod"].tolist() == [[1.0] * 4]
     finally:
         supervisor.unload(instance)
+
+
+def test_a_memory_limit_below_what_the_runtime_needs_is_named(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    starved = replace(limits, memory_bytes=160 * 1024 * 1024)
+    with pytest.raises((ModelRejected, ServiceUnavailable), match="memory_bytes=167772160"):
+        supervisor.load("starved", ModelFormat.ONNX, model_bytes("mixed_io.onnx"), starved)
+    with pytest.raises(NotFound):
+        supervisor.runner("starved")

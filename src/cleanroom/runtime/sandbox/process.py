@@ -113,6 +113,8 @@ def _error_from_reply(reply: dict[str, Any]) -> Exception:
         return ModelRejected(message)
     if code == InvalidTensor.code:
         return InvalidTensor(message)
+    if code == ServiceUnavailable.code:
+        return ServiceUnavailable(message)
     return InferenceFailed(message)
 
 
@@ -227,8 +229,13 @@ class WorkerProcess:
                     f"the sandboxed worker failed to start: it {reason}"
                 ) from exc
             # With a model to load, the model is the likely cause (endless
-            # constant folding, a crash in the parser): refuse the model.
-            raise ModelRejected(f"the worker loading the model {reason}") from exc
+            # constant folding, a crash in the parser): refuse the model, and
+            # name the other usual suspect.
+            raise ModelRejected(
+                f"the worker loading the model {reason} "
+                f"(the model, or memory_bytes={self.limits.memory_bytes} too small for it "
+                "and its runtime)"
+            ) from exc
         if not reply.get("ok"):
             self.kill()
             raise _error_from_reply(reply)

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from cleanroom.errors import Error, InferenceFailed, ModelRejected
+from cleanroom.errors import Error, InferenceFailed, ModelRejected, ServiceUnavailable
 from cleanroom.runtime.base import ModelRunner, RuntimeLimits
 from cleanroom.runtime.sandbox import confine, landlock, seccomp
 from cleanroom.runtime.sandbox.protocol import FrameError, recv_header, recv_payload, send_frame
@@ -173,7 +173,20 @@ class _Worker:
         info = _confine_before_load(header, self.limits)
         model = recv_payload(self.sock, size, self.limits.max_model_bytes)
         _restrict_filesystem(info)
-        _import_runtime(fmt)
+        try:
+            _import_runtime(fmt)
+        except (ImportError, MemoryError, OSError) as exc:
+            # Most often memory_bytes is below what the runtime itself needs.
+            send_frame(
+                self.sock,
+                {
+                    "ok": False,
+                    "code": ServiceUnavailable.code,
+                    "message": f"the {fmt} runtime cannot start in the worker "
+                    f"(memory_bytes={self.limits.memory_bytes}): {type(exc).__name__}",
+                },
+            )
+            raise FrameError("the runtime could not be imported") from exc
         try:
             seccomp.install_filter()
             info["seccomp"] = True
