@@ -133,3 +133,28 @@ def test_runtime_failure_is_inference_failed(
     # A negative dimension passes the signature (int64 [2]) but ORT refuses it.
     with pytest.raises(InferenceFailed, match="the model failed"):
         runner.run({"shape": np.array([-1, 4], np.int64)})
+
+
+@pytest.mark.parametrize(
+    ("fmt", "fixture", "inputs"),
+    [
+        (ModelFormat.ONNX, "mixed_io.onnx", mixed_inputs(1)),
+        (
+            ModelFormat.TFLITE,
+            "add_mul.tflite",
+            {"a": np.zeros((1, 4), np.float32), "b": np.zeros((1, 4), np.float32)},
+        ),
+    ],
+)
+def test_a_closed_runner_refuses_to_run(
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+    fmt: ModelFormat,
+    fixture: str,
+    inputs: dict[str, Any],
+) -> None:
+    runner = load_model(fmt, model_bytes(fixture), limits)
+    runner.close()
+    assert not runner.ready()
+    with pytest.raises(InferenceFailed, match="unloaded"):
+        runner.run(inputs)

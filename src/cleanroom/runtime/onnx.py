@@ -77,12 +77,15 @@ class OnnxRunner:
         return self._signature
 
     def ready(self) -> bool:
-        return True
+        return self._session is not None
 
     def run(self, inputs: Tensors) -> Tensors:
         feed = check_inputs(inputs, self._signature.inputs)
+        session = self._session
+        if session is None:
+            raise InferenceFailed("the model has been unloaded")
         try:
-            results = self._session.run(None, feed)
+            results = session.run(None, feed)
         except Exception as exc:
             first_line = (
                 str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -95,4 +98,4 @@ class OnnxRunner:
         return out
 
     def close(self) -> None:
-        del self._session
+        self._session = None

@@ -59,11 +59,13 @@ class TfliteRunner:
         return self._signature
 
     def ready(self) -> bool:
-        return True
+        return self._interpreter is not None
 
     def run(self, inputs: Tensors) -> Tensors:
         feed = check_inputs(inputs, self._signature.inputs)
         with self._lock:
+            if self._interpreter is None:
+                raise InferenceFailed("the model has been unloaded")
             try:
                 resized = False
                 for name, array in feed.items():
