@@ -34,7 +34,7 @@ from cleanroom.errors import (
     StaleAttestation,
 )
 from cleanroom.policy import PolicyBundle, content_digest
-from cleanroom.runtime import SandboxReport, Supervisor, validate_model
+from cleanroom.runtime import SandboxReport, Supervisor
 from cleanroom.runtime.base import ModelRunner, ModelSignature
 from cleanroom.server.accounts import Accounts, normalise_email
 from cleanroom.server.audits import DATASETS, SPEC_OPTION, AuditRoom
@@ -146,11 +146,17 @@ class CleanRoomService:
     def _load_runner(
         self, instance_id: str, fmt: str, model: bytes | bytearray
     ) -> tuple[str, ModelRunner]:
-        """Check the model (hostile-model defences), then start its sandboxed workers."""
+        """Start the model's sandboxed workers; they run the hostile-model checks first.
+
+        The checks (``validate_model``) run inside each confined worker before
+        it loads the model, and a refusal comes back as ModelRejected, still at
+        upload time. They are not repeated here: parsing a hostile model is the
+        sandbox's job, and a second parse in the service cost VGG-19 about 3 s and
+        1.7 GB (docs/performance.md, "Loading").
+        """
         model_format = ModelFormat(fmt)
         record = self.store.instance(instance_id)
         limits = instance_limits(self.settings.runtime, record.options.get(LIMITS_OPTION))
-        validate_model(model_format, model, limits)
         key = f"{instance_id}/{secrets.token_hex(4)}"
         return key, self.supervisor.load(key, model_format, model, limits)
 
