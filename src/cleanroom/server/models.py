@@ -8,6 +8,7 @@ either the old sealed model or the new one.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,16 +35,37 @@ class SealedModelStore:
         return self._dir / f"{instance_id}.sealed"
 
     def save(self, instance_id: str, model: bytes | bytearray | memoryview) -> None:
-        final = self.path(instance_id)
-        tmp = final.with_suffix(".partial")
-        with open(tmp, "wb") as f:
-            for piece in seal_stream_at_rest(
-                _pieces(model), total_size=len(model), sealing_key=self._key, key_label=self._label
-            ):
-                f.write(piece)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        self.commit(instance_id, self.stage(model))
+
+    def stage(self, model: bytes | bytearray | memoryview) -> Path:
+        """Seal *model* into a new synced temporary file; :meth:`commit` puts it in place.
+
+        Staging apart from committing lets the service seal a model while its
+        workers start, and keep the previous sealed model if they refuse it.
+        """
+        fd, name = tempfile.mkstemp(dir=self._dir, suffix=".partial")
+        staged = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for piece in seal_stream_at_rest(
+                    _pieces(model),
+                    total_size=len(model),
+                    sealing_key=self._key,
+                    key_label=self._label,
+                ):
+                    f.write(piece)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        return staged
+
+    def commit(self, instance_id: str, staged: Path) -> None:
+        os.replace(staged, self.path(instance_id))
+
+    def discard(self, staged: Path) -> None:
+        staged.unlink(missing_ok=True)
 
     def load(self, instance_id: str, max_size: int) -> bytearray:
         path = self.path(instance_id)

@@ -14,6 +14,7 @@ import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -426,11 +427,29 @@ class CleanRoomService:
         # while it is checked and loaded (docs/performance.md, "Loading").
         plaintext = bytes(model)
         _wipe(model)
-        key, runner = self._load_runner(record.id, record.format, plaintext)
-        digest = "sha256:" + hashlib.sha256(plaintext).hexdigest()
+        models = self.models
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanroom-seal") as pool:
+            # Sealing for storage (AES and a synced write) overlaps the workers'
+            # start instead of following it; a refused model is never committed.
+            staging = None if models is None else pool.submit(models.stage, plaintext)
+            hashing = pool.submit(hashlib.sha256, plaintext)
+            try:
+                key, runner = self._load_runner(record.id, record.format, plaintext)
+            except BaseException:
+                if staging is not None and models is not None:
+                    staging.add_done_callback(
+                        lambda done: None if done.exception() else models.discard(done.result())
+                    )
+                raise
+            try:
+                staged = None if staging is None else staging.result()
+            except BaseException:
+                self.supervisor.unload(key)
+                raise
+            digest = "sha256:" + hashing.result().hexdigest()
         self.gate.allowed(ticket, None, model_digest=digest)
-        if self.models is not None:
-            self.models.save(record.id, plaintext)
+        if staged is not None and models is not None:
+            models.commit(record.id, staged)
         self.store.set_model(record.id, digest, len(plaintext), runner.signature.to_json())
         with self._runners_lock:
             self._runners[record.id] = runner
