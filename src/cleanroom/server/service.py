@@ -108,11 +108,10 @@ class CleanRoomService:
         return self.supervisor.report()
 
     def close(self) -> None:
-        self.supervisor.close()
+        self.supervisor.close()  # stops every instance's workers
         with self._runners_lock:
-            for runner in self._runners.values():
-                runner.close()
             self._runners.clear()
+            self._runner_keys.clear()
         self.store.close()
 
     # start-up ---------------------------------------------------------------
