@@ -381,38 +381,12 @@ class CleanRoomService:
     ) -> InstanceRecord:
         record = self.owned_instance(email, instance_id)
         self._check_fresh(record, key_id_hex, config)
-        opener = StreamOpener.in_transit(
-            recipient=self.tee.hpke,
-            info=stream_info(record.id, "model"),
-            resolve_sender=self._sender_resolver(record, email),
-            max_size=self.settings.max_model_bytes,
+        model, ciphertext_digest = await self._receive_stream(
+            record, email, "model", chunks, self.settings.max_model_bytes
         )
-        ciphertext_hash = hashlib.sha256()
         try:
-            received = 0
-            async for chunk in chunks:
-                ciphertext_hash.update(chunk)
-                received += len(chunk)
-                if received > self.settings.max_model_bytes + 1024 * 1024:
-                    raise PayloadTooLarge(
-                        f"the model is larger than the limit of {self.settings.max_model_bytes} "
-                        "bytes"
-                    )
-                opener.feed(chunk)
-            model = opener.finish()
-        except BaseException:
-            opener.discard()
-            raise
-        params = opener.params
-        assert params is not None
-        try:
-            self.replay.check(b"stream:" + params.request_id.encode(), params.created)
             ticket = self.gate.ingress(
-                record,
-                email,
-                UPLOAD,
-                "sha256:" + ciphertext_hash.hexdigest(),
-                payload_nbytes=len(model),
+                record, email, UPLOAD, ciphertext_digest, payload_nbytes=len(model)
             )
             return await run_in_threadpool(self._install_model, ticket, model)
         finally:
@@ -523,14 +497,40 @@ class CleanRoomService:
         self._check_fresh(record, key_id_hex, config)
         if name not in DATASETS:
             raise InvalidRequest(f"audit datasets are {list(DATASETS)}, not {name!r}")
-        opener = StreamOpener.in_transit(
-            recipient=self.tee.hpke,
-            info=stream_info(record.id, f"audit-{name}"),
-            resolve_sender=self._sender_resolver(record, email),
-            max_size=self.settings.max_request_bytes,
+        plaintext, _ = await self._receive_stream(
+            record, email, f"audit-{name}", chunks, self.settings.max_request_bytes
         )
         try:
+            return await run_in_threadpool(self.audits.put_dataset, record, name, bytes(plaintext))
+        finally:
+            _wipe(plaintext)
+
+    async def _receive_stream(
+        self,
+        record: InstanceRecord,
+        email: str,
+        purpose: str,
+        chunks: AsyncIterator[bytes],
+        max_size: int,
+    ) -> tuple[bytearray, str]:
+        """Open a sealed stream from *email* for *purpose*; the plaintext and the
+        ciphertext's digest. Refuses unknown senders, tampering, oversize and replays."""
+        opener = StreamOpener.in_transit(
+            recipient=self.tee.hpke,
+            info=stream_info(record.id, purpose),
+            resolve_sender=self._sender_resolver(record, email),
+            max_size=max_size,
+        )
+        ciphertext_hash = hashlib.sha256()
+        received = 0
+        try:
             async for chunk in chunks:
+                ciphertext_hash.update(chunk)
+                received += len(chunk)
+                if received > max_size + 1024 * 1024:  # the chunk framing adds < 1 MiB
+                    raise PayloadTooLarge(
+                        f"the upload is larger than the limit of {max_size} bytes"
+                    )
                 opener.feed(chunk)
             plaintext = opener.finish()
         except BaseException:
@@ -540,9 +540,10 @@ class CleanRoomService:
         assert params is not None
         try:
             self.replay.check(b"stream:" + params.request_id.encode(), params.created)
-            return await run_in_threadpool(self.audits.put_dataset, record, name, bytes(plaintext))
-        finally:
-            plaintext[:] = bytes(len(plaintext))
+        except BaseException:
+            _wipe(plaintext)
+            raise
+        return plaintext, "sha256:" + ciphertext_hash.hexdigest()
 
     def run_audit(self, email: str, instance_id: str) -> bytes:
         """Run the instance's fixed audit spec on its model; the signed certificate."""
