@@ -64,8 +64,17 @@ def _party(url: str, policy: AttestationPolicy, email: str) -> Client:
     return client
 
 
-def run(work_dir: Path, *, stage_policy_digest: str | None = None) -> Outcome:
-    """Run the whole pipeline in *work_dir*; *stage_policy_digest* overrides the allow-list."""
+def run(
+    work_dir: Path,
+    *,
+    stage_policy_digest: str | None = None,
+    instance_upstream_digest: str | None = None,
+) -> Outcome:
+    """Run the whole pipeline in *work_dir*.
+
+    *stage_policy_digest* overrides the operator's route allow-list;
+    *instance_upstream_digest* overrides the upstream the scoring instance declares.
+    """
     features_dir, scoring_dir = work_dir / "features", work_dir / "scoring"
     for path in (features_dir, scoring_dir):
         path.mkdir(parents=True, exist_ok=True)
@@ -87,7 +96,12 @@ def run(work_dir: Path, *, stage_policy_digest: str | None = None) -> Outcome:
     ):
         # The lender sets up scoring and names the feature stage as its only data owner.
         with _party(scoring.url, scoring_policy, LENDER) as lender:
-            scorer = lender.create_instance("scoring", "onnx", [STAGE])
+            # ...and declares, in its attested configuration, the one upstream it serves.
+            declared = {
+                "measurement": allowed.measurement,
+                "policy_digest": instance_upstream_digest or allowed.policy_digest,
+            }
+            scorer = lender.create_instance("scoring", "onnx", [STAGE], upstreams=[declared])
             scorer.validate_attestation(scoring_policy)
             scorer.set_secret(Secret())
             scorer.upload_model(scoring_model())

@@ -18,7 +18,7 @@ from examples.pipeline.run_pipeline import Outcome, run
 from cleanroom.atls.pipeline import verify_chain
 from cleanroom.attestation.measurement import package_measurement
 from cleanroom.crypto.binding import TLS_SPKI_KEY
-from cleanroom.errors import AttestationError, EvidenceFormatError, PolicyViolation
+from cleanroom.errors import AccessDenied, AttestationError, EvidenceFormatError, PolicyViolation
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,12 @@ def test_a_tampered_chain_report_is_refused(
 def test_the_chain_fails_under_a_policy_for_another_root(outcome: Outcome, work_dir: Path) -> None:
     with pytest.raises(AttestationError):
         verify_chain(outcome.chain, policy_for(work_dir / "features"))
+
+
+def test_an_upstream_the_instance_does_not_declare_gets_no_score(tmp_path: Path) -> None:
+    """The operator's route admits the stage, but the scoring instance declares another."""
+    with pytest.raises(AccessDenied, match="not declared by this instance"):
+        run(tmp_path, instance_upstream_digest="sha256:" + "11" * 32)
 
 
 def test_a_stage_off_the_allow_list_gets_no_score(tmp_path: Path) -> None:

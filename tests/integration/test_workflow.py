@@ -365,3 +365,21 @@ def test_credentials(server: ServerThread, party: Party) -> None:
     with pytest.raises(InvalidRequest, match="at least 12"):
         client.sign_up("dave@bank.example", "short")
     client.close()
+
+
+def test_an_instance_declaring_upstreams_refuses_direct_calls(
+    party: Party, policy: AttestationPolicy
+) -> None:
+    upstream = {"measurement": "ab" * 48, "policy_digest": "sha256:" + "00" * 32}
+    client = party("alice@lender.example")
+    for bad in ({"measurement": "ab"}, {"measurement": "zz" * 48, "policy_digest": "sha256:x"}):
+        with pytest.raises(InvalidRequest, match="upstream"):
+            client.create_instance("Stage", ModelFormat.ONNX, [], upstreams=[bad])
+    inst = client.create_instance("Stage", ModelFormat.ONNX, [], upstreams=[upstream])
+    inst.validate_attestation(policy)
+    assert inst.attested_config is not None
+    assert inst.attested_config["instance"]["upstreams"] == [upstream]
+    inst.set_secret(Secret())
+    inst.upload_model(single_input_model())
+    with pytest.raises(AccessDenied, match="only attested upstream"):
+        inst.predict(np.ones((1, 3), np.float32))

@@ -132,6 +132,7 @@ class Client:
         policy: str | os.PathLike[str] | None = None,
         audit_spec: Mapping[str, Any] | str | os.PathLike[str] | None = None,
         limits: Mapping[str, Any] | None = None,
+        upstreams: Iterable[Mapping[str, str]] | None = None,
     ) -> Instance:
         """Create an instance owned by the signed-in party, naming its data owners.
 
@@ -143,6 +144,9 @@ class Client:
         *limits* lowers the sandbox's limits for this instance and sets its worker
         count: ``request_timeout_s``, ``memory_bytes``, ``cpu_seconds``,
         ``open_files``, ``workers``, ``intra_op_threads`` (docs/sandbox.md).
+        *upstreams* (``{measurement, policy_digest}`` each) makes the instance serve
+        only those clean rooms, calling over mutually attested TLS
+        (docs/attested-tls.md); the list is attested.
         """
         doc = self.request(
             "POST",
@@ -154,6 +158,7 @@ class Client:
                 "policy": read_policy(policy),
                 "audit_spec": read_audit_spec(audit_spec),
                 "limits": dict(limits) if limits else None,
+                "upstreams": None if upstreams is None else [dict(u) for u in upstreams],
             },
         ).json()
         return Instance(self, doc)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from cleanroom.atls.routes import router as atls_router
+from cleanroom.atls.serving import connection_of
 from cleanroom.crypto.binding import canonical_json
 from cleanroom.errors import Error, InvalidRequest, PayloadTooLarge
 from cleanroom.runtime import SandboxReport
@@ -45,6 +46,7 @@ class NewInstance(BaseModel):
     policy: str | None = Field(default=None, max_length=256 * 1024)
     audit_spec: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
+    upstreams: list[dict[str, str]] | None = None
 
 
 class PolicyText(BaseModel):
@@ -73,6 +75,15 @@ def sandbox_json(report: SandboxReport) -> dict[str, Any]:
         "workers": report.workers,
         "restarts": report.restarts,
     }
+
+
+def attested_upstream(request: Request) -> tuple[str, str | None] | None:
+    """(measurement, policy digest) of the clean room that proved itself on this connection."""
+    connection = connection_of(request.scope)
+    peer = None if connection is None else connection.peer
+    if peer is None:
+        return None
+    return peer.evidence.measurement.hex(), peer.policy_digest
 
 
 def caller(request: Request) -> str:
@@ -148,7 +159,14 @@ def create_app(service: CleanRoomService) -> FastAPI:
     @app.post("/v1/instances", status_code=201)
     def create_instance(body: NewInstance, email: CallerEmail) -> dict[str, Any]:
         record = service.create_instance(
-            email, body.name, body.format, body.users, body.policy, body.audit_spec, body.limits
+            email,
+            body.name,
+            body.format,
+            body.users,
+            body.policy,
+            body.audit_spec,
+            body.limits,
+            body.upstreams,
         )
         return service.instance_json(record)
 
@@ -249,6 +267,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
             bytes(body),
             key_id_hex=request.headers.get(KEY_ID_HEADER),
             config=request.headers.get(CONFIG_HEADER),
+            upstream=attested_upstream(request),
         )
         encoded = base64.urlsafe_b64encode(canonical_json(receipt)).decode()
         return Response(content=sealed, media_type=OCTET_STREAM, headers={RECEIPT_HEADER: encoded})

@@ -56,6 +56,26 @@ log = logging.getLogger("cleanroom.server")
 NONCE_MIN, NONCE_MAX = 16, 64
 CONFIG_VERSION = 1
 LIMITS_OPTION = "limits"
+UPSTREAMS_OPTION = "upstreams"
+
+
+def _upstreams(declared: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Validate the upstream clean rooms an instance admits (measurement, policy digest)."""
+    out: list[dict[str, str]] = []
+    for item in declared:
+        if not isinstance(item, dict) or set(item) != {"measurement", "policy_digest"}:
+            raise InvalidRequest("each upstream is {measurement, policy_digest}")
+        measurement, digest = item["measurement"], item["policy_digest"]
+        try:
+            raw = bytes.fromhex(measurement)
+        except (TypeError, ValueError):
+            raise InvalidRequest("an upstream measurement must be hex") from None
+        if len(raw) != 48 or not isinstance(digest, str) or not digest.startswith("sha256:"):
+            raise InvalidRequest(
+                "an upstream is a 48-byte hex measurement and a sha256: policy digest"
+            )
+        out.append({"measurement": raw.hex(), "policy_digest": digest})
+    return out
 
 
 def _wipe(buffer: bytearray) -> None:
@@ -178,6 +198,7 @@ class CleanRoomService:
         policy: str | None = None,
         audit_spec: Any = None,
         limits: dict[str, Any] | None = None,
+        upstreams: list[dict[str, str]] | None = None,
     ) -> InstanceRecord:
         name = name.strip()
         if not name or len(name) > 200:
@@ -195,6 +216,8 @@ class CleanRoomService:
         if limits:
             instance_limits(self.settings.runtime, limits)  # refuse bad limits now
             options[LIMITS_OPTION] = dict(limits)
+        if upstreams is not None:
+            options[UPSTREAMS_OPTION] = _upstreams(upstreams)
         if audit_spec is not None:
             # Fixed for the instance's life: its digest is attested before any data exists.
             options[SPEC_OPTION] = AuditRoom.parse_spec(audit_spec).to_json()
@@ -313,6 +336,7 @@ class CleanRoomService:
                 "policy_digest": self.gate.bundle(record).digest,
                 "audit_spec_digest": None if spec is None else spec.digest,
                 "limits": record.options.get(LIMITS_OPTION) or {},
+                "upstreams": record.options.get(UPSTREAMS_OPTION),
             },
         }
 
@@ -443,9 +467,16 @@ class CleanRoomService:
         *,
         key_id_hex: str | None,
         config: str | None,
+        upstream: tuple[str, str | None] | None = None,
     ) -> tuple[bytes, dict[str, Any]]:
-        """Open, check, run, check, seal; returns the sealed response and its receipt."""
+        """Open, check, run, check, seal; returns the sealed response and its receipt.
+
+        *upstream* is the (measurement, policy digest) of the attested clean room
+        that made this call over mutually attested TLS, if any; an instance that
+        declares upstreams serves only them.
+        """
         record = self.visible_instance(email, instance_id)
+        self._check_upstream(record, upstream)
         with self._runners_lock:
             runner = self._runners.get(record.id)
         if runner is None:
@@ -479,6 +510,23 @@ class CleanRoomService:
         sealed = envelope.seal_response(request, {"status": "ok"}, encode_tensors(outputs))
         receipt = self.gate.receipt(self.gate.allowed(ticket, sealed))
         return sealed, receipt.to_json()
+
+    @staticmethod
+    def _check_upstream(record: InstanceRecord, upstream: tuple[str, str | None] | None) -> None:
+        declared = record.options.get(UPSTREAMS_OPTION)
+        if declared is None:
+            return
+        if upstream is None:
+            raise AccessDenied(
+                "this instance serves only attested upstream clean rooms",
+                remedy="call it over mutually attested TLS from a declared upstream",
+            )
+        measurement, digest = upstream
+        if {"measurement": measurement, "policy_digest": digest} not in declared:
+            raise AccessDenied(
+                f"upstream (measurement {measurement[:16]}…, policy {digest}) is not declared "
+                "by this instance"
+            )
 
     # privacy audits --------------------------------------------------------------------
 
