@@ -25,7 +25,9 @@ __all__ = [
     "CleanroomDeployment",
     "PlainClient",
     "deploy",
+    "sign_up_parties",
     "time_attestation",
+    "undeploy",
 ]
 
 OWNER = "owner@bench.example"
@@ -41,13 +43,14 @@ def _check_logits(logits: npt.NDArray[Any]) -> None:
 class PlainClient:
     """One connection to the plain server; ``__call__`` makes one prediction."""
 
-    def __init__(self, url: str, x: npt.NDArray[np.float32]) -> None:
+    def __init__(self, url: str, model: str, x: npt.NDArray[np.float32]) -> None:
         self._http = httpx.Client(base_url=url, timeout=600.0)
+        self._path = f"/predict/{model}"
         self._body = x.tobytes()
 
     def __call__(self) -> None:
         response = self._http.post(
-            "/predict", content=self._body, headers={"content-type": "application/octet-stream"}
+            self._path, content=self._body, headers={"content-type": "application/octet-stream"}
         )
         response.raise_for_status()
         _check_logits(np.frombuffer(response.content, dtype=np.float32).reshape(1, -1))
@@ -79,22 +82,33 @@ def attestation_policy(server: CleanroomServer) -> AttestationPolicy:
     )
 
 
+def sign_up_parties(server: CleanroomServer) -> None:
+    """The model owner and the data owner, once per server."""
+    for email in (OWNER, DATA):
+        with Client(server.url) as client:
+            client.sign_up(email, PASSWORD)
+
+
 def deploy(
     server: CleanroomServer, model_path: Path, policy: AttestationPolicy
 ) -> CleanroomDeployment:
     """The model owner's side: attest, seal the model and stream it up (timed)."""
     with Client(server.url, timeout=1800.0) as owner:
-        owner.sign_up(OWNER, PASSWORD)
         owner.sign_in(OWNER, PASSWORD)
-        with Client(server.url) as data_owner:
-            data_owner.sign_up(DATA, PASSWORD)
-        inst = owner.create_instance("benchmark", ModelFormat.ONNX, [DATA])
+        inst = owner.create_instance(model_path.stem, ModelFormat.ONNX, [DATA])
         inst.validate_attestation(policy)
         inst.set_secret(Secret())
         start = time.perf_counter()
         inst.upload_model(model_path)
         upload_s = time.perf_counter() - start
     return CleanroomDeployment(server.url, inst.id, policy, upload_s)
+
+
+def undeploy(deployment: CleanroomDeployment) -> None:
+    """Delete the instance: the service stops its workers and forgets the sealed model."""
+    with Client(deployment.url) as owner:
+        owner.sign_in(OWNER, PASSWORD)
+        owner.get_instance(deployment.instance_id).delete()
 
 
 class CleanroomClient:

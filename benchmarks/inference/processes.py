@@ -22,7 +22,7 @@ import httpx
 from benchmarks.inference.listen import free_port
 from benchmarks.inference.measure import children_pids
 
-__all__ = ["BareProcess", "CleanroomServer", "PlainServer", "snapshot_code"]
+__all__ = ["AnatomyServer", "BareProcess", "CleanroomServer", "PlainServer", "snapshot_code"]
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180.0
@@ -144,9 +144,10 @@ class BareProcess(_Child):
 class PlainServer(_Child):
     """Starts on construction; :meth:`wait_ready` before use."""
 
-    def __init__(self, model_path: Path, logs: Path) -> None:
+    def __init__(self, model_paths: list[Path], logs: Path) -> None:
         super().__init__(
-            ["-m", "benchmarks.inference.plain_server", str(model_path)], logs / "plain.log"
+            ["-m", "benchmarks.inference.plain_server", *map(str, model_paths)],
+            logs / "plain.log",
         )
         self.url = ""
 
@@ -178,30 +179,48 @@ class CleanroomServer(_Child):
     see :func:`snapshot_code`).
     """
 
+    log_name = "cleanroom.log"
+
     def __init__(self, data_dir: Path, logs: Path, code_root: Path) -> None:
         port = free_port()
-        super().__init__(
-            [
-                "-m",
-                "cleanroom.cli.main",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--tee",
-                "simulated",
-                "--registration",
-                "open",
-            ],
-            logs / "cleanroom.log",
-            code_root,
-        )
+        super().__init__(self.arguments(data_dir, port), logs / self.log_name, code_root)
         self.code_root = code_root
         self.data_dir = data_dir
         self.url = f"http://127.0.0.1:{port}"
 
+    @staticmethod
+    def arguments(data_dir: Path, port: int) -> list[str]:
+        return [
+            "-m",
+            "cleanroom.cli.main",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--tee",
+            "simulated",
+            "--registration",
+            "open",
+        ]
+
     def wait_ready(self) -> None:
         _wait_http(self.url + "/v1/health", self.proc)
+
+
+class AnatomyServer(CleanroomServer):
+    """The same service with stopwatches (``benchmarks.inference.anatomy_server``)."""
+
+    log_name = "anatomy.log"
+
+    @staticmethod
+    def arguments(data_dir: Path, port: int) -> list[str]:
+        return ["-m", "benchmarks.inference.anatomy_server", str(data_dir), str(port)]
+
+    def spans(self) -> dict[str, Any]:
+        """Close stdin; the server answers with the median of each span, then stops."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        return self.read_json(60)

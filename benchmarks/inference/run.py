@@ -23,7 +23,9 @@ from benchmarks.inference.clients import (
     PlainClient,
     attestation_policy,
     deploy,
+    sign_up_parties,
     time_attestation,
+    undeploy,
 )
 from benchmarks.inference.interleave import concurrent_throughput, interleaved
 from benchmarks.inference.measure import (
@@ -32,11 +34,18 @@ from benchmarks.inference.measure import (
     tree_reset_peak_rss,
     tree_rss_bytes,
 )
-from benchmarks.inference.processes import BareProcess, CleanroomServer, PlainServer, snapshot_code
+from benchmarks.inference.processes import (
+    AnatomyServer,
+    BareProcess,
+    CleanroomServer,
+    PlainServer,
+    snapshot_code,
+)
 from benchmarks.inference.sandbox_cost import measure_sandbox
 from benchmarks.inference.service_cost import measure_fixed_cost
 from benchmarks.inference.workload import example_input
 
+from cleanroom import AttestationPolicy
 from cleanroom.runtime.base import RuntimeLimits
 from cleanroom.runtime.sandbox.supervisor import Supervisor
 
@@ -122,43 +131,51 @@ def _rate(result: dict[str, float]) -> float:
     return result["requests"] / result["seconds"]
 
 
-def _model(
-    plan: Plan,
-    key: str,
-    work: Path,
-    code: Path,
-    logs: Path,
-    supervisor: Supervisor,
-    say: Callable[[str], None],
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Built:
+    key: str
+    name: str
+    parameters: int
+    path: Path
+
+
+def _build(plan: Plan, key: str, work: Path, say: Callable[[str], None]) -> _Built:
     built = build_model(key, plan.scale)
     path = work / f"{key}.onnx"
-    data = built.model.SerializeToString()
-    path.write_bytes(data)
-    result: dict[str, Any] = {
-        "key": key,
-        "name": built.name,
-        "parameters": built.parameters,
-        "size_bytes": len(data),
-    }
+    path.write_bytes(built.model.SerializeToString())
+    model = _Built(key, built.name, built.parameters, path)
     del built
     gc.collect()
-    say(f"{key}: {result['parameters'] / 1e6:.2f} M parameters, {len(data) / 1e6:.1f} MB")
-    x = example_input()
+    say(f"{key}: {model.parameters / 1e6:.2f} M parameters, {path.stat().st_size / 1e6:.1f} MB")
+    return model
 
-    # The bare load is timed alone; the two servers then start side by side.
-    bare = BareProcess(path, logs)
-    plain = PlainServer(path, logs)
-    server = CleanroomServer(work / f"data-{key}", logs, code)
+
+def _model(
+    plan: Plan,
+    model: _Built,
+    plain: PlainServer,
+    server: CleanroomServer,
+    policy: AttestationPolicy,
+    logs: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    key = model.key
+    result: dict[str, Any] = {
+        "key": key,
+        "name": model.name,
+        "parameters": model.parameters,
+        "size_bytes": model.path.stat().st_size,
+    }
+    x = example_input()
+    # A fresh process: the bare load is timed (and its peak memory read) alone.
+    bare = BareProcess(model.path, logs)
     plains: list[PlainClient] = []
     rooms: list[CleanroomClient] = []
+    deployment = None
     try:
-        plain.wait_ready()
-        server.wait_ready()
-        policy = attestation_policy(server)
         before = tree_rss_bytes(server.pid)
         tree_reset_peak_rss(server.pid)
-        deployment = deploy(server, path, policy)
+        deployment = deploy(server, model.path, policy)
         peak = tree_peak_rss_bytes(server.pid)
         result["load"] = {
             "bare": {
@@ -175,7 +192,7 @@ def _model(
         loaded = f"bare {bare.load['load_s']:.2f} s, cleanroom {deployment.upload_s:.2f} s"
         say(f"{key}: loaded ({loaded})")
         width = max(plan.concurrency)
-        plains = [PlainClient(plain.url, x) for _ in range(width)]
+        plains = [PlainClient(plain.url, key, x) for _ in range(width)]
         rooms = [CleanroomClient(deployment, x) for _ in range(width)]
 
         samples = interleaved(
@@ -196,14 +213,17 @@ def _model(
 
         throughput: dict[str, dict[str, float]] = {}
         for clients in plan.concurrency:
-            rates = {
+            throughput[str(clients)] = {
                 "bare": _rate(bare.throughput(clients, plan.throughput_s)),
                 "plain": _rate(concurrent_throughput(list(plains[:clients]), plan.throughput_s)),
                 "cleanroom": _rate(concurrent_throughput(list(rooms[:clients]), plan.throughput_s)),
             }
-            throughput[str(clients)] = rates
         result["throughput_rps"] = throughput
-        say(f"{key}: throughput {throughput}")
+        rates = "; ".join(
+            f"{c} clients: " + ", ".join(f"{k} {v:.1f}/s" for k, v in r.items())
+            for c, r in throughput.items()
+        )
+        say(f"{key}: throughput {rates}")
         if key == plan.models[0]:
             att = time_attestation(rooms[0], policy, plan.attestation_n)
             result["attestation"] = {name: summary(s) for name, s in att.items()}
@@ -212,21 +232,41 @@ def _model(
             plain_client.close()
         for room in rooms:
             room.close()
-        server.stop()
-        plain.stop()
+        if deployment is not None:
+            undeploy(deployment)
         bare.close()
-
-    result["sandbox"] = measure_sandbox(
-        supervisor,
-        data,
-        n=plan.latency_n[key],
-        block=plan.block[key],
-        warmup=plan.warmup[key],
-        seed=plan.seed,
-    )
-    say(f"{key}: sandbox/bare {result['sandbox']['ratio_median']:.3f}")
-    path.unlink()
     return result
+
+
+def _anatomy(plan: Plan, model: _Built, work: Path, code: Path, logs: Path) -> dict[str, Any]:
+    """One model's confidential request, split into client, HTTP layer, service and runner."""
+    server = AnatomyServer(work / "anatomy-data", logs, code)
+    try:
+        server.wait_ready()
+        policy = attestation_policy(server)
+        sign_up_parties(server)
+        deployment = deploy(server, model.path, policy)
+        client = CleanroomClient(deployment, example_input())
+        try:
+            sample = _timed(client)
+            sample(plan.warmup[model.key])
+            total = summary(sample(plan.latency_n[model.key]))
+        finally:
+            client.close()
+        spans = server.spans()
+    finally:
+        server.stop()
+    asgi, predict, runner = (float(spans[k]) for k in ("asgi", "predict", "runner"))
+    return {
+        "model": model.key,
+        "client_total": total,
+        "median_ms": {
+            "client SDK + HTTP on loopback (seal, send, receive, open)": total["median_ms"] - asgi,
+            "HTTP layer in the server (authentication, body, receipt header)": asgi - predict,
+            "service (open, policies, seal, log, receipt)": predict - runner,
+            "model runner (hand-off + inference in the worker)": runner,
+        },
+    }
 
 
 def run(plan: Plan, out_dir: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -246,11 +286,36 @@ def run(plan: Plan, out_dir: Path, say: Callable[[str], None] = print) -> dict[s
     say(f"fixed cost median {doc['fixed_cost']['fixed_median_ms']:.3f} ms")
     models = []
     with tempfile.TemporaryDirectory(prefix="cleanroom-bench-") as tmp:
-        code = snapshot_code(Path(tmp) / "code")
+        work = Path(tmp)
+        code = snapshot_code(work / "code")
+        built = [_build(plan, key, work, say) for key in plan.models]
+        # One plain server and one clean room serve every model in turn (the clean
+        # room one instance per model, deleted after it); both start side by side.
+        plain = PlainServer([m.path for m in built], logs)
+        server = CleanroomServer(work / "data", logs, code)
+        try:
+            plain.wait_ready()
+            server.wait_ready()
+            policy = attestation_policy(server)
+            sign_up_parties(server)
+            for model in built:
+                models.append(_model(plan, model, plain, server, policy, logs, say))
+        finally:
+            server.stop()
+            plain.stop()
+        doc["anatomy"] = _anatomy(plan, built[0], work, code, logs)
         supervisor = Supervisor(RuntimeLimits())
         try:
-            for key in plan.models:
-                models.append(_model(plan, key, Path(tmp), code, logs, supervisor, say))
+            for model, result in zip(built, models, strict=True):
+                result["sandbox"] = measure_sandbox(
+                    supervisor,
+                    model.path.read_bytes(),
+                    n=plan.latency_n[model.key],
+                    block=plan.block[model.key],
+                    warmup=plan.warmup[model.key],
+                    seed=plan.seed,
+                )
+                say(f"{model.key}: sandboxed / bare {result['sandbox']['ratio_median']:.3f}")
         finally:
             supervisor.close()
     doc["models"] = models

@@ -66,9 +66,15 @@ def test_fixed_cost_attestation_and_targets(results: tuple[Path, dict[str, Any]]
     assert fixed["input_bytes"] == 3 * 224 * 224 * 4
     _check_summary(fixed["service_predict"])
     _check_summary(fixed["model_bare"])
+    assert 0 < fixed["core_median_ms"] <= fixed["service_predict"]["median_ms"]
     # Every step of the request path was seen by the instrumented pass.
     for step in ("HPKE open", "ingress policy", "shaping + egress policy", "seal response"):
         assert fixed["breakdown_median_ms"][step] > 0, step
+    anatomy = doc["anatomy"]
+    assert anatomy["model"] == "mobilenet_v2"
+    _check_summary(anatomy["client_total"])
+    assert len(anatomy["median_ms"]) == 4
+    assert all(math.isfinite(v) for v in anatomy["median_ms"].values())
     _check_summary(doc["attestation"]["verify"])
     _check_summary(doc["attestation"]["validate"])
     assert doc["targets"] == targets(doc)
