@@ -7,6 +7,7 @@ TEE type and the claims. It only combines the stages: parse
 
 from __future__ import annotations
 
+import abc
 import struct
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -25,7 +26,7 @@ from cleanroom.errors import ConfigurationError, EvidenceFormatError, EvidenceSi
 __all__ = ["DcapVerifier"]
 
 
-class DcapVerifier:
+class DcapVerifier(abc.ABC):
     """Parse and verify Intel DCAP quotes of one TEE type.
 
     ``pinned_root`` replaces the packaged Intel SGX Root CA (unset: the
@@ -110,6 +111,6 @@ class DcapVerifier:
         )
         return self.describe(verified)
 
+    @abc.abstractmethod
     def describe(self, verified: VerifiedQuote) -> Claims:
-        """The claims of *verified*, by the platform's spec names."""
-        raise NotImplementedError
+        """The claims of *verified*, by the platform's spec names (per platform)."""
