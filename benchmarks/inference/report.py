@@ -230,14 +230,15 @@ def plot(doc: dict[str, Any], path: Path) -> None:
             color=[colours[v] for v in VARIANTS],
         )
         for bar, value in zip(bars, medians, strict=True):
+            # Inside the bar, clear of the p95 whisker.
             ax.annotate(
                 f"{value:.1f} ms",
-                (bar.get_x() + bar.get_width() / 2, value),
+                (bar.get_x() + bar.get_width() / 2, value / 2),
                 ha="center",
-                va="bottom",
+                va="center",
                 fontsize=8,
-                xytext=(0, 2),
-                textcoords="offset points",
+                color="white",
+                fontweight="bold",
             )
         ax.set_title(f"{m['name']} ({m['parameters'] / 1e6:.1f} M params)", fontsize=10)
         ax.set_ylabel("latency, ms (median; whisker p95)", fontsize=8)
