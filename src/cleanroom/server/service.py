@@ -118,6 +118,7 @@ class CleanRoomService:
         # under a new key, then replaces the old runner, so serving never stops.
         self._runner_keys: dict[str, str] = {}
         self._runners_lock = threading.Lock()
+        self._config_digests: dict[str, tuple[InstanceRecord, str]] = {}
         # A pipeline stage wraps an instance's model with a call to the next clean room.
         self.compose_runner: Callable[[InstanceRecord, ModelRunner], ModelRunner] = (
             lambda _record, runner: runner
@@ -341,7 +342,19 @@ class CleanRoomService:
         }
 
     def current_config_digest(self, record: InstanceRecord) -> str:
-        return config_digest(self.config_document(record)).hex()
+        """The digest of *record*'s attested configuration, computed once per record version.
+
+        The store hands out one record object per version of an instance, so the
+        object's identity says whether the configuration may have changed.
+        """
+        with self._runners_lock:
+            cached = self._config_digests.get(record.id)
+        if cached is not None and cached[0] is record:
+            return cached[1]
+        digest = config_digest(self.config_document(record)).hex()
+        with self._runners_lock:
+            self._config_digests[record.id] = (record, digest)
+        return digest
 
     def attestation(self, email: str, instance_id: str, nonce_hex: str) -> dict[str, Any]:
         record = self.visible_instance(email, instance_id)

@@ -79,6 +79,10 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
+        # Instance records are read on every request and written rarely: they are
+        # cached here and every write below drops the written instance's entry, so
+        # a revocation or a new policy takes effect from the next request on.
+        self._records: dict[str, InstanceRecord] = {}
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
@@ -195,13 +199,22 @@ class Store:
 
     def instance(self, instance_id: str) -> InstanceRecord:
         with self._lock:
+            cached = self._records.get(instance_id)
+            if cached is not None:
+                return cached
             row = self._conn.execute(
                 f"SELECT {self._COLUMNS} FROM instances WHERE id = ?",  # noqa: S608
                 (instance_id,),
             ).fetchone()
             if row is None:
                 raise NotFound(f"no instance {instance_id}")
-            return self._record(row)
+            record = self._record(row)
+            self._records[instance_id] = record
+            return record
+
+    def _changed(self, instance_id: str) -> None:
+        with self._lock:
+            self._records.pop(instance_id, None)
 
     def instances(self) -> list[InstanceRecord]:
         with self._lock:
@@ -220,17 +233,22 @@ class Store:
             return [self._record(r) for r in rows]
 
     def delete_instance(self, instance_id: str) -> None:
+        self._changed(instance_id)
         with self.transaction() as c:
             c.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
+        self._changed(instance_id)
 
     def grant(self, instance_id: str, email: str) -> None:
+        self._changed(instance_id)
         with self.transaction() as c:
             c.execute(
                 "INSERT OR IGNORE INTO instance_users (instance_id, email) VALUES (?, ?)",
                 (instance_id, email),
             )
+        self._changed(instance_id)
 
     def revoke(self, instance_id: str, email: str) -> None:
+        self._changed(instance_id)
         with self.transaction() as c:
             c.execute(
                 "DELETE FROM instance_users WHERE instance_id = ? AND email = ?",
@@ -239,22 +257,27 @@ class Store:
             c.execute(
                 "DELETE FROM party_keys WHERE instance_id = ? AND email = ?", (instance_id, email)
             )
+        self._changed(instance_id)
 
     def set_model(
         self, instance_id: str, digest: str, size: int, signature: dict[str, Any]
     ) -> None:
+        self._changed(instance_id)
         with self.transaction() as c:
             c.execute(
                 "UPDATE instances SET model_digest = ?, model_size = ?, model_signature = ? "
                 "WHERE id = ?",
                 (digest, size, json.dumps(signature), instance_id),
             )
+        self._changed(instance_id)
 
     def set_options(self, instance_id: str, options: dict[str, Any]) -> None:
+        self._changed(instance_id)
         with self.transaction() as c:
             c.execute(
                 "UPDATE instances SET options = ? WHERE id = ?", (json.dumps(options), instance_id)
             )
+        self._changed(instance_id)
 
     # party keys -------------------------------------------------------------
 
