@@ -15,7 +15,6 @@ import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -36,7 +35,7 @@ from cleanroom.errors import (
 )
 from cleanroom.policy import PolicyBundle, content_digest
 from cleanroom.runtime import SandboxReport, Supervisor
-from cleanroom.runtime.base import ModelRunner, ModelSignature
+from cleanroom.runtime.base import ModelRunner
 from cleanroom.server.accounts import Accounts, normalise_email
 from cleanroom.server.audits import DATASETS, SPEC_OPTION, AuditRoom
 from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
@@ -46,36 +45,17 @@ from cleanroom.server.replay import ReplayGuard
 from cleanroom.server.settings import ServerSettings
 from cleanroom.server.store import InstanceRecord, Store
 from cleanroom.server.tee import Tee
+from cleanroom.server.upstreams import UPSTREAMS_OPTION, check_upstream, parse_upstreams
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
 
-__all__ = ["CleanRoomService", "PredictResult"]
+__all__ = ["CleanRoomService"]
 
 log = logging.getLogger("cleanroom.server")
 
 NONCE_MIN, NONCE_MAX = 16, 64
 CONFIG_VERSION = 1
 LIMITS_OPTION = "limits"
-UPSTREAMS_OPTION = "upstreams"
-
-
-def _upstreams(declared: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Validate the upstream clean rooms an instance admits (measurement, policy digest)."""
-    out: list[dict[str, str]] = []
-    for item in declared:
-        if not isinstance(item, dict) or set(item) != {"measurement", "policy_digest"}:
-            raise InvalidRequest("each upstream is {measurement, policy_digest}")
-        measurement, digest = item["measurement"], item["policy_digest"]
-        try:
-            raw = bytes.fromhex(measurement)
-        except (TypeError, ValueError):
-            raise InvalidRequest("an upstream measurement must be hex") from None
-        if len(raw) != 48 or not isinstance(digest, str) or not digest.startswith("sha256:"):
-            raise InvalidRequest(
-                "an upstream is a 48-byte hex measurement and a sha256: policy digest"
-            )
-        out.append({"measurement": raw.hex(), "policy_digest": digest})
-    return out
 
 
 def _wipe(buffer: bytearray) -> None:
@@ -85,11 +65,6 @@ def _wipe(buffer: bytearray) -> None:
         ctypes.memset(view, 0, len(buffer))
         del view
     buffer.clear()
-
-
-@dataclass(frozen=True)
-class PredictResult:
-    envelope: bytes
 
 
 class CleanRoomService:
@@ -218,7 +193,7 @@ class CleanRoomService:
             instance_limits(self.settings.runtime, limits)  # refuse bad limits now
             options[LIMITS_OPTION] = dict(limits)
         if upstreams is not None:
-            options[UPSTREAMS_OPTION] = _upstreams(upstreams)
+            options[UPSTREAMS_OPTION] = parse_upstreams(upstreams)
         if audit_spec is not None:
             # Fixed for the instance's life: its digest is attested before any data exists.
             options[SPEC_OPTION] = AuditRoom.parse_spec(audit_spec).to_json()
@@ -489,7 +464,7 @@ class CleanRoomService:
         declares upstreams serves only them.
         """
         record = self.visible_instance(email, instance_id)
-        self._check_upstream(record, upstream)
+        check_upstream(record.options.get(UPSTREAMS_OPTION), upstream)
         with self._runners_lock:
             runner = self._runners.get(record.id)
         if runner is None:
@@ -523,23 +498,6 @@ class CleanRoomService:
         sealed = envelope.seal_response(request, {"status": "ok"}, encode_tensors(outputs))
         receipt = self.gate.receipt(self.gate.allowed(ticket, sealed))
         return sealed, receipt.to_json()
-
-    @staticmethod
-    def _check_upstream(record: InstanceRecord, upstream: tuple[str, str | None] | None) -> None:
-        declared = record.options.get(UPSTREAMS_OPTION)
-        if declared is None:
-            return
-        if upstream is None:
-            raise AccessDenied(
-                "this instance serves only attested upstream clean rooms",
-                remedy="call it over mutually attested TLS from a declared upstream",
-            )
-        measurement, digest = upstream
-        if {"measurement": measurement, "policy_digest": digest} not in declared:
-            raise AccessDenied(
-                f"upstream (measurement {measurement[:16]}…, policy {digest}) is not declared "
-                "by this instance"
-            )
 
     # privacy audits --------------------------------------------------------------------
 
@@ -633,8 +591,3 @@ class CleanRoomService:
         if document is None:
             raise NotFound("this instance has no audit certificate yet")
         return document
-
-    def signature(self, record: InstanceRecord) -> ModelSignature | None:
-        with self._runners_lock:
-            runner = self._runners.get(record.id)
-        return None if runner is None else runner.signature

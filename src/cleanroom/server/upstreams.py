@@ -1,0 +1,60 @@
+"""Upstream clean rooms an instance declares: the only callers it serves.
+
+Each upstream is the (MEASUREMENT, policy digest) pair of a clean room that
+proved itself over mutually attested TLS (docs/attested-tls.md). The list is
+part of the instance's attested configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cleanroom.errors import AccessDenied, InvalidRequest
+
+__all__ = ["UPSTREAMS_OPTION", "check_upstream", "parse_upstreams"]
+
+UPSTREAMS_OPTION = "upstreams"
+MEASUREMENT_BYTES = 48
+
+
+def parse_upstreams(declared: Sequence[Any]) -> list[dict[str, str]]:
+    """Validate and normalise a declared list; :class:`InvalidRequest` when malformed."""
+    out: list[dict[str, str]] = []
+    for item in declared:
+        if not isinstance(item, dict) or set(item) != {"measurement", "policy_digest"}:
+            raise InvalidRequest("each upstream is {measurement, policy_digest}")
+        measurement, digest = item["measurement"], item["policy_digest"]
+        try:
+            raw = bytes.fromhex(measurement)
+        except (TypeError, ValueError):
+            raise InvalidRequest("an upstream measurement must be hex") from None
+        if (
+            len(raw) != MEASUREMENT_BYTES
+            or not isinstance(digest, str)
+            or not digest.startswith("sha256:")
+        ):
+            raise InvalidRequest(
+                "an upstream is a 48-byte hex measurement and a sha256: policy digest"
+            )
+        out.append({"measurement": raw.hex(), "policy_digest": digest})
+    return out
+
+
+def check_upstream(
+    declared: list[dict[str, str]] | None, upstream: tuple[str, str | None] | None
+) -> None:
+    """Refuse a call unless the instance declares no upstreams or names this caller."""
+    if declared is None:
+        return
+    if upstream is None:
+        raise AccessDenied(
+            "this instance serves only attested upstream clean rooms",
+            remedy="call it over mutually attested TLS from a declared upstream",
+        )
+    measurement, digest = upstream
+    if {"measurement": measurement, "policy_digest": digest} not in declared:
+        raise AccessDenied(
+            f"upstream (measurement {measurement[:16]}…, policy {digest}) is not declared "
+            "by this instance"
+        )
