@@ -18,9 +18,21 @@ Sampler = Callable[[int], list[float]]
 
 
 def interleaved(
-    variants: Mapping[str, Sampler], *, n: int, block: int, warmup: int, seed: int
+    variants: Mapping[str, Sampler],
+    *,
+    n: int,
+    block: int,
+    warmup: int,
+    seed: int,
+    settle_s: float = 0.0,
 ) -> dict[str, list[float]]:
-    """*n* samples per variant, taken *block* at a time, after *warmup* discarded runs each."""
+    """*n* samples per variant, taken *block* at a time, after *warmup* discarded runs each.
+
+    *settle_s* is an idle pause before each block: ONNX Runtime's threads keep
+    spinning for tens of milliseconds after a run (measured: about 70 ms of CPU
+    in the half second after the last one), which would slow the first runs of
+    the next variant's block.
+    """
     for sample in variants.values():
         sample(warmup)
     rng = random.Random(seed)
@@ -31,6 +43,7 @@ def interleaved(
         for name in order:
             wanted = min(block, n - len(samples[name]))
             if wanted > 0:
+                time.sleep(settle_s)
                 samples[name] += variants[name](wanted)
     return samples
 

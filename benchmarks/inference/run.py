@@ -66,6 +66,7 @@ class Plan:
     throughput_s: float = 3.0
     fixed_n: int = 500
     attestation_n: int = 30
+    settle_s: float = 0.3
     seed: int = 2026
 
 
@@ -89,6 +90,7 @@ QUICK = Plan(
     throughput_s=0.3,
     fixed_n=20,
     attestation_n=3,
+    settle_s=0.0,
 )
 
 
@@ -201,6 +203,7 @@ def _model(
             block=plan.block[key],
             warmup=plan.warmup[key],
             seed=plan.seed,
+            settle_s=plan.settle_s,
         )
         result["latency"] = {name: summary(s) for name, s in samples.items()}
         med = {name: v["median_ms"] for name, v in result["latency"].items()}
@@ -213,17 +216,23 @@ def _model(
 
         throughput: dict[str, dict[str, float]] = {}
         for clients in plan.concurrency:
-            throughput[str(clients)] = {
-                "bare": _rate(bare.throughput(clients, plan.throughput_s)),
-                "plain": _rate(concurrent_throughput(list(plains[:clients]), plan.throughput_s)),
-                "cleanroom": _rate(concurrent_throughput(list(rooms[:clients]), plan.throughput_s)),
-            }
+            # Each pause lets the previous variant's runtime threads stop spinning.
+            rates: dict[str, float] = {}
+            time.sleep(plan.settle_s)
+            rates["bare"] = _rate(bare.throughput(clients, plan.throughput_s))
+            time.sleep(plan.settle_s)
+            rates["plain"] = _rate(concurrent_throughput(list(plains[:clients]), plan.throughput_s))
+            time.sleep(plan.settle_s)
+            rates["cleanroom"] = _rate(
+                concurrent_throughput(list(rooms[:clients]), plan.throughput_s)
+            )
+            throughput[str(clients)] = rates
         result["throughput_rps"] = throughput
-        rates = "; ".join(
+        summary_text = "; ".join(
             f"{c} clients: " + ", ".join(f"{k} {v:.1f}/s" for k, v in r.items())
             for c, r in throughput.items()
         )
-        say(f"{key}: throughput {rates}")
+        say(f"{key}: throughput {summary_text}")
         if key == plan.models[0]:
             att = time_attestation(rooms[0], policy, plan.attestation_n)
             result["attestation"] = {name: summary(s) for name, s in att.items()}
@@ -314,6 +323,7 @@ def run(plan: Plan, out_dir: Path, say: Callable[[str], None] = print) -> dict[s
                     block=plan.block[model.key],
                     warmup=plan.warmup[model.key],
                     seed=plan.seed,
+                    settle_s=plan.settle_s,
                 )
                 say(f"{model.key}: sandboxed / bare {result['sandbox']['ratio_median']:.3f}")
         finally:

@@ -37,7 +37,14 @@ def _timed(call: Callable[[], object]) -> Callable[[int], list[float]]:
 
 
 def measure_sandbox(
-    supervisor: Supervisor, model: bytes, *, n: int, block: int, warmup: int, seed: int
+    supervisor: Supervisor,
+    model: bytes,
+    *,
+    n: int,
+    block: int,
+    warmup: int,
+    seed: int,
+    settle_s: float = 0.0,
 ) -> dict[str, Any]:
     """Sandboxed / bare medians on *model*; loads it into *supervisor* and unloads it after."""
     inputs = feed(example_input())
@@ -57,7 +64,9 @@ def measure_sandbox(
             "bare": _timed(lambda: session.run(None, inputs)),
             "sandboxed": _timed(lambda: runner.run(inputs)),
         }
-        samples = interleaved(variants, n=n, block=block, warmup=warmup, seed=seed)
+        samples = interleaved(
+            variants, n=n, block=block, warmup=warmup, seed=seed, settle_s=settle_s
+        )
     finally:
         supervisor.unload("benchmark")
     result: dict[str, Any] = {k: summary(v) for k, v in samples.items()}
