@@ -46,6 +46,32 @@ def test_tokens_are_stored_as_digests_and_forgeries_fail(store: Store) -> None:
             accounts.authenticate(forged)
 
 
+def test_a_remembered_session_still_expires(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    accounts = Accounts(store, open_registration=True, token_ttl_s=60)
+    accounts.sign_up("a@example.org", PASSWORD)
+    session = accounts.sign_in("a@example.org", PASSWORD)
+    assert accounts.authenticate_from_memory(session.token) is None  # not seen yet
+    assert accounts.authenticate(session.token) == "a@example.org"
+    assert accounts.authenticate_from_memory(session.token) == "a@example.org"
+    later = session.expires + 1.0
+    monkeypatch.setattr("cleanroom.server.accounts.time.time", lambda: later)
+    for check in (accounts.authenticate, accounts.authenticate_from_memory):
+        with pytest.raises(AuthenticationFailed, match="expired"):
+            check(session.token)
+
+
+def test_memory_never_answers_for_an_unknown_or_missing_token(store: Store) -> None:
+    accounts = Accounts(store, open_registration=True, token_ttl_s=60)
+    accounts.sign_up("a@example.org", PASSWORD)
+    session = accounts.sign_in("a@example.org", PASSWORD)
+    accounts.authenticate(session.token)
+    assert accounts.authenticate_from_memory(session.token + "x") is None
+    with pytest.raises(AuthenticationFailed, match="bearer token"):
+        accounts.authenticate_from_memory(None)
+    with pytest.raises(AuthenticationFailed, match="not valid"):
+        accounts.authenticate(session.token + "x")
+
+
 @pytest.mark.parametrize(
     ("email", "password", "error"),
     [

@@ -86,6 +86,22 @@ def _body(entries: list[dict[str, object]], data: bytes) -> bytes:
             "past the end",
         ),
         (
+            "element count that wraps around 64 bits",
+            _body(
+                [
+                    {
+                        "name": "x",
+                        "dtype": "float32",
+                        "shape": [2**32, 2**32],
+                        "offset": 0,
+                        "nbytes": 0,
+                    }
+                ],
+                b"",
+            ),
+            "needs 73786976294838206464 bytes",
+        ),
+        (
             "negative shape",
             _body(
                 [{"name": "x", "dtype": "float32", "shape": [-1], "offset": 0, "nbytes": 0}], b""

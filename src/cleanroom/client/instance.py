@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cleanroom.attestation import AttestationPolicy, Evidence, VerifiedEvidence, verify_evidence
+from cleanroom.background import in_background
 from cleanroom.client.secret import Secret
 from cleanroom.crypto import envelope
 from cleanroom.crypto.binding import config_digest, report_data
@@ -324,10 +325,13 @@ class Instance:
         self,
         attested: _Attested,
         receipt: dict[str, Any] | None,
-        request: bytes,
+        request_digest: str,
         response: bytes,
     ) -> None:
-        """The receipt must verify under the attested signing key and name these ciphertexts."""
+        """The receipt must verify under the attested signing key and name these ciphertexts.
+
+        *request_digest* is the ``content_digest`` of the sealed request.
+        """
         from cleanroom.policy.decision_log import content_digest
         from cleanroom.policy.verify import verify_receipt
 
@@ -338,7 +342,7 @@ class Instance:
             raise LogIntegrityError("the attested configuration names no receipt-signing key")
         entry = verify_receipt(receipt, key)
         problems = []
-        if entry.request_digest != content_digest(request):
+        if entry.request_digest != request_digest:
             problems.append("request_digest")
         if entry.response_digest != content_digest(response):
             problems.append("response_digest")
@@ -453,6 +457,8 @@ class Instance:
         as ``input.context`` (e.g. a consent artefact). The receipt of the
         decision is kept in :attr:`last_receipt`.
         """
+        from cleanroom.policy.decision_log import content_digest
+
         secret = self._require_secret()
         tensors = self._as_tensors(inputs)
         body = encode_tensors(tensors)
@@ -466,6 +472,8 @@ class Instance:
                 body=body,
                 context=context,
             )
+            # Hashed while the request is in flight (the receipt must name it).
+            request_digest = in_background(content_digest, sealed.envelope)
             response = self._client.request(
                 "POST",
                 f"/v1/instances/{self.id}/predict",
@@ -478,7 +486,7 @@ class Instance:
             _meta, payload = envelope.open_response(sealed, response.content)
             outputs = decode_tensors(bytes(payload))
             receipt = _receipt(response.headers.get(RECEIPT_HEADER))
-            self._check_receipt(attested, receipt, sealed.envelope, response.content)
+            self._check_receipt(attested, receipt, request_digest.result(), response.content)
             self.last_receipt = receipt
             return outputs
 

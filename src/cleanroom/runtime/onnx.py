@@ -53,10 +53,13 @@ class OnnxRunner:
             options.intra_op_num_threads = limits.intra_op_threads
         # Measured: no speed cost, much lower peak memory at load.
         options.add_session_config_entry("session.disable_prepacking", "1")
-        # Idle threads spinning in one process slow ORT in the others on a
-        # small machine; sandboxed workers are several processes.
+        # Threads spin between the operators of one run (waking a sleeping
+        # thread per operator costs more than a small model's operator) and
+        # stop spinning when the run ends, so an idle worker leaves the cores
+        # to the service and to other workers.
         spinning = limits.extra.get("onnx.allow_spinning", "1")
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         try:
             self._session = ort.InferenceSession(
                 model, sess_options=options, providers=["CPUExecutionProvider"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from cleanroom.server.store import Store
 __all__ = ["Accounts", "Session", "normalise_email"]
 
 MIN_PASSWORD_LENGTH = 12
+_MAX_KNOWN_SESSIONS = 10_000
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 # A fixed hash to verify against when the account does not exist, so that an
 # unknown email and a wrong password take the same time.
@@ -45,6 +47,10 @@ class Accounts:
         # argon2-cffi's defaults are Argon2id with RFC 9106's second recommended profile.
         self._hasher = PasswordHasher()
         self._dummy_hash = self._hasher.hash(_DUMMY_PASSWORD)
+        # Sessions are immutable once issued (they end only by expiring), so a
+        # session seen once is answered from memory afterwards.
+        self._known: dict[bytes, tuple[str, int]] = {}
+        self._known_lock = threading.Lock()
 
     @property
     def open_registration(self) -> bool:
@@ -91,10 +97,33 @@ class Accounts:
         """The email of the session *token*; :class:`AuthenticationFailed` otherwise."""
         if not token:
             raise AuthenticationFailed("this request needs a bearer token; sign in first")
-        found = self._store.session(_digest(token))
+        known = self.authenticate_from_memory(token)
+        if known is not None:
+            return known
+        digest = _digest(token)
+        found = self._store.session(digest)
         if found is None:
             raise AuthenticationFailed("the token is not valid; sign in again")
-        email, expires = found
+        with self._known_lock:
+            if len(self._known) >= _MAX_KNOWN_SESSIONS:
+                self._known.clear()
+            self._known[digest] = found
+        return self._unexpired(found)
+
+    def authenticate_from_memory(self, token: str | None) -> str | None:
+        """Like :meth:`authenticate` for a session already seen; None means "ask the store".
+
+        Never touches the database, so it can run on the event loop.
+        """
+        if not token:
+            raise AuthenticationFailed("this request needs a bearer token; sign in first")
+        with self._known_lock:
+            found = self._known.get(_digest(token))
+        return None if found is None else self._unexpired(found)
+
+    @staticmethod
+    def _unexpired(session: tuple[str, int]) -> str:
+        email, expires = session
         if expires < time.time():
             raise AuthenticationFailed("the token has expired; sign in again")
         return email

@@ -86,12 +86,22 @@ def attested_upstream(request: Request) -> tuple[str, str | None] | None:
     return peer.evidence.measurement.hex(), peer.policy_digest
 
 
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:] if header.lower().startswith("bearer ") else None
+
+
 def caller(request: Request) -> str:
     """The authenticated email of the request's bearer token."""
     service: CleanRoomService = request.app.state.service
-    header = request.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else None
-    return service.accounts.authenticate(token)
+    return service.accounts.authenticate(_bearer_token(request))
+
+
+async def _caller_without_blocking(request: Request) -> str:
+    """:func:`caller`, answered on the event loop when the session is already known."""
+    service: CleanRoomService = request.app.state.service
+    known = service.accounts.authenticate_from_memory(_bearer_token(request))
+    return known if known is not None else await run_in_threadpool(caller, request)
 
 
 CallerEmail = Annotated[str, Depends(caller)]
@@ -250,7 +260,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
 
     @app.post("/v1/instances/{instance_id}/predict")
     async def predict(instance_id: str, request: Request) -> Response:
-        email = await run_in_threadpool(caller, request)
+        email = await _caller_without_blocking(request)
         declared = request.headers.get("content-length")
         limit = service.settings.max_request_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from cleanroom.background import in_background
 from cleanroom.crypto import envelope
 from cleanroom.crypto.binding import TLS_SPKI_KEY, config_digest, tls_key_digest
 from cleanroom.crypto.keys import PublicKey
@@ -474,6 +475,9 @@ class CleanRoomService:
             raise PayloadTooLarge(
                 f"the request is larger than the limit of {self.settings.max_request_bytes} bytes"
             )
+        # The digest the decision log records runs on the second core while
+        # the envelope is opened and its tensors decoded.
+        request_digest = in_background(content_digest, body)
         request = envelope.open_request(
             body,
             recipient=self.tee.hpke,
@@ -488,7 +492,7 @@ class CleanRoomService:
             record,
             email,
             PREDICT,
-            content_digest(body),
+            request_digest.result(),
             inputs=inputs,
             context=request.context,
             audit=self.audits.summary(record),

@@ -14,6 +14,7 @@ little-endian in C order and decode as zero-copy views. String tensors
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -56,7 +57,15 @@ SUPPORTED_DTYPES: dict[str, np.dtype[Any]] = {
 STRING_DTYPE = "str"
 
 
+# Native-order dtypes answered without numpy's ``dtype.name`` (computed in
+# Python on every access, and on the per-request path several times).
+_NAMES: dict[np.dtype[Any], str] = {np.dtype(name): name for name in SUPPORTED_DTYPES}
+
+
 def dtype_name(array: npt.NDArray[Any]) -> str:
+    known = _NAMES.get(array.dtype)
+    if known is not None:
+        return known
     kind = array.dtype.kind
     if kind in ("U", "S", "O"):
         return STRING_DTYPE
@@ -183,7 +192,7 @@ def decode_tensors(data: bytes | bytearray | memoryview) -> dict[str, npt.NDArra
             raise InvalidTensor(f"tensor {name!r}: offset and nbytes must be non-negative integers")
         if offset + nbytes > len(body):
             raise InvalidTensor(f"tensor {name!r}: data runs past the end of the body")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)  # exact: no wrap-around for hostile shapes
         chunk = body[offset : offset + nbytes]
         if dtype == STRING_DTYPE:
             out[name] = _decode_strings(chunk, count, shape, name)

@@ -167,8 +167,6 @@ class _Worker:
         if header.get("op") != "start":
             raise FrameError("expected a start message")
         self.limits = limits_from_json(header["limits"])
-        # Several workers share the cores: idle ORT threads must not spin.
-        self.limits.extra.setdefault("onnx.allow_spinning", "0")
         fmt = ModelFormat(header["format"]) if header.get("format") else None
         info = _confine_before_load(header, self.limits)
         model = recv_payload(self.sock, size, self.limits.max_model_bytes)
