@@ -30,6 +30,7 @@ from typing import Any
 import uvicorn
 
 from cleanroom.runtime.base import ModelRunner, ModelSignature, Tensors
+from cleanroom.server.allocator import keep_request_buffers
 from cleanroom.server.app import create_app
 from cleanroom.server.runner import bind
 from cleanroom.server.service import CleanRoomService
@@ -102,6 +103,7 @@ def timed_app(app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> Any:
 
 
 def main(argv: list[str]) -> int:
+    keep_request_buffers()  # as `cleanroom serve` does
     service = CleanRoomService(ServerSettings(data_dir=Path(argv[0])))
     instrument(service)
     sock = bind("127.0.0.1", int(argv[1]))

@@ -33,6 +33,7 @@ from cleanroom.crypto import envelope
 from cleanroom.crypto.keys import KeyPair
 from cleanroom.crypto.stream import seal_stream, stream_info
 from cleanroom.runtime.base import ModelRunner, ModelSignature, Tensors
+from cleanroom.server.allocator import keep_request_buffers
 from cleanroom.server.service import CleanRoomService
 from cleanroom.server.settings import ServerSettings
 from cleanroom.server.store import InstanceRecord
@@ -179,6 +180,7 @@ def measure_fixed_cost(n: int, warmup: int) -> dict[str, Any]:
     model = pooling_head_model()
     x = example_input()
     with tempfile.TemporaryDirectory(prefix="cleanroom-bench-") as tmp:
+        keep_request_buffers()  # as `cleanroom serve` does
         service = CleanRoomService(ServerSettings(data_dir=Path(tmp)))
         try:
             record = _install(service, model)

@@ -44,6 +44,19 @@ def test_request_round_trip_carries_meta_and_body() -> None:
     assert opened.enc == sealed.enc
 
 
+def test_a_body_in_parts_seals_like_the_joined_body() -> None:
+    sealed = envelope.seal_request(
+        recipient=SERVER.public,
+        sender=ALICE,
+        instance_id="inst-1",
+        action="predict",
+        body=[b"he", memoryview(b"ll"), b"o"],
+    )
+    assert sealed.envelope == b"".join(sealed.parts)
+    assert sealed.size == len(sealed.envelope)
+    assert bytes(open_(sealed.envelope).body) == b"hello"
+
+
 def test_response_opens_only_for_the_requester() -> None:
     sealed = seal()
     opened = open_(sealed.envelope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from cleanroom.cli.main import main
 from cleanroom.client.instance import Instance
 from cleanroom.errors import LogIntegrityError, PolicyDenied, PolicyError, StaleAttestation
 from cleanroom.policy import verify_log, verify_receipt
+from cleanroom.server.runner import ServerThread
 
 Party = Callable[[str], Client]
 X = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
@@ -105,6 +107,25 @@ def test_budget_shaping_and_egress_range(party: Party, policy: AttestationPolicy
     # The owner is not in `users`, so this policy refuses even the owner's predictions.
     with pytest.raises(PolicyDenied):
         alice.predict(X)
+
+
+def test_a_receipt_for_another_request_is_refused_by_the_sdk(
+    party: Party, policy: AttestationPolicy, server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _alice, bob = setup(party, policy, None)
+    bob.predict(X)
+    genuine = bob.last_receipt
+    assert genuine is not None
+    predict = server.service.predict
+
+    def replayed_receipt(*args: Any, **kwargs: Any) -> tuple[bytes, dict[str, Any]]:
+        sealed, _receipt = predict(*args, **kwargs)
+        return sealed, genuine  # signed by the clean room, but for the first request
+
+    monkeypatch.setattr(server.service, "predict", replayed_receipt)
+    with pytest.raises(LogIntegrityError, match="request_digest, response_digest differ"):
+        bob.predict(X)
+    assert bob.last_receipt is genuine
 
 
 def test_usage_log_shows_every_decision_and_verifies(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +31,11 @@ from cleanroom.errors import (
     PolicyViolation,
     StaleAttestation,
 )
-from cleanroom.wire.tensors import decode_tensors, encode_tensors, tensors_from_json
+from cleanroom.wire.tensors import (
+    decode_tensors,
+    encode_tensor_parts,
+    tensors_from_json,
+)
 
 if TYPE_CHECKING:
     from cleanroom.client.client import Client
@@ -38,6 +43,15 @@ if TYPE_CHECKING:
 __all__ = ["Instance", "read_audit_spec", "read_policy"]
 
 log = logging.getLogger("cleanroom.client")
+
+
+def _digest_of_parts(parts: tuple[bytes, ...]) -> str:
+    """``content_digest`` of the concatenated *parts*, without concatenating them."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return "sha256:" + digest.hexdigest()
+
 
 KEY_ID_HEADER = "cleanroom-key-id"
 CONFIG_HEADER = "cleanroom-config-digest"
@@ -457,11 +471,9 @@ class Instance:
         as ``input.context`` (e.g. a consent artefact). The receipt of the
         decision is kept in :attr:`last_receipt`.
         """
-        from cleanroom.policy.decision_log import content_digest
-
         secret = self._require_secret()
         tensors = self._as_tensors(inputs)
-        body = encode_tensors(tensors)
+        body = encode_tensor_parts(tensors)
 
         def send(attested: _Attested) -> dict[str, npt.NDArray[Any]]:
             sealed = envelope.seal_request(
@@ -473,13 +485,14 @@ class Instance:
                 context=context,
             )
             # Hashed while the request is in flight (the receipt must name it).
-            request_digest = in_background(content_digest, sealed.envelope)
+            request_digest = in_background(_digest_of_parts, sealed.parts)
             response = self._client.request(
                 "POST",
                 f"/v1/instances/{self.id}/predict",
-                content=sealed.envelope,
+                content=list(sealed.parts),  # sent as they are, not joined again
                 headers={
                     "content-type": "application/octet-stream",
+                    "content-length": str(sealed.size),
                     **self._binding_headers(attested),
                 },
             )

@@ -29,7 +29,7 @@ import os
 import secrets
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,9 +93,14 @@ def request_info(instance_id: str) -> bytes:
     return b"cleanroom/v1 request\x00" + instance_id.encode()
 
 
-def _pack_payload(meta: Mapping[str, Any], body: bytes | memoryview) -> bytes:
+Body = bytes | memoryview | Sequence[bytes | memoryview]
+
+
+def _pack_payload(meta: Mapping[str, Any], body: Body) -> bytes:
     meta_bytes = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
-    return b"".join((_U32.pack(len(meta_bytes)), meta_bytes, body))
+    parts = [body] if isinstance(body, (bytes, memoryview)) else list(body)
+    # One allocation for the whole plaintext, however many parts the body has.
+    return b"".join((_U32.pack(len(meta_bytes)), meta_bytes, *parts))
 
 
 def _unpack_payload(payload: bytes) -> tuple[dict[str, Any], memoryview]:
@@ -125,11 +130,23 @@ def _response_key(secret: bytes, enc: bytes, response_nonce: bytes) -> tuple[byt
 
 @dataclass
 class RequestSealer:
-    """What a party keeps after sealing a request, to open the response."""
+    """What a party keeps after sealing a request, to open the response.
 
-    envelope: bytes
+    The envelope is ``parts`` concatenated; sending the parts as they are saves
+    copying a large ciphertext once more.
+    """
+
+    parts: tuple[bytes, bytes]
     enc: bytes
     response_secret: bytes = field(repr=False)
+
+    @property
+    def envelope(self) -> bytes:
+        return b"".join(self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(len(part) for part in self.parts)
 
 
 def seal_request(
@@ -138,9 +155,10 @@ def seal_request(
     sender: KeyPair,
     instance_id: str,
     action: str,
-    body: bytes | memoryview,
+    body: Body,
     context: Mapping[str, Any] | None = None,
 ) -> RequestSealer:
+    """Seal *body* (bytes, or a sequence of parts to concatenate) for *recipient*."""
     hdr = header(KIND_REQUEST)
     sealer = hpke.seal_auth(recipient, sender, request_info(instance_id))
     prefix = hdr + sender.public.key_id + sealer.enc
@@ -153,7 +171,7 @@ def seal_request(
         meta["context"] = dict(context)
     ciphertext = sealer.seal(_pack_payload(meta, body), aad=prefix)
     return RequestSealer(
-        envelope=prefix + ciphertext,
+        parts=(prefix, ciphertext),
         enc=sealer.enc,
         response_secret=sealer.export(_RESPONSE_LABEL, 32),
     )

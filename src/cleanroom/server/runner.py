@@ -14,6 +14,7 @@ from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.serving import AtlsServer, AttestedH11Protocol, PeerRouteGate
 from cleanroom.atls.settings import AtlsSettings
 from cleanroom.errors import ServiceUnavailable
+from cleanroom.server.allocator import keep_request_buffers
 from cleanroom.server.app import create_app
 from cleanroom.server.service import CleanRoomService
 from cleanroom.server.settings import ServerSettings
@@ -57,6 +58,7 @@ def _config(service: CleanRoomService, atls: AtlsServer | None = None) -> uvicor
 def serve_forever(
     settings: ServerSettings, host: str, port: int, tls: AtlsSettings | None = None
 ) -> None:
+    keep_request_buffers()
     service = CleanRoomService(settings)
     sandbox = service.sandbox_report()
     print(
@@ -83,6 +85,7 @@ class ServerThread:
         tee: Tee | None = None,
     ) -> None:
         self.settings = settings
+        keep_request_buffers()
         self.service = CleanRoomService(settings, tee=tee)
         self._sock = bind(host, port)
         bound_host, bound_port = self._sock.getsockname()[:2]

@@ -24,7 +24,13 @@ import numpy.typing as npt
 
 from cleanroom.errors import InvalidTensor
 
-__all__ = ["SUPPORTED_DTYPES", "decode_tensors", "encode_tensors", "tensors_from_json"]
+__all__ = [
+    "SUPPORTED_DTYPES",
+    "decode_tensors",
+    "encode_tensor_parts",
+    "encode_tensors",
+    "tensors_from_json",
+]
 
 MAGIC = b"CRT1"
 _U32 = struct.Struct(">I")
@@ -113,6 +119,15 @@ def _decode_strings(
 
 def encode_tensors(tensors: Mapping[str, npt.ArrayLike]) -> bytes:
     """Encode named arrays; numeric data is written once, without JSON."""
+    return b"".join(encode_tensor_parts(tensors))
+
+
+def encode_tensor_parts(tensors: Mapping[str, npt.ArrayLike]) -> list[bytes | memoryview]:
+    """The encoding of :func:`encode_tensors` as parts to concatenate.
+
+    Numeric parts are views of the arrays' memory: keep the arrays unchanged
+    until the parts are consumed (sealing copies them into its plaintext).
+    """
     entries: list[dict[str, Any]] = []
     blobs: list[bytes | memoryview] = []
     offset = 0
@@ -144,7 +159,7 @@ def encode_tensors(tensors: Mapping[str, npt.ArrayLike]) -> bytes:
     header = json.dumps({"tensors": entries}, separators=(",", ":")).encode()
     start = len(MAGIC) + _U32.size + len(header)
     pad = (-start) % _ALIGN
-    return b"".join([MAGIC, _U32.pack(len(header)), header, bytes(pad), *blobs])
+    return [MAGIC, _U32.pack(len(header)), header, bytes(pad), *blobs]
 
 
 def _shape(raw: Any, name: str) -> tuple[int, ...]:
