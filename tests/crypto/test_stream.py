@@ -59,6 +59,28 @@ def test_round_trip_at_chunk_boundaries(size: int) -> None:
     assert open_parts(sealed_parts(data)) == data
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    [[CHUNK] * 3, [CHUNK, CHUNK, 1], [1, CHUNK, CHUNK - 1], [CHUNK - 1, 1, CHUNK], [2 * CHUNK]],
+    ids=["whole-chunks", "tail", "offset", "refill", "double"],
+)
+def test_round_trip_with_whole_chunk_pieces(sizes: list[int]) -> None:
+    # Pieces of exactly one chunk are encrypted without buffering; the last one
+    # must still be flagged last, and order must hold when buffering resumes.
+    data = os.urandom(sum(sizes))
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    pieces = [data[start : start + size] for start, size in zip(starts, sizes, strict=True)]
+    parts = seal_stream(
+        pieces,
+        total_size=len(data),
+        recipient=SERVER.public,
+        sender=ALICE,
+        info=INFO,
+        chunk_size=CHUNK,
+    )
+    assert open_parts(list(parts)) == data
+
+
 def test_at_rest_round_trip_and_wrong_key() -> None:
     key, label = os.urandom(32), os.urandom(32)
     blob = b"".join(

@@ -125,22 +125,34 @@ def _chunks(
 
     def emit(data: bytes | bytearray | memoryview, last: bool) -> bytes:
         nonlocal counter
-        ciphertext = aead.encrypt(_nonce(params.nonce_prefix, counter, last), bytes(data), aad)
+        # AES-GCM reads the buffer in place: no copy of the plaintext chunk.
+        ciphertext = aead.encrypt(_nonce(params.nonce_prefix, counter, last), data, aad)
         counter += 1
         return _CHUNK_HEAD.pack(1 if last else 0, len(ciphertext)) + ciphertext
 
+    held: bytes | memoryview | None = None  # one whole chunk not yet known not to be last
     for piece in source:
-        pending += piece
         produced += len(piece)
         if produced > params.total_size:
             raise ValueError("the source is longer than the declared size")
+        if not pending and len(piece) == params.chunk_size:
+            # The usual case (a file read or a buffer sliced chunk by chunk): no buffering.
+            if held is not None:
+                yield emit(held, last=False)
+            held = piece
+            continue
+        if held is not None:
+            pending += held
+            held = None
+        pending += piece
         # Keep at least one byte back so the final chunk is always flagged last.
         while len(pending) > params.chunk_size:
             yield emit(memoryview(pending)[: params.chunk_size], last=False)
             del pending[: params.chunk_size]
     if produced != params.total_size:
         raise ValueError("the source is shorter than the declared size")
-    yield emit(pending, last=True)
+    # A held chunk means nothing was buffered after it: it is the last one.
+    yield emit(held if held is not None else pending, last=True)
 
 
 def seal_stream(

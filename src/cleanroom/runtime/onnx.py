@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 
 from cleanroom.errors import InferenceFailed, ModelRejected
@@ -42,7 +44,21 @@ def _spec(arg: Any) -> TensorSpec:
 class OnnxRunner:
     """An ONNX model in an in-process ``InferenceSession`` (thread-safe ``run``)."""
 
-    def __init__(self, model: bytes, limits: RuntimeLimits | None = None) -> None:
+    def __init__(
+        self,
+        model: bytes,
+        limits: RuntimeLimits | None = None,
+        *,
+        weights: Mapping[str, npt.NDArray[np.generic]] | None = None,
+        keep: object = None,
+    ) -> None:
+        """Load *model*; *weights* are initializers it marks as external, by name.
+
+        The session reads the weights in place for its whole life, so they
+        (and *keep*, the buffer they view) are held until :meth:`close`.
+        ONNX Runtime copies them while it optimises the graph and then drops
+        that copy for the arrays given here (``add_initializer``).
+        """
         limits = limits or RuntimeLimits()
         # No usage telemetry leaves a clean room (ORT would otherwise try to
         # record events and persist a device identifier).
@@ -60,6 +76,19 @@ class OnnxRunner:
         spinning = limits.extra.get("onnx.allow_spinning", "1")
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         options.add_session_config_entry("session.force_spinning_stop", "1")
+        self._keep = keep
+        self._weights = [
+            (name, ort.OrtValue.ortvalue_from_numpy(array))
+            for name, array in (weights or {}).items()
+        ]
+        if self._weights:
+            # Injected for the graph optimisers, then shared: the session's
+            # initializers are these arrays, not copies of them.
+            options.add_external_initializers(
+                [name for name, _ in self._weights], [value for _, value in self._weights]
+            )
+            for name, value in self._weights:
+                options.add_initializer(name, value)
         try:
             self._session = ort.InferenceSession(
                 model, sess_options=options, providers=["CPUExecutionProvider"]
@@ -102,3 +131,5 @@ class OnnxRunner:
 
     def close(self) -> None:
         self._session = None
+        self._weights = []
+        self._keep = None

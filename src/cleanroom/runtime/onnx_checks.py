@@ -17,16 +17,24 @@ with :class:`~cleanroom.errors.ModelRejected` naming the reason:
 * declared tensor sizes beyond the limits, and tensors whose data does not
   match their declared size;
 * anything the ONNX checker refuses.
+
+The worker hands over a model split by :mod:`cleanroom.runtime.onnx_split`:
+its large initializers are detached and marked as external data at
+``WEIGHTS_LOCATION``. Those, and only those, are accepted as external; the
+checker runs on the graph with them as graph inputs, and no weight payload
+is read or copied here.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from cleanroom.errors import ModelRejected
 from cleanroom.runtime.base import ModelSignature, RuntimeLimits, TensorSpec
+from cleanroom.runtime.onnx_split import WEIGHTS_LOCATION
 
 # What onnxruntime 1.31 implements (its own error text: "official support for
 # domain ai.onnx is till opset 26", "ai.onnx.ml is till opset 5", "max
@@ -67,9 +75,11 @@ class _Walker:
         self.local_functions = local_functions
         self.declared_bytes = 0
 
-    def tensor(self, tensor: object, where: str) -> None:
+    def tensor(self, tensor: object, where: str, detached: int | None = None) -> None:
+        """Check one tensor; *detached* is the size of its payload if the split took it."""
         location = getattr(tensor, "data_location", 0)
-        if location == _EXTERNAL or len(getattr(tensor, "external_data", ())) > 0:
+        external = location == _EXTERNAL or len(getattr(tensor, "external_data", ())) > 0
+        if detached is None and external:
             raise ModelRejected(f"{where} refers to external data; only self-contained models load")
         dims = [int(d) for d in getattr(tensor, "dims", ())]
         if any(d < 0 for d in dims):
@@ -83,7 +93,20 @@ class _Walker:
         self.declared_bytes += nbytes
         if self.declared_bytes > self.limits.max_model_bytes:
             raise ModelRejected("the declared tensors add up to more than the model size limit")
-        self._check_data_matches(tensor, count, size, where)
+        if detached is None:
+            self._check_data_matches(tensor, count, size, where)
+        elif not size or detached != count * size:
+            raise ModelRejected(f"{where} holds {detached} bytes but declares {count * size}")
+
+    @staticmethod
+    def check_detached(tensor: object, index: int, nbytes: int, where: str) -> None:
+        """A detached tensor carries exactly the split's marker and no data of its own."""
+        entries = [(e.key, e.value) for e in getattr(tensor, "external_data", ())]
+        expected = [("location", WEIGHTS_LOCATION), ("offset", str(index)), ("length", str(nbytes))]
+        if getattr(tensor, "data_location", 0) != _EXTERNAL or entries != expected:
+            raise ModelRejected(f"{where} does not match the weights detached from it")
+        if tensor.HasField("raw_data"):  # type: ignore[attr-defined]
+            raise ModelRejected(f"{where} holds data besides the weights detached from it")
 
     @staticmethod
     def _check_data_matches(tensor: object, count: int, size: int, where: str) -> None:
@@ -125,9 +148,13 @@ class _Walker:
         if math.prod(dims) * max(size, 1) > self.limits.memory_bytes:
             raise ModelRejected(f"{where} declares a tensor larger than the memory limit")
 
-    def graph(self, graph: object, where: str) -> None:
-        for init in getattr(graph, "initializer", ()):
-            self.tensor(init, f"{where} initializer {init.name!r}")
+    def graph(self, graph: object, where: str, detached: Mapping[int, int] | None = None) -> None:
+        for index, init in enumerate(getattr(graph, "initializer", ())):
+            label = f"{where} initializer {init.name!r}"
+            nbytes = (detached or {}).get(index)
+            if nbytes is not None:
+                self.check_detached(init, index, nbytes, label)
+            self.tensor(init, label, nbytes)
         for sparse in getattr(graph, "sparse_initializer", ()):
             self.tensor(sparse.values, f"{where} sparse initializer values")
             self.tensor(sparse.indices, f"{where} sparse initializer indices")
@@ -202,8 +229,43 @@ def _spec(info: object, where: str) -> TensorSpec:
     return TensorSpec(name=name, dtype=_ELEM_TYPES[elem][0], shape=shape)
 
 
-def validate_onnx(model: bytes | bytearray | memoryview, limits: RuntimeLimits) -> ModelSignature:
-    """Check an ONNX model before loading; return its signature or raise ModelRejected."""
+def _checker_view(proto: Any, detached: Mapping[int, int]) -> bytes:
+    """The model for the ONNX checker: detached initializers become graph inputs.
+
+    The checker would otherwise look for a file named by their external-data
+    location; their sizes were checked against their declarations already.
+    """
+    import onnx
+
+    view = onnx.ModelProto()
+    view.CopyFrom(proto)
+    graph = view.graph
+    inputs = {info.name for info in graph.input}
+    kept = []
+    for index, init in enumerate(graph.initializer):
+        if index not in detached:
+            kept.append(init)
+            continue
+        if init.name not in inputs:
+            graph.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return bytes(view.SerializeToString())
+
+
+def validate_onnx(
+    model: bytes | bytearray | memoryview,
+    limits: RuntimeLimits,
+    *,
+    detached: Mapping[int, int] | None = None,
+) -> ModelSignature:
+    """Check an ONNX model before loading; return its signature or raise ModelRejected.
+
+    *detached* maps the index of each top-level initializer whose weights
+    :func:`~cleanroom.runtime.onnx_split.split_onnx` detached to their size.
+    """
     size = memoryview(model).nbytes
     if size > limits.max_model_bytes:
         raise ModelRejected(
@@ -240,9 +302,13 @@ def validate_onnx(model: bytes | bytearray | memoryview, limits: RuntimeLimits) 
         walker.nodes(function.node, f"function {function.name!r}")
         for attr in function.attribute_proto:
             walker.attribute(attr, f"function {function.name!r} attribute {attr.name!r}")
-    walker.graph(proto.graph, "graph")
+    if detached and not all(0 <= i < len(proto.graph.initializer) for i in detached):
+        raise ModelRejected("weights were detached from initializers the graph does not have")
+    walker.graph(proto.graph, "graph", detached)
     try:
-        onnx.checker.check_model(proto)
+        # Given bytes, the checker parses them itself; given the proto, it would
+        # serialise the whole model first.
+        onnx.checker.check_model(_checker_view(proto, detached) if detached else bytes(model))
     except (onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
         # The checker's message names the failing node; it holds no tensor data.
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"

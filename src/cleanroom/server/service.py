@@ -8,7 +8,6 @@ documents. Everything that decides who may do what lives here.
 from __future__ import annotations
 
 import base64
-import ctypes
 import hashlib
 import logging
 import secrets
@@ -37,6 +36,8 @@ from cleanroom.errors import (
 from cleanroom.policy import PolicyBundle, content_digest
 from cleanroom.runtime import SandboxReport, Supervisor
 from cleanroom.runtime.base import ModelRunner
+from cleanroom.runtime.memory import wipe as _wipe
+from cleanroom.runtime.sandbox.supervisor import ModelSource
 from cleanroom.server.accounts import Accounts, normalise_email
 from cleanroom.server.audits import DATASETS, SPEC_OPTION, AuditRoom
 from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
@@ -57,15 +58,6 @@ log = logging.getLogger("cleanroom.server")
 NONCE_MIN, NONCE_MAX = 16, 64
 CONFIG_VERSION = 1
 LIMITS_OPTION = "limits"
-
-
-def _wipe(buffer: bytearray) -> None:
-    """Zero *buffer* in place, then release it (no buffer of zeros as large is allocated)."""
-    if buffer:
-        view = (ctypes.c_char * len(buffer)).from_buffer(buffer)
-        ctypes.memset(view, 0, len(buffer))
-        del view
-    buffer.clear()
 
 
 class CleanRoomService:
@@ -122,10 +114,9 @@ class CleanRoomService:
             try:
                 plaintext = self.models.load(record.id, self.settings.max_model_bytes)
                 try:
-                    model = bytes(plaintext)  # one copy for the checks and the supervisor
+                    key, runner = self._load_runner(record.id, record.format, plaintext)
                 finally:
                     _wipe(plaintext)
-                key, runner = self._load_runner(record.id, record.format, model)
                 with self._runners_lock:
                     self._runners[record.id] = runner
                     self._runner_keys[record.id] = key
@@ -140,6 +131,14 @@ class CleanRoomService:
             except Error as exc:
                 log.warning("instance %s: the model cannot be loaded: %s", record.id, exc.message)
 
+    def _sealed_source(self, instance_id: str) -> ModelSource | None:
+        """Where a restarted worker gets the model: the sealed copy, if there is storage."""
+        models = self.models
+        if models is None:
+            return None
+        limit = self.settings.max_model_bytes
+        return lambda: models.load(instance_id, limit)
+
     def _load_runner(
         self, instance_id: str, fmt: str, model: bytes | bytearray
     ) -> tuple[str, ModelRunner]:
@@ -150,12 +149,19 @@ class CleanRoomService:
         upload time. They are not repeated here: parsing a hostile model is the
         sandbox's job, and a second parse in the service cost VGG-19 about 3 s and
         1.7 GB (docs/performance.md, "Loading").
+
+        *model* is sent to the workers as it is and not kept: a restarted
+        worker gets the model from sealed storage. Without sealed storage (a
+        TEE without a sealing key) the supervisor keeps one immutable copy,
+        in memory only, to restart workers.
         """
         model_format = ModelFormat(fmt)
         record = self.store.instance(instance_id)
         limits = instance_limits(self.settings.runtime, record.options.get(LIMITS_OPTION))
         key = f"{instance_id}/{secrets.token_hex(4)}"
-        return key, self.supervisor.load(key, model_format, model, limits)
+        source = self._sealed_source(instance_id)
+        kept = model if source is not None or isinstance(model, bytes) else bytes(model)
+        return key, self.supervisor.load(key, model_format, kept, limits, source)
 
     def _unload(self, instance_id: str) -> None:
         with self._runners_lock:
@@ -407,12 +413,10 @@ class CleanRoomService:
 
     def _install_model(self, ticket: GateTicket, model: bytearray) -> InstanceRecord:
         record = ticket.record
-        # One immutable copy serves the checks, the supervisor (which keeps it to
-        # restart workers) and sealed storage; the buffer it was decrypted into is
-        # wiped and released at once, so a large model is not held twice more
-        # while it is checked and loaded (docs/performance.md, "Loading").
-        plaintext = bytes(model)
-        _wipe(model)
+        # The buffer the model was decrypted into serves the workers (sent, not
+        # copied), sealed storage and the digest at once; it is wiped by the
+        # caller when they are done (docs/performance.md, "Loading a model").
+        plaintext = model
         models = self.models
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanroom-seal") as pool:
             # Sealing for storage (AES and a synced write) overlaps the workers'

@@ -362,3 +362,28 @@ def test_a_memory_limit_below_what_the_runtime_needs_is_named(
         supervisor.load("starved", ModelFormat.ONNX, model_bytes("mixed_io.onnx"), starved)
     with pytest.raises(NotFound):
         supervisor.runner("starved")
+
+
+def test_a_runner_with_a_model_source_keeps_no_plaintext_and_restarts_from_it(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    model = model_bytes("mixed_io.onnx")
+    handed_out: list[bytearray] = []
+
+    def reload() -> bytearray:
+        handed_out.append(bytearray(model))
+        return handed_out[-1]
+
+    instance = f"source-{uuid.uuid4()}"
+    sent = bytearray(model)
+    runner = supervisor.load(instance, ModelFormat.ONNX, sent, limits, reload)
+    try:
+        assert runner._model == b""  # the buffer it was given is not referenced
+        (pid,) = runner.worker_pids
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: not runner.worker_pids)
+        assert runner.run(mixed_inputs(2))["y"].shape == (2, 2)  # restarted on demand
+        assert len(handed_out) == 1
+        assert handed_out[0] == bytearray()  # wiped once sent
+    finally:
+        supervisor.unload(instance)

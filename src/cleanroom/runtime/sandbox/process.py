@@ -154,7 +154,7 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, model: bytes | memoryview) -> None:
+    def start(self, model: bytes | bytearray | memoryview) -> None:
         """Spawn the worker, send it the model and wait until it has loaded it."""
         try:
             self._spawn()
@@ -207,7 +207,7 @@ class WorkerProcess:
             os.close(slot_fd)
         self._sock = parent
 
-    def _handshake(self, model: bytes | memoryview) -> None:
+    def _handshake(self, model: bytes | bytearray | memoryview) -> None:
         parent = self._sock
         assert parent is not None
         header = {

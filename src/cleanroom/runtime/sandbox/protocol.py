@@ -13,7 +13,15 @@ import socket
 import struct
 from typing import Any
 
-__all__ = ["MAX_HEADER", "FrameError", "PeerClosed", "recv_header", "recv_payload", "send_frame"]
+__all__ = [
+    "MAX_HEADER",
+    "FrameError",
+    "PeerClosed",
+    "recv_header",
+    "recv_payload",
+    "recv_payload_into",
+    "send_frame",
+]
 
 _PREFIX = struct.Struct(">IQ")
 MAX_HEADER = 1024 * 1024
@@ -31,7 +39,7 @@ class PeerClosed(FrameError):
 
 
 def send_frame(
-    sock: socket.socket, header: dict[str, Any], payload: bytes | memoryview = b""
+    sock: socket.socket, header: dict[str, Any], payload: bytes | bytearray | memoryview = b""
 ) -> None:
     data = json.dumps(header, separators=(",", ":")).encode()
     sock.sendall(_PREFIX.pack(len(data), memoryview(payload).nbytes) + data)
@@ -75,3 +83,21 @@ def recv_payload(sock: socket.socket, size: int, limit: int) -> bytes:
     if size > limit:
         raise FrameError(f"frame payload of {size} bytes is over the limit of {limit}")
     return _recv_exact(sock, size)
+
+
+def recv_payload_into(sock: socket.socket, size: int, limit: int) -> bytearray:
+    """Read a payload straight into one buffer of its size (a model: no second copy)."""
+    if size > limit:
+        raise FrameError(f"frame payload of {size} bytes is over the limit of {limit}")
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    try:
+        while got < size:
+            count = sock.recv_into(view[got:], size - got)
+            if not count:
+                raise PeerClosed("the peer closed the connection")
+            got += count
+    finally:
+        view.release()
+    return buffer

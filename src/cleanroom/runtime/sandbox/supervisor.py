@@ -14,7 +14,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from cleanroom.errors import (
@@ -31,15 +31,19 @@ from cleanroom.runtime.base import (
     Tensors,
     TensorSpec,
 )
+from cleanroom.runtime.memory import wipe
 from cleanroom.runtime.sandbox.confine import forbid_dumping
 from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.runtime.sandbox.report import SandboxReport, mechanism_of
 from cleanroom.runtime.tensors import check_inputs
 from cleanroom.wire.formats import ModelFormat
 
-__all__ = ["NetworkIsolation", "SandboxReport", "SandboxedRunner", "Supervisor"]
+__all__ = ["ModelSource", "NetworkIsolation", "SandboxReport", "SandboxedRunner", "Supervisor"]
 
 NetworkIsolation = Literal["auto", "seccomp"]
+# Gives the model's plaintext again, in a fresh buffer, to restart a worker
+# (the service re-opens its sealed copy); the runner wipes it once sent.
+ModelSource = Callable[[], bytearray]
 
 
 def _signature_from_json(doc: Mapping[str, Any]) -> ModelSignature:
@@ -63,13 +67,16 @@ class SandboxedRunner:
         self,
         supervisor: Supervisor,
         fmt: ModelFormat,
-        model: bytes,
+        model: bytes | bytearray | memoryview,
         limits: RuntimeLimits,
+        reload: ModelSource | None = None,
     ) -> None:
         self._supervisor = supervisor
         self._fmt = fmt
-        # Kept to restart a worker after a crash; it never leaves memory.
-        self._model = model
+        # With a *reload* source nothing is kept: a restart asks it for the model.
+        # Without one, the plaintext is kept (in memory only) to restart workers.
+        self._reload = reload
+        self._model: bytes | bytearray | memoryview = model
         self._limits = limits
         self._idle: queue.Queue[WorkerProcess] = queue.Queue()
         self._all: list[WorkerProcess] = []
@@ -108,6 +115,18 @@ class SandboxedRunner:
         for worker in starters:
             self._all.append(worker)
             self._idle.put(worker)
+        if reload is not None:
+            self._model = b""  # the caller's buffer is no longer referenced
+
+    def _start(self, worker: WorkerProcess) -> None:
+        if self._reload is None:
+            worker.start(self._model)
+            return
+        plaintext = self._reload()
+        try:
+            worker.start(plaintext)
+        finally:
+            wipe(plaintext)
 
     def _new_worker(self) -> WorkerProcess:
         return WorkerProcess(self._fmt, self._limits, network=self._supervisor.network)
@@ -167,7 +186,7 @@ class SandboxedRunner:
                 with self._lock:
                     self.restarts += 1
                 try:
-                    worker.start(self._model)
+                    self._start(worker)
                     self._supervisor.check_confinement(worker.sandbox)
                 except Exception:
                     # Left dead: the next request that takes it tries again.
@@ -309,8 +328,14 @@ class Supervisor:
         fmt: ModelFormat,
         model: bytes | bytearray | memoryview,
         limits: RuntimeLimits,
+        reload: ModelSource | None = None,
     ) -> SandboxedRunner:
         """Start the instance's workers with *model*; raises ModelRejected if refused.
+
+        *model* is sent as it is, never copied. Without *reload* the runner keeps
+        it to restart crashed workers, so it must not change afterwards; with
+        *reload* the runner drops it once the workers have started, and a
+        restart asks *reload* for the model again.
 
         Loading an instance that is already loaded raises Conflict: unload first.
         """
@@ -319,12 +344,12 @@ class Supervisor:
         with self._lock:
             if instance_id in self._runners:
                 raise Conflict(f"instance {instance_id!r} already has a model loaded")
-        data = model if isinstance(model, bytes) else bytes(model)
-        if len(data) > limits.max_model_bytes:
+        size = memoryview(model).nbytes
+        if size > limits.max_model_bytes:
             raise ModelRejected(
-                f"the model has {len(data)} bytes, over the limit of {limits.max_model_bytes}"
+                f"the model has {size} bytes, over the limit of {limits.max_model_bytes}"
             )
-        runner = SandboxedRunner(self, fmt, data, limits)
+        runner = SandboxedRunner(self, fmt, model, limits, reload)
         with self._lock:
             if instance_id in self._runners:
                 runner.close()

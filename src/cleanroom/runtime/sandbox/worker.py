@@ -11,8 +11,9 @@ descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
 4. restrict the filesystem (Landlock), import the runtime, then install the
    seccomp filter, so parsing and loading the untrusted model already happen
    under all of it;
-5. validate and load the model, reply with its signature and the
-   confinement actually in force;
+5. validate and load the model (an ONNX model's large weights stay in the
+   buffer it was received into, see ``runtime/onnx_split.py``), reply with
+   its signature and the confinement actually in force;
 6. serve ``run`` / ``probe`` requests until ``stop`` or end of file.
 """
 
@@ -30,7 +31,13 @@ from typing import Any
 from cleanroom.errors import Error, InferenceFailed, ModelRejected, ServiceUnavailable
 from cleanroom.runtime.base import ModelRunner, RuntimeLimits
 from cleanroom.runtime.sandbox import confine, landlock, seccomp
-from cleanroom.runtime.sandbox.protocol import FrameError, recv_header, recv_payload, send_frame
+from cleanroom.runtime.sandbox.protocol import (
+    FrameError,
+    recv_header,
+    recv_payload,
+    recv_payload_into,
+    send_frame,
+)
 from cleanroom.runtime.sandbox.slot import write_tensors
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
@@ -169,7 +176,8 @@ class _Worker:
         self.limits = limits_from_json(header["limits"])
         fmt = ModelFormat(header["format"]) if header.get("format") else None
         info = _confine_before_load(header, self.limits)
-        model = recv_payload(self.sock, size, self.limits.max_model_bytes)
+        # Into one buffer of the model's size, which an ONNX session goes on using.
+        model = recv_payload_into(self.sock, size, self.limits.max_model_bytes)
         _restrict_filesystem(info)
         try:
             _import_runtime(fmt)
