@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import sys
 import threading
@@ -69,6 +70,9 @@ def serve_forever(
     )
     atls = None if tls is None else AtlsServer(AttestedTlsIdentity.for_tee(service.tee, tls), tls)
     server = uvicorn.Server(_config(service, atls))
+    # What start-up built lives as long as the process: keep it out of every
+    # later collection (a full one over it took 30-80 ms, a stall on some request).
+    gc.freeze()
     server.run(sockets=[bind(host, port)])
 
 
