@@ -22,7 +22,7 @@ from regopy import Input
 
 from cleanroom.errors import PolicyError
 
-__all__ = ["MAX_DEPTH", "to_input"]
+__all__ = ["MAX_DEPTH", "check_document", "to_input"]
 
 MAX_DEPTH = 32
 _INT64 = (-(2**63), 2**63 - 1)
@@ -124,13 +124,25 @@ def _put(p: Any, value: Any, depth: int) -> None:
         raise _refuse("the engine refused a value")
 
 
+def _as_dict(doc: Any) -> dict[str, Any]:
+    if type(doc) is dict:
+        return doc
+    try:
+        return dict(doc)
+    except (TypeError, ValueError):
+        raise _refuse("the document is not an object") from None
+
+
+def check_document(doc: Any) -> dict[str, Any]:
+    """*doc* as a dict; :class:`PolicyError` if it is not plain JSON (nothing is converted)."""
+    checked = _as_dict(doc)
+    _check(checked, 0)
+    return checked
+
+
 def to_input(doc: Any, *, fast: bool = True) -> Any:
     """A ``regopy.Input`` holding *doc*; :class:`PolicyError` if it is not plain JSON."""
-    if type(doc) is not dict:
-        try:
-            doc = dict(doc)
-        except (TypeError, ValueError):
-            raise _refuse("the document is not an object") from None
+    doc = _as_dict(doc)
     if fast and _lib is not None:
         built = Input.__new__(Input)
         # Owned by *built* from here on: Input.__del__ frees it, also when
