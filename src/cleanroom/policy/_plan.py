@@ -108,6 +108,7 @@ class InputReads:
         """*doc* cut down to :attr:`paths`: what the plan can observe of it."""
         if self.paths is None:
             return dict(doc)
+        doc = doc if type(doc) is dict else dict(doc)
         out: dict[str, Any] = {}
         for path in self.paths:
             _copy_path(doc, out, path)
@@ -117,11 +118,13 @@ class InputReads:
 def _copy_path(doc: Any, out: dict[str, Any], path: Path) -> None:
     if not path:
         return
+    # Objects are dicts here (the document was checked); anything else is kept whole.
+    last = len(path) - 1
     for depth, key in enumerate(path):
-        if not isinstance(doc, Mapping) or key not in doc:
+        if type(doc) is not dict or key not in doc:
             return  # undefined in the full document as in the cut-down one
         value = doc[key]
-        if depth == len(path) - 1 or not isinstance(value, Mapping):
+        if depth == last or type(value) is not dict:
             # The whole value; a non-object met half-way is kept whole too.
             out[key] = value
             return

@@ -55,35 +55,33 @@ def _check_string(value: str) -> bytes:
 
 
 def _check(value: Any, depth: int) -> None:
-    """Validation only, for the fallback path."""
+    """Validation only, for the fallback path and for parts not converted."""
     if depth > MAX_DEPTH:
         raise _refuse("nested too deeply")
     kind = type(value)
-    if value is None or kind is bool:
+    if kind is str:
+        if "\x00" in value:
+            raise _refuse("a string holds NUL")
+    elif value is None or kind is bool:
         return
-    if kind is int:
+    elif kind is int:
         if not _INT64[0] <= value <= _INT64[1]:
             raise _refuse("an integer outside int64")
-        return
-    if kind is float:
+    elif kind is float:
         if not math.isfinite(value):
             raise _refuse("a non-finite number")
-        return
-    if kind is str:
-        _check_string(value)
-        return
-    if kind is dict:
+    elif kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 raise _refuse("a non-string key")
-            _check_string(key)
+            if "\x00" in key:
+                raise _refuse("a string holds NUL")
             _check(item, depth + 1)
-        return
-    if kind is list or kind is tuple:
+    elif kind is list or kind is tuple:
         for item in value:
             _check(item, depth + 1)
-        return
-    raise _refuse(f"a {kind.__name__}")
+    else:
+        raise _refuse(f"a {kind.__name__}")
 
 
 def _put(p: Any, value: Any, depth: int) -> None:
