@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import sqlite3
@@ -85,6 +86,27 @@ def test_an_old_receipt_still_verifies_after_the_log_grows(
     fill(filled_log, 20)
     assert verify_receipt(receipt, filled_log.public_key).seq == 3
     assert verify_receipt(filled_log.receipt(3).to_json(), filled_log.public_key).seq == 3
+
+
+def test_the_receipt_of_a_fresh_entry_is_built_from_it(filled_log: DecisionLog) -> None:
+    entry = filled_log.append("inst-0", "predict", "a@example.com", True, None, D, D, D, D)
+    receipt = filled_log.receipt_for(entry)
+    assert receipt == filled_log.receipt(entry.seq)
+    assert verify_receipt(json.dumps(receipt.to_json()), filled_log.public_key) == entry
+    assert receipt.checkpoint.tree_size == entry.seq + 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"party": "b@example.com"}, {"seq": 3}, {"seq": 10}, {"decision": "deny"}],
+    ids=["another party", "another seq", "beyond the log", "another decision"],
+)
+def test_no_receipt_for_an_entry_the_log_does_not_hold(
+    filled_log: DecisionLog, change: dict[str, Any]
+) -> None:
+    entry = filled_log.append("inst-0", "predict", "a@example.com", True, None, D, D, D, D)
+    with pytest.raises(LogIntegrityError, match="does not hold"):
+        filled_log.receipt_for(dataclasses.replace(entry, **change))
 
 
 @pytest.mark.parametrize("seq", [-1, 9, 100])

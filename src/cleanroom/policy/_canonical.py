@@ -18,25 +18,43 @@ from cleanroom.errors import InvalidRequest
 __all__ = ["canonical_json"]
 
 
-def _check(value: Any, path: str) -> None:
+def _problem(value: Any, path: str) -> str | None:
+    """Where *value* stops being canonicalisable, as a message; ``None`` if it is fine."""
     if value is None or isinstance(value, bool | int | str):
-        return
+        return None
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            _check(item, f"{path}[{i}]")
-        return
+            found = _problem(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or not key.isascii():
-                raise InvalidRequest(f"canonical JSON keys must be ASCII strings (at {path})")
-            _check(item, f"{path}.{key}")
-        return
-    raise InvalidRequest(f"{type(value).__name__} cannot be canonicalised (at {path})")
+                return f"canonical JSON keys must be ASCII strings (at {path})"
+            found = _problem(item, f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    return f"{type(value).__name__} cannot be canonicalised (at {path})"
+
+
+def _fine(value: Any) -> bool:
+    """Whether *value* holds only what canonical JSON allows (no paths built: the hot path)."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return True
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _fine(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_fine(v) for v in value)
+    return _problem(value, "$") is None  # subclasses: the careful walk decides
 
 
 def canonical_json(value: Any) -> bytes:
     """The RFC 8785 form of *value*, which must hold no floats."""
-    _check(value, "$")
+    if not _fine(value):
+        raise InvalidRequest(_problem(value, "$") or "the value cannot be canonicalised")
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )

@@ -22,7 +22,7 @@ from regopy import Input
 
 from cleanroom.errors import PolicyError
 
-__all__ = ["MAX_DEPTH", "to_input"]
+__all__ = ["MAX_DEPTH", "check_document", "to_input"]
 
 MAX_DEPTH = 32
 _INT64 = (-(2**63), 2**63 - 1)
@@ -55,35 +55,33 @@ def _check_string(value: str) -> bytes:
 
 
 def _check(value: Any, depth: int) -> None:
-    """Validation only, for the fallback path."""
+    """Validation only, for the fallback path and for parts not converted."""
     if depth > MAX_DEPTH:
         raise _refuse("nested too deeply")
     kind = type(value)
-    if value is None or kind is bool:
+    if kind is str:
+        if "\x00" in value:
+            raise _refuse("a string holds NUL")
+    elif value is None or kind is bool:
         return
-    if kind is int:
+    elif kind is int:
         if not _INT64[0] <= value <= _INT64[1]:
             raise _refuse("an integer outside int64")
-        return
-    if kind is float:
+    elif kind is float:
         if not math.isfinite(value):
             raise _refuse("a non-finite number")
-        return
-    if kind is str:
-        _check_string(value)
-        return
-    if kind is dict:
+    elif kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 raise _refuse("a non-string key")
-            _check_string(key)
+            if "\x00" in key:
+                raise _refuse("a string holds NUL")
             _check(item, depth + 1)
-        return
-    if kind is list or kind is tuple:
+    elif kind is list or kind is tuple:
         for item in value:
             _check(item, depth + 1)
-        return
-    raise _refuse(f"a {kind.__name__}")
+    else:
+        raise _refuse(f"a {kind.__name__}")
 
 
 def _put(p: Any, value: Any, depth: int) -> None:
@@ -124,13 +122,25 @@ def _put(p: Any, value: Any, depth: int) -> None:
         raise _refuse("the engine refused a value")
 
 
+def _as_dict(doc: Any) -> dict[str, Any]:
+    if type(doc) is dict:
+        return doc
+    try:
+        return dict(doc)
+    except (TypeError, ValueError):
+        raise _refuse("the document is not an object") from None
+
+
+def check_document(doc: Any) -> dict[str, Any]:
+    """*doc* as a dict; :class:`PolicyError` if it is not plain JSON (nothing is converted)."""
+    checked = _as_dict(doc)
+    _check(checked, 0)
+    return checked
+
+
 def to_input(doc: Any, *, fast: bool = True) -> Any:
     """A ``regopy.Input`` holding *doc*; :class:`PolicyError` if it is not plain JSON."""
-    if type(doc) is not dict:
-        try:
-            doc = dict(doc)
-        except (TypeError, ValueError):
-            raise _refuse("the document is not an object") from None
+    doc = _as_dict(doc)
     if fast and _lib is not None:
         built = Input.__new__(Input)
         # Owned by *built* from here on: Input.__del__ frees it, also when

@@ -50,8 +50,10 @@ def rfc3339(moment: datetime) -> str:
     """UTC, millisecond precision, ``Z`` suffix: ``2026-01-31T12:00:00.000Z``."""
     if moment.tzinfo is None:
         raise InvalidRequest("the log clock must return timezone-aware datetimes")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.astimezone(UTC).microsecond // 1000:03d}Z"
+    t = moment.astimezone(UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond // 1000:03d}Z"
     )
 
 
@@ -264,6 +266,11 @@ class DecisionLog:
         """A signed tree head over every entry appended so far."""
         with self._locked():
             self._catch_up()
+            return self._signed_head()
+
+    def _signed_head(self) -> Checkpoint:
+        """A signed tree head over the entries loaded so far (the lock is held)."""
+        with self._lock:
             size = self._tree.size
             if self._checkpoint is not None and self._checkpoint.tree_size == size:
                 return self._checkpoint
@@ -301,13 +308,31 @@ class DecisionLog:
         return entry
 
     def receipt(self, seq: int) -> Receipt:
-        """The entry *seq*, its inclusion proof and the current signed checkpoint."""
+        """The entry *seq* (read back and checked against the tree), its
+        inclusion proof and the current signed checkpoint."""
         with self._locked():
             checkpoint = self.checkpoint()
             if not 0 <= seq < checkpoint.tree_size:
                 raise LogIntegrityError(f"the decision log has no entry {seq}")
-            entry = self.entry(seq)
-            proof = self._tree.inclusion_proof(seq, checkpoint.tree_size)
+            return self._receipt(self.entry(seq), checkpoint)
+
+    def receipt_for(self, entry: LogEntry) -> Receipt:
+        """The receipt of *entry*, as :meth:`append` returned it, without reading it back.
+
+        The entry must be the one the tree holds at its seq (its leaf hash is
+        compared); otherwise :class:`LogIntegrityError`.
+        """
+        with self._locked():
+            # Rows another process added since are not needed: a head over
+            # the entries loaded here covers *entry* and is as valid.
+            checkpoint = self._signed_head()
+            seq = entry.seq
+            if not 0 <= seq < checkpoint.tree_size or entry.leaf_hash() != self._tree.leaf(seq):
+                raise LogIntegrityError(f"the decision log does not hold this entry {seq}")
+            return self._receipt(entry, checkpoint)
+
+    def _receipt(self, entry: LogEntry, checkpoint: Checkpoint) -> Receipt:
+        proof = self._tree.inclusion_proof(entry.seq, checkpoint.tree_size)
         return Receipt(
             entry=entry, inclusion_proof=tuple(p.hex() for p in proof), checkpoint=checkpoint
         )

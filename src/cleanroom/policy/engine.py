@@ -8,6 +8,13 @@ compiled once into a bundle with four entrypoints
 bundle, a fraction of a millisecond for small policies, against several
 milliseconds for a fresh query.
 
+At compile time the engine's plan (the bundle's ``plan.json``, see
+:mod:`cleanroom.policy._saved_plan`) is read to learn which paths of
+``input`` each direction can read (:mod:`cleanroom.policy._plan`). The
+engine is handed only those paths, and when the plan calls no
+non-deterministic built-in, decisions are remembered per document the engine
+would see (:mod:`cleanroom.policy._decisions`).
+
 The contract a module follows is in ``docs/policies.md``: it is in package
 ``cleanroom``; only the value ``true`` of ``allow_ingress`` / ``allow_egress``
 allows; ``deny_reason`` (a string, or a set of strings) is reported when the
@@ -16,7 +23,9 @@ request is denied; an evaluation error denies.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -25,11 +34,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from regopy import Input, Interpreter, LogLevel, RegoError
+from regopy import Input, Interpreter, LogLevel, Output, RegoError
+from regopy.rego_shared import (
+    rego_bundle_query_entrypoint,
+    rego_free_output,
+    rego_output_ok,
+    rego_output_string,
+)
 
 from cleanroom.errors import PolicyError
+from cleanroom.policy._decisions import DecisionCache, cache_key
 from cleanroom.policy._engine_errors import compile_error_message, evaluation_error_code
-from cleanroom.policy._rego_input import to_input
+from cleanroom.policy._plan import InputReads, input_reads
+from cleanroom.policy._rego_input import check_document, to_input
+from cleanroom.policy._saved_plan import saved_plan
 from cleanroom.policy.shaping import OutputShaping
 
 __all__ = ["BUNDLE_FORMAT", "MAX_POLICY_BYTES", "Decision", "PolicyBundle", "policy_digest"]
@@ -82,13 +100,15 @@ class Decision:
     ``reason`` is ``None`` when allowed; when denied it is the policy's
     ``deny_reason`` or a fixed description (it never quotes the input).
     ``evaluation_error`` is true when the engine failed and the request was
-    denied for that reason.
+    denied for that reason. ``cached`` is true when the engine already
+    decided a document it sees identically (see :class:`PolicyBundle`).
     """
 
     allowed: bool
     reason: str | None
     elapsed_ms: float
     evaluation_error: bool = False
+    cached: bool = False
 
 
 def _reason_text(value: Any) -> str | None:
@@ -105,14 +125,48 @@ def _reason_text(value: Any) -> str | None:
     return text or None
 
 
-class PolicyBundle:
-    """A compiled policy. Build with :meth:`compile`; safe to share across threads."""
+class _Direction:
+    """One evaluated rule: what it reads of the input, and its remembered decisions."""
 
-    def __init__(self, source: str, bundle: Any, shaping: OutputShaping) -> None:
+    def __init__(self, entrypoint: str, reads: InputReads) -> None:
+        self.entrypoint = entrypoint
+        self.rule = "data." + entrypoint.replace("/", ".")
+        self.reads = reads
+        self.cache: DecisionCache[Decision] | None = (
+            DecisionCache() if reads.deterministic else None
+        )
+
+
+class PolicyBundle:
+    """A compiled policy. Build with :meth:`compile`; safe to share across threads.
+
+    *plan* is the engine's plan of *source*; without it every direction
+    reads the whole document and nothing is remembered.
+
+    Each direction is given only the paths of the input document its plan
+    can read (``allow_*`` and ``deny_reason`` together); the rest of the
+    document is checked (it must be plain JSON) but not converted. When the
+    plan calls no non-deterministic built-in, a decision is remembered under
+    the canonical JSON of what the engine was given, so a document it would
+    see identically is answered without evaluating again. A field the plan
+    reads (``usage.queries``, ``now_ns``, ``context``...) is part of that key.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        bundle: Any,
+        shaping: OutputShaping,
+        plan: Mapping[str, Any] | None = None,
+    ) -> None:
         self._source = source
         self._bundle = bundle
         self._shaping = shaping
         self._digest = policy_digest(source)
+        self._ingress = _Direction(
+            _ALLOW_INGRESS, input_reads(plan, [_ALLOW_INGRESS, _DENY_REASON])
+        )
+        self._egress = _Direction(_ALLOW_EGRESS, input_reads(plan, [_ALLOW_EGRESS, _DENY_REASON]))
         self._runner = Interpreter()
         self._runner.log_level = LogLevel.NONE
         # Errors in built-ins (divide by zero, bad arguments) surface as
@@ -152,7 +206,7 @@ class PolicyBundle:
         if not bundle.ok():
             raise PolicyError("the policy does not compile: the engine built no bundle")
         shaping = cls._read_shaping(bundle, declared=_SHAPING_HEAD.search(source) is not None)
-        return cls(source, bundle, shaping)
+        return cls(source, bundle, shaping, saved_plan(_MODULE_NAME, source, _ENTRYPOINTS))
 
     @staticmethod
     def _read_shaping(bundle: Any, *, declared: bool) -> OutputShaping:
@@ -188,38 +242,76 @@ class PolicyBundle:
     def shaping(self) -> OutputShaping:
         return self._shaping
 
+    @property
+    def ingress_reads(self) -> InputReads:
+        """The paths of the ingress document ``allow_ingress`` and ``deny_reason`` can read."""
+        return self._ingress.reads
+
+    @property
+    def egress_reads(self) -> InputReads:
+        """The paths of the egress document ``allow_egress`` and ``deny_reason`` can read."""
+        return self._egress.reads
+
     def evaluate_ingress(self, input_doc: Mapping[str, Any]) -> Decision:
         """Evaluate ``data.cleanroom.allow_ingress`` against *input_doc*."""
-        return self._evaluate(_ALLOW_INGRESS, input_doc)
+        return self._evaluate(self._ingress, input_doc)
 
     def evaluate_egress(self, input_doc: Mapping[str, Any]) -> Decision:
         """Evaluate ``data.cleanroom.allow_egress`` against *input_doc*."""
-        return self._evaluate(_ALLOW_EGRESS, input_doc)
+        return self._evaluate(self._egress, input_doc)
 
     def _query(self, entrypoint: str) -> tuple[bool, list[Any], Any]:
-        output = self._runner.query_bundle_entrypoint(self._bundle, entrypoint)
-        if not output.ok():
-            return False, [], output
-        values = output.results[0].expressions if output.results else []
-        return True, list(values), output
+        """Query the bundle; (ok, the first result's expressions, the failed Output or None)."""
+        raw = rego_bundle_query_entrypoint(self._runner._impl, self._bundle._impl, entrypoint)
+        if not rego_output_ok(raw):
+            return False, [], Output(raw)  # frees *raw*; kept to read the error code
+        try:
+            text = rego_output_string(raw)
+        finally:
+            rego_free_output(raw)
+        if text == "undefined":
+            return True, [], None
+        parsed = json.loads(text)
+        first = parsed[0] if isinstance(parsed, list) and parsed else parsed
+        values = first.get("expressions", []) if isinstance(first, dict) else []
+        return True, list(values), None
 
-    def _evaluate(self, entrypoint: str, input_doc: Mapping[str, Any]) -> Decision:
-        rule = "data." + entrypoint.replace("/", ".")
+    def _evaluate(self, direction: _Direction, input_doc: Mapping[str, Any]) -> Decision:
         started = time.perf_counter()
         try:
-            engine_input = to_input(input_doc)
+            seen = direction.reads.project(check_document(input_doc))
+            key = cache_key(seen) if direction.cache is not None else None
         except PolicyError as exc:
-            _log.warning("policy %s denied: invalid input document (%s)", self._digest, exc)
-            return Decision(
-                False,
-                f"policy evaluation error: {exc.message}",
-                (time.perf_counter() - started) * 1000.0,
-                evaluation_error=True,
-            )
+            return self._invalid(exc, started)
+        if key is not None and direction.cache is not None:
+            known = direction.cache.get(key)
+            if known is not None:
+                elapsed = (time.perf_counter() - started) * 1000.0
+                return dataclasses.replace(known, elapsed_ms=elapsed, cached=True)
+        decision = self._run(direction, seen, started)
+        if key is not None and direction.cache is not None and not decision.evaluation_error:
+            direction.cache.put(key, decision)
+        return decision
+
+    def _invalid(self, exc: PolicyError, started: float) -> Decision:
+        _log.warning("policy %s denied: invalid input document (%s)", self._digest, exc)
+        return Decision(
+            False,
+            f"policy evaluation error: {exc.message}",
+            (time.perf_counter() - started) * 1000.0,
+            evaluation_error=True,
+        )
+
+    def _run(self, direction: _Direction, seen: dict[str, Any], started: float) -> Decision:
+        rule = direction.rule
+        try:
+            engine_input = to_input(seen)
+        except PolicyError as exc:
+            return self._invalid(exc, started)
         with self._lock:
             try:
                 self._runner.set_input(engine_input)
-                ok, values, output = self._query(entrypoint)
+                ok, values, output = self._query(direction.entrypoint)
                 if not ok:
                     code = evaluation_error_code(output)
                     _log.warning("policy %s: %s failed to evaluate (%s)", self._digest, rule, code)

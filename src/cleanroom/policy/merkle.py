@@ -87,7 +87,20 @@ class MerkleTree:
         n = self.size if size is None else size
         if not 0 <= n <= self.size:
             raise ValueError("no such tree size")
-        return _EMPTY_ROOT if n == 0 else self._subtree(0, n)
+        if n == 0:
+            return _EMPTY_ROOT
+        # D[0:n] splits into complete subtrees, one per set bit of n, largest
+        # first; MTH folds them from the right (RFC 9162 §2.1.1's recursion).
+        complete: list[bytes] = []
+        start = 0
+        for level in range(n.bit_length() - 1, -1, -1):
+            if n >> level & 1:
+                complete.append(self._levels[level][start >> level])
+                start += 1 << level
+        root = complete.pop()
+        while complete:
+            root = node_hash(complete.pop(), root)
+        return root
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,13 +122,21 @@ class LogEntry:
             "prev_hash": self.prev_hash,
         }
 
-    def canonical(self) -> bytes:
-        """The bytes the Merkle leaf covers: the entry as canonical JSON."""
+    @functools.cached_property
+    def _canonical(self) -> bytes:
         return canonical_json(self.to_json())
+
+    @functools.cached_property
+    def _leaf_hash(self) -> bytes:
+        return leaf_hash(self._canonical)
+
+    def canonical(self) -> bytes:
+        """The bytes the Merkle leaf covers: the entry as canonical JSON (computed once)."""
+        return self._canonical
 
     def leaf_hash(self) -> bytes:
         """RFC 9162 §2.1.1 leaf hash of :meth:`canonical`; also the next entry's ``prev_hash``."""
-        return leaf_hash(self.canonical())
+        return self._leaf_hash
 
     @classmethod
     def from_json(cls, doc: Any) -> LogEntry:

@@ -192,4 +192,5 @@ class Gate:
         return entry
 
     def receipt(self, entry: LogEntry) -> Receipt:
-        return self.log.receipt(entry.seq)
+        """The receipt of an entry :meth:`allowed` just returned (not read back from storage)."""
+        return self.log.receipt_for(entry)
