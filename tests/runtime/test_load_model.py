@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.models import single_input_model
 from tests.runtime.reference import assert_same, direct_onnx, direct_tflite
 
 from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected
 from cleanroom.runtime import RuntimeLimits, load_model
+from cleanroom.runtime.onnx import OnnxRunner
 from cleanroom.wire.formats import ModelFormat
 
 RNG = np.random.default_rng(7)
@@ -130,3 +132,29 @@ def test_a_closed_runner_refuses_to_run(
     assert not runner.ready()
     with pytest.raises(InferenceFailed, match="unloaded"):
         runner.run(inputs)
+
+
+def _session_config(runner: Any, key: str) -> str:
+    return str(runner._session.get_session_options().get_session_config_entry(key))
+
+
+def test_threads_spin_briefly_and_stop_after_each_run_unless_told_otherwise() -> None:
+    default = OnnxRunner(single_input_model())
+    assert _session_config(default, "session.intra_op.allow_spinning") == "1"
+    assert _session_config(default, "session.intra_op.spin_duration_us") == "20"
+    assert _session_config(default, "session.force_spinning_stop") == "1"
+    quiet = OnnxRunner(single_input_model(), RuntimeLimits(extra={"onnx.allow_spinning": "0"}))
+    assert _session_config(quiet, "session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"onnx.allow_spinning": "yes"},
+        {"onnx.spin_duration_us": "-5"},
+        {"onnx.spin_duration_us": ""},
+    ],
+)
+def test_bad_spinning_settings_are_refused_not_ignored(extra: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="onnx"):
+        OnnxRunner(single_input_model(), RuntimeLimits(extra=extra))

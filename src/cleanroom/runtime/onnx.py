@@ -69,12 +69,18 @@ class OnnxRunner:
             options.intra_op_num_threads = limits.intra_op_threads
         # Measured: no speed cost, much lower peak memory at load.
         options.add_session_config_entry("session.disable_prepacking", "1")
-        # Threads spin between the operators of one run (waking a sleeping
-        # thread per operator costs more than a small model's operator) and
-        # stop spinning when the run ends, so an idle worker leaves the cores
-        # to the service and to other workers.
+        # Threads spin briefly between the operators of one run (waking a
+        # sleeping thread per operator costs more than a small model's
+        # operator), give up soon when the cores are busy with other work (the
+        # service's own threads, other workers), and stop spinning when the run
+        # ends, so an idle worker leaves the cores to everyone else.
         spinning = limits.extra.get("onnx.allow_spinning", "1")
+        spin_us = limits.extra.get("onnx.spin_duration_us", "20")
+        if spinning not in ("0", "1") or not spin_us.isdigit():
+            # ONNX Runtime would silently fall back to its defaults.
+            raise ValueError("onnx.allow_spinning must be 0 or 1, onnx.spin_duration_us an integer")
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.intra_op.spin_duration_us", spin_us)
         options.add_session_config_entry("session.force_spinning_stop", "1")
         self._keep = keep
         self._weights = [
