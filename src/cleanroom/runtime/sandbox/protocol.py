@@ -21,6 +21,7 @@ __all__ = [
     "recv_payload",
     "recv_payload_into",
     "send_frame",
+    "send_frame_header",
 ]
 
 _PREFIX = struct.Struct(">IQ")
@@ -38,11 +39,16 @@ class PeerClosed(FrameError):
     """The peer closed its end: for a worker, usually because it died."""
 
 
+def send_frame_header(sock: socket.socket, header: dict[str, Any], payload_nbytes: int) -> None:
+    """Send a frame's header; its *payload_nbytes* bytes of payload follow in any pieces."""
+    data = json.dumps(header, separators=(",", ":")).encode()
+    sock.sendall(_PREFIX.pack(len(data), payload_nbytes) + data)
+
+
 def send_frame(
     sock: socket.socket, header: dict[str, Any], payload: bytes | bytearray | memoryview = b""
 ) -> None:
-    data = json.dumps(header, separators=(",", ":")).encode()
-    sock.sendall(_PREFIX.pack(len(data), memoryview(payload).nbytes) + data)
+    send_frame_header(sock, header, memoryview(payload).nbytes)
     if memoryview(payload).nbytes:
         sock.sendall(payload)
 

@@ -5,16 +5,22 @@ see ``process.py``) with a minimal environment and only those two file
 descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
 ``cleanroom.errors``, numpy and the model's runtime. Sequence:
 
-1. read the ``start`` header (format, limits, confinement settings);
+1. read the ``start`` header (format, limits, confinement settings, the
+   model's size);
 2. confine: user and network namespaces, resource limits, no dumping;
-3. read the model from the socket (never from a file);
-4. restrict the filesystem (Landlock), import the runtime, then install the
-   seccomp filter, so parsing and loading the untrusted model already happen
-   under all of it;
-5. validate and load the model (an ONNX model's large weights stay in the
+3. restrict the filesystem (Landlock); then, at once, receive the model from
+   the socket (never from a file) into one buffer of its size on a second
+   thread, bound by Landlock too, and import the runtime, so the import
+   overlaps the model's arrival, which may last as long as its upload;
+4. install the seccomp filter, so parsing and loading the untrusted model
+   happen under all of it;
+5. wait for ``load``: the supervisor sends it once the upload was complete,
+   authenticated and allowed, and kills the worker otherwise, so a refused
+   model is never parsed;
+6. validate and load the model (an ONNX model's large weights stay in the
    buffer it was received into, see ``runtime/onnx_split.py``), reply with
    its signature and the confinement actually in force;
-6. serve ``run`` / ``probe`` requests until ``stop`` or end of file.
+7. serve ``run`` / ``probe`` requests until ``stop`` or end of file.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import os
 import resource
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -162,6 +169,35 @@ def probe() -> dict[str, Any]:
     }
 
 
+class _Receiver:
+    """Receives the model into one buffer of its size on its own thread."""
+
+    def __init__(self, sock: socket.socket, size: int) -> None:
+        self._sock = sock
+        self._size = size
+        self._model: bytearray | None = None
+        self._error: FrameError | None = None
+        self._thread = threading.Thread(target=self._receive, name="cleanroom-receive")
+        self._thread.start()
+
+    def _receive(self) -> None:
+        try:
+            self._model = recv_payload_into(self._sock, self._size, self._size)
+        except FrameError as exc:
+            self._error = exc
+        except OSError as exc:
+            self._error = FrameError(f"receiving the model failed: {exc.strerror}")
+        except MemoryError:
+            self._error = FrameError("no memory for the model")
+
+    def model(self) -> bytearray:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._model is not None
+        return self._model
+
+
 class _Worker:
     def __init__(self, sock: socket.socket, slot: mmap.mmap) -> None:
         self.sock = sock
@@ -176,28 +212,35 @@ class _Worker:
         self.limits = limits_from_json(header["limits"])
         fmt = ModelFormat(header["format"]) if header.get("format") else None
         info = _confine_before_load(header, self.limits)
-        # Into one buffer of the model's size, which an ONNX session goes on using.
-        model = recv_payload_into(self.sock, size, self.limits.max_model_bytes)
+        if size > self.limits.max_model_bytes:
+            raise FrameError(f"a model of {size} bytes is over the limit")
         _restrict_filesystem(info)
+        # Into one buffer of the model's size, which an ONNX session goes on using.
+        receiver = _Receiver(self.sock, size)
+        failure: dict[str, Any] | None = None
         try:
             _import_runtime(fmt)
         except (ImportError, MemoryError, OSError) as exc:
             # Most often memory_bytes is below what the runtime itself needs.
-            send_frame(
-                self.sock,
-                {
-                    "ok": False,
-                    "code": ServiceUnavailable.code,
-                    "message": f"the {fmt} runtime cannot start in the worker "
-                    f"(memory_bytes={self.limits.memory_bytes}): {type(exc).__name__}",
-                },
-            )
-            raise FrameError("the runtime could not be imported") from exc
-        try:
-            seccomp.install_filter()
-            info["seccomp"] = True
-        except OSError as exc:
-            info["errors"].append(f"seccomp: {exc.strerror}")
+            failure = {
+                "ok": False,
+                "code": ServiceUnavailable.code,
+                "message": f"the {fmt} runtime cannot start in the worker "
+                f"(memory_bytes={self.limits.memory_bytes}): {type(exc).__name__}",
+            }
+        model = receiver.model()
+        if failure is None:
+            try:
+                seccomp.install_filter()
+                info["seccomp"] = True
+            except OSError as exc:
+                info["errors"].append(f"seccomp: {exc.strerror}")
+        go, extra = recv_header(self.sock)
+        if go.get("op") != "load" or extra:
+            raise FrameError("the model was not confirmed")
+        if failure is not None:
+            send_frame(self.sock, failure)
+            raise FrameError("the runtime could not be imported")
         reply: dict[str, Any] = {"ok": True, "sandbox": info, "pid": os.getpid()}
         if fmt is not None:
             try:
