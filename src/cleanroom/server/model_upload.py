@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from cleanroom.background import in_background
 from cleanroom.runtime.memory import wipe
 from cleanroom.runtime.sandbox.supervisor import ModelLoad, SandboxedRunner
 from cleanroom.server.models import SealedModelStore, SealingWriter
@@ -50,12 +51,17 @@ class ModelSink:
 
     def write(self, chunk: memoryview) -> None:
         assert self._loading is not None
-        self._loading.write(chunk)
-        if self._writer is not None:
-            self._writer.write(chunk)
-        if self._kept is not None:
-            self._kept[self._offset : self._offset + len(chunk)] = chunk
-        self._hash.update(chunk)
+        # The digest runs on the second core while the chunk is sent and sealed;
+        # all of them only read the chunk, which is reused once this returns.
+        hashing = in_background(self._hash.update, chunk)
+        try:
+            self._loading.write(chunk)
+            if self._writer is not None:
+                self._writer.write(chunk)
+            if self._kept is not None:
+                self._kept[self._offset : self._offset + len(chunk)] = chunk
+        finally:
+            hashing.result()
         self._offset += len(chunk)
 
     @property
