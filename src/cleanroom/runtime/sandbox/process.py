@@ -48,16 +48,22 @@ DEFAULT_MAX_OUTPUT_BYTES = 1024**3
 
 # Runs the worker without executing cleanroom/__init__.py, which imports the
 # SDK (client, attestation, HTTP): the worker must import only the runtime,
-# wire and errors layers (DESIGN.md, "Layers"). find_spec locates the package
-# without importing it; a bare package module stands in for it.
+# wire and errors layers (DESIGN.md, "Layers"). Nor does it execute the
+# __init__ of cleanroom.runtime and of its sandbox package, which import the
+# runtimes and the supervisor: the worker's first steps (startup.py) import
+# only small modules, so it starts receiving the model sooner. find_spec
+# locates the package without importing it; bare package modules stand in.
 _BOOTSTRAP = """
-import importlib.util, sys, types
+import importlib.util, os, sys, types
 spec = importlib.util.find_spec("cleanroom")
-package = types.ModuleType("cleanroom")
-package.__path__ = list(spec.submodule_search_locations)
-package.__spec__ = spec
-sys.modules["cleanroom"] = package
-from cleanroom.runtime.sandbox.worker import main
+root = list(spec.submodule_search_locations)
+for name, path in (("cleanroom", root), ("cleanroom.runtime", [os.path.join(root[0], "runtime")]),
+                   ("cleanroom.runtime.sandbox", [os.path.join(root[0], "runtime", "sandbox")])):
+    package = types.ModuleType(name)
+    package.__path__ = path
+    sys.modules[name] = package
+sys.modules["cleanroom"].__spec__ = spec
+from cleanroom.runtime.sandbox.startup import main
 sys.exit(main(sys.argv))
 """
 

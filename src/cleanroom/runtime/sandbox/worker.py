@@ -5,13 +5,14 @@ see ``process.py``) with a minimal environment and only those two file
 descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
 ``cleanroom.errors``, numpy and the model's runtime. Sequence:
 
-1. read the ``start`` header (format, limits, confinement settings, the
-   model's size);
+1. (``startup.py``, before numpy or this module is imported) read the
+   ``start`` header (format, limits, confinement settings, the model's size);
 2. confine: user and network namespaces, resource limits, no dumping;
-3. restrict the filesystem (Landlock); then, at once, receive the model from
+3. restrict the filesystem (Landlock); then start receiving the model from
    the socket (never from a file) into one buffer of its size on a second
-   thread, bound by Landlock too, and import the runtime, so the import
-   overlaps the model's arrival, which may last as long as its upload;
+   thread, bound by Landlock too, and meanwhile import this module and the
+   runtime, so the imports overlap the model's arrival, which may last as
+   long as its upload;
 4. install the seccomp filter, so parsing and loading the untrusted model
    happen under all of it;
 5. wait for ``load``: the supervisor sends it once the upload was complete,
@@ -31,36 +32,22 @@ import os
 import resource
 import socket
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from cleanroom.errors import Error, InferenceFailed, ModelRejected, ServiceUnavailable
 from cleanroom.runtime.base import ModelRunner, RuntimeLimits
-from cleanroom.runtime.sandbox import confine, landlock, seccomp
+from cleanroom.runtime.sandbox import seccomp
 from cleanroom.runtime.sandbox.protocol import (
     FrameError,
     recv_header,
     recv_payload,
-    recv_payload_into,
     send_frame,
 )
 from cleanroom.runtime.sandbox.slot import write_tensors
+from cleanroom.runtime.sandbox.startup import Started
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
-
-
-def limits_from_json(doc: dict[str, Any]) -> RuntimeLimits:
-    return RuntimeLimits(
-        max_model_bytes=int(doc["max_model_bytes"]),
-        request_timeout_s=float(doc["request_timeout_s"]),
-        memory_bytes=int(doc["memory_bytes"]),
-        cpu_seconds=int(doc["cpu_seconds"]),
-        open_files=int(doc["open_files"]),
-        workers=int(doc["workers"]),
-        intra_op_threads=int(doc["intra_op_threads"]),
-        extra={str(k): str(v) for k, v in dict(doc["extra"]).items()},
-    )
 
 
 def _cpu_used() -> float:
@@ -74,36 +61,6 @@ def _error_reply(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, MemoryError):
         return {"ok": False, "code": InferenceFailed.code, "message": "out of memory"}
     return {"ok": False, "code": InferenceFailed.code, "message": type(exc).__name__}
-
-
-def _confine_before_load(header: dict[str, Any], limits: RuntimeLimits) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "network_namespace": None,
-        "filesystem": None,
-        "seccomp": False,
-        "errors": [],
-    }
-    if header.get("network") == "auto":
-        try:
-            info["network_namespace"] = confine.isolate_network()
-        except OSError as exc:
-            info["errors"].append(f"network namespace: {exc.strerror}")
-    info["rlimits"] = confine.set_resource_limits(limits)
-    confine.forbid_dumping()
-    return info
-
-
-def _restrict_filesystem(info: dict[str, Any]) -> None:
-    # Before the runtime is imported: ONNX Runtime starts a thread at import,
-    # and Landlock binds only the calling thread and the threads it starts.
-    confine.set_no_new_privs()
-    threads = len(os.listdir("/proc/self/task"))
-    if threads > 1:
-        info["errors"].append(f"landlock: {threads - 1} thread(s) started before it are not bound")
-    try:
-        info["filesystem"] = f"landlock-v{landlock.restrict()}"
-    except OSError as exc:
-        info["errors"].append(f"landlock: {exc.strerror}")
 
 
 def _read_service_memory() -> None:
@@ -169,35 +126,6 @@ def probe() -> dict[str, Any]:
     }
 
 
-class _Receiver:
-    """Receives the model into one buffer of its size on its own thread."""
-
-    def __init__(self, sock: socket.socket, size: int) -> None:
-        self._sock = sock
-        self._size = size
-        self._model: bytearray | None = None
-        self._error: FrameError | None = None
-        self._thread = threading.Thread(target=self._receive, name="cleanroom-receive")
-        self._thread.start()
-
-    def _receive(self) -> None:
-        try:
-            self._model = recv_payload_into(self._sock, self._size, self._size)
-        except FrameError as exc:
-            self._error = exc
-        except OSError as exc:
-            self._error = FrameError(f"receiving the model failed: {exc.strerror}")
-        except MemoryError:
-            self._error = FrameError("no memory for the model")
-
-    def model(self) -> bytearray:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._model is not None
-        return self._model
-
-
 class _Worker:
     def __init__(self, sock: socket.socket, slot: mmap.mmap) -> None:
         self.sock = sock
@@ -205,18 +133,9 @@ class _Worker:
         self.runner: ModelRunner | None = None
         self.limits = RuntimeLimits()
 
-    def start(self) -> None:
-        header, size = recv_header(self.sock)
-        if header.get("op") != "start":
-            raise FrameError("expected a start message")
-        self.limits = limits_from_json(header["limits"])
-        fmt = ModelFormat(header["format"]) if header.get("format") else None
-        info = _confine_before_load(header, self.limits)
-        if size > self.limits.max_model_bytes:
-            raise FrameError(f"a model of {size} bytes is over the limit")
-        _restrict_filesystem(info)
-        # Into one buffer of the model's size, which an ONNX session goes on using.
-        receiver = _Receiver(self.sock, size)
+    def start(self, started: Started) -> None:
+        self.limits = started.limits
+        fmt, info = started.fmt, started.info
         failure: dict[str, Any] | None = None
         try:
             _import_runtime(fmt)
@@ -228,7 +147,7 @@ class _Worker:
                 "message": f"the {fmt} runtime cannot start in the worker "
                 f"(memory_bytes={self.limits.memory_bytes}): {type(exc).__name__}",
             }
-        model = receiver.model()
+        model = started.receiver.model()
         if failure is None:
             try:
                 seccomp.install_filter()
@@ -312,18 +231,13 @@ class _Worker:
         del body
 
 
-def main(argv: list[str]) -> int:
-    sock = socket.socket(fileno=int(argv[1]))
-    slot_fd = int(argv[2])
+def serve_started(sock: socket.socket, slot_fd: int, started: Started) -> int:
+    """Load the model whose arrival :func:`startup.begin` started, then serve."""
     slot = mmap.mmap(slot_fd, os.fstat(slot_fd).st_size)
     worker = _Worker(sock, slot)
     try:
-        worker.start()
+        worker.start(started)
         worker.serve()
     except FrameError:
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
