@@ -43,6 +43,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 DEFAULT_SLOT_BYTES = 16 * 1024 * 1024
 DEFAULT_LOAD_TIMEOUT_S = 120.0
 _T = TypeVar("_T")
+_MODEL_PIECE = 4 * 1024 * 1024
 DEFAULT_MAX_OUTPUT_BYTES = 1024**3
 
 
@@ -253,6 +254,11 @@ class WorkerProcess:
         finally:
             child.close()
             os.close(slot_fd)
+        # A model is sent in 4 MiB pieces: with a send buffer that holds one, the
+        # service hands a piece over and goes on while the worker copies it out
+        # (capped by net.core.wmem_max).
+        with contextlib.suppress(OSError):
+            parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MODEL_PIECE)
         self._sock = parent
 
     def _exchange(self, step: Callable[[socket.socket], _T]) -> _T:
