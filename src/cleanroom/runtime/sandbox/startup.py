@@ -79,7 +79,7 @@ class _Receiver:
         self._size = size
         self._model: bytearray | mmap.mmap | None = None
         self._error: FrameError | None = None
-        self._thread = threading.Thread(target=self._receive, name="cleanroom-receive")
+        self._thread = threading.Thread(target=self._receive, daemon=True, name="cleanroom-receive")
         self._thread.start()
 
     def _receive(self) -> None:
