@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 from tests.models import single_input_model
@@ -74,6 +75,21 @@ def service(tmp_path: Path) -> Iterator[CleanRoomService]:
 Mutation = Callable[[list[bytes]], list[bytes]]
 
 
+def _sealed(
+    service: CleanRoomService, instance_id: str, sender: KeyPair, model: bytes, chunk_size: int
+) -> list[bytes]:
+    return list(
+        seal_stream(
+            [model],
+            total_size=len(model),
+            recipient=service.tee.hpke.public,
+            sender=sender,
+            info=stream_info(instance_id, "model"),
+            chunk_size=chunk_size,
+        )
+    )
+
+
 def _upload(
     service: CleanRoomService,
     instance_id: str,
@@ -81,18 +97,7 @@ def _upload(
     model: bytes,
     mutate: Mutation = list,
 ) -> None:
-    parts = mutate(
-        list(
-            seal_stream(
-                [model],
-                total_size=len(model),
-                recipient=service.tee.hpke.public,
-                sender=sender,
-                info=stream_info(instance_id, "model"),
-                chunk_size=CHUNK,
-            )
-        )
-    )
+    parts = mutate(_sealed(service, instance_id, sender, model, CHUNK))
 
     async def chunks() -> AsyncIterator[bytes]:
         for piece in parts:
@@ -211,3 +216,36 @@ def test_sealing_a_stream_that_is_discarded_leaves_nothing(tmp_path: Path) -> No
         writer.close()
     writer.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_upload_cancelled_midway_stops_its_workers_and_leaves_no_file(
+    service: CleanRoomService, started_workers: dict[str, list[WorkerProcess]]
+) -> None:
+    instance_id, sender, sealed_before = _instance_with_a_model(service)
+    started_workers["started"].clear()
+    # Chunks of 4 MiB: the first one is enough for the workers to start.
+    parts = _sealed(service, instance_id, sender, os.urandom(9 * 1024 * 1024), 4 * 1024 * 1024)
+
+    async def main() -> None:
+        fed = anyio.Event()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for piece in parts[:2]:
+                yield piece
+            while not started_workers["started"]:
+                await anyio.sleep(0.01)
+            fed.set()
+            await anyio.sleep_forever()  # the client stalls; the server shuts down
+
+        async def upload() -> None:
+            await service.upload_model(OWNER, instance_id, chunks(), key_id_hex=None, config=None)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(upload)
+            await fed.wait()
+            group.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert started_workers["started"]
+    assert not any(worker.alive for worker in started_workers["started"])
+    _assert_previous_model_in_place(service, instance_id, sender, sealed_before)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.background import in_background
@@ -424,7 +425,10 @@ class CleanRoomService:
             )
         except BaseException:
             opener.discard()
-            await run_in_threadpool(sink.abort)
+            # Shielded: a cancelled request (server shutting down) still stops the
+            # workers and drops the staged file.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(sink.abort)
             raise
         return await run_in_threadpool(self._install_model, ticket, key, sink)
 

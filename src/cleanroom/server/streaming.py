@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.crypto.stream import StreamOpener
@@ -114,7 +115,10 @@ async def relay_stream(opener: StreamOpener, chunks: AsyncIterator[bytes], max_s
         if batch:
             await pump.put(batch)
     except BaseException:
-        await pump.stop()
+        # Also when the request is cancelled: the pump must stop before the caller
+        # cleans up what it fed (anyio cancels every await in a cancelled scope).
+        with anyio.CancelScope(shield=True):
+            await pump.stop()
         raise
     await pump.end()
     return "sha256:" + ciphertext_hash.hexdigest()
