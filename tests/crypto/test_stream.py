@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from cleanroom.crypto.keys import KeyPair, PublicKey
-from cleanroom.crypto.stream import StreamOpener, seal_stream, seal_stream_at_rest
+from cleanroom.crypto.stream import StreamOpener, at_rest_sealer, seal_stream, seal_stream_at_rest
 from cleanroom.errors import AccessDenied, DecryptionFailed, PayloadTooLarge, UnsupportedEnvelope
 
 SERVER = KeyPair()
@@ -200,3 +200,71 @@ def test_source_length_must_match_the_declared_size() -> None:
                 [DATA], total_size=len(DATA) + 1, recipient=SERVER.public, sender=ALICE, info=INFO
             )
         )
+
+
+class Chunks:
+    """A sink that keeps a copy of each chunk it is handed (views are reused)."""
+
+    def __init__(self) -> None:
+        self.total_size: int | None = None
+        self.chunks: list[bytes] = []
+
+    def begin(self, total_size: int) -> None:
+        self.total_size = total_size
+
+    def write(self, chunk: memoryview) -> None:
+        self.chunks.append(bytes(chunk))
+
+
+def open_into_sink(parts: list[bytes], sink: Chunks, *, feed_size: int = 777) -> StreamOpener:
+    opener = StreamOpener.in_transit(
+        recipient=SERVER, info=INFO, resolve_sender=resolve, max_size=1 << 30, sink=sink
+    )
+    blob = b"".join(parts)
+    for i in range(0, len(blob), feed_size):
+        opener.feed(blob[i : i + feed_size])
+    return opener
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK, CHUNK * 3 + 123])
+def test_a_sink_gets_each_authenticated_chunk_in_order(size: int) -> None:
+    data = os.urandom(size)
+    sink = Chunks()
+    open_into_sink(sealed_parts(data), sink).end()
+    assert sink.total_size == size
+    assert b"".join(sink.chunks) == data
+    assert all(len(chunk) <= CHUNK for chunk in sink.chunks)
+
+
+def test_a_sink_never_gets_a_tampered_chunk_and_a_truncated_stream_does_not_end() -> None:
+    sink = Chunks()
+    with pytest.raises(DecryptionFailed):
+        open_into_sink(flip_in_chunk(sealed_parts()), sink)  # the second chunk is flipped
+    assert sink.chunks == [DATA[:CHUNK]]  # only what authenticated before it
+
+    sink = Chunks()
+    opener = open_into_sink(drop_last(sealed_parts()), sink)
+    with pytest.raises(DecryptionFailed):
+        opener.end()
+
+
+@pytest.mark.parametrize("piece", [1000, CHUNK, CHUNK + 1])
+def test_chunk_sealer_takes_pieces_from_a_reused_buffer(piece: int) -> None:
+    key, label = os.urandom(32), os.urandom(32)
+    data = os.urandom(CHUNK * 3)
+    header, sealer = at_rest_sealer(
+        total_size=len(data), sealing_key=key, key_label=label, chunk_size=CHUNK
+    )
+    parts = [header]
+    reused = bytearray(piece)
+    for start in range(0, len(data), piece):
+        size = len(data[start : start + piece])
+        reused[:size] = data[start : start + piece]
+        parts += sealer.push(memoryview(reused)[:size])
+        reused[:] = bytes(piece)  # overwritten before the next piece
+    parts += sealer.close()
+    opener = StreamOpener.at_rest(sealing_key=key, key_label=label, max_size=1 << 20)
+    opener.feed(b"".join(parts))
+    assert opener.finish() == data
+    with pytest.raises(ValueError, match="longer"):
+        sealer.push(b"x")

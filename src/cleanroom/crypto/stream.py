@@ -27,6 +27,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -42,10 +43,13 @@ from cleanroom.crypto.keys import KEY_ID_SIZE, KeyPair, PublicKey
 from cleanroom.errors import DecryptionFailed, PayloadTooLarge
 
 __all__ = [
-    "CHUNK_SIZE",
     "AT_REST_SUITE_ID",
+    "CHUNK_SIZE",
+    "ChunkSealer",
+    "PlaintextSink",
     "StreamOpener",
     "StreamParams",
+    "at_rest_sealer",
     "seal_stream",
     "seal_stream_at_rest",
     "stream_info",
@@ -113,46 +117,67 @@ def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     return prefix + _U32.pack(counter) + (b"\x01" if last else b"\x00")
 
 
+class ChunkSealer:
+    """Push-style STREAM encryption: plaintext in any pieces, sealed chunks out.
+
+    Each sealed chunk is returned as soon as its plaintext is complete, so a
+    piece may be a view into a buffer the caller reuses afterwards. The
+    declared total size says which chunk is the last one.
+    """
+
+    def __init__(self, params: StreamParams, stream_header: bytes) -> None:
+        self._params = params
+        self._aead = AESGCM(params.key)
+        self._aad = hashlib.sha256(stream_header).digest()
+        self._pending = bytearray()
+        self._counter = 0
+        self._produced = 0
+        self._ended = False
+
+    def _emit(self, data: bytes | bytearray | memoryview, last: bool) -> bytes:
+        # AES-GCM reads the buffer in place: no copy of the plaintext chunk.
+        nonce = _nonce(self._params.nonce_prefix, self._counter, last)
+        ciphertext = self._aead.encrypt(nonce, data, self._aad)
+        self._counter += 1
+        self._ended = last
+        return _CHUNK_HEAD.pack(1 if last else 0, len(ciphertext)) + ciphertext
+
+    def push(self, piece: bytes | bytearray | memoryview) -> list[bytes]:
+        """Take the next plaintext piece; the chunks it completes, sealed."""
+        size = memoryview(piece).nbytes
+        chunk_size = self._params.chunk_size
+        self._produced += size
+        if self._produced > self._params.total_size:
+            raise ValueError("the source is longer than the declared size")
+        complete = self._produced == self._params.total_size
+        if not self._pending and size == chunk_size:
+            # The usual case (a file read or a buffer sliced chunk by chunk): no buffering.
+            return [self._emit(piece, last=complete)]
+        self._pending += piece
+        sealed = []
+        while len(self._pending) >= chunk_size and not self._ended:
+            last = complete and len(self._pending) == chunk_size
+            sealed.append(self._emit(memoryview(self._pending)[:chunk_size], last))
+            del self._pending[:chunk_size]
+        return sealed
+
+    def close(self) -> list[bytes]:
+        """Check the declared size was reached; the final chunk, if not sealed yet."""
+        if self._produced != self._params.total_size:
+            raise ValueError("the source is shorter than the declared size")
+        if self._ended:
+            return []
+        return [self._emit(self._pending, last=True)]
+
+
 def _chunks(
     params: StreamParams, stream_header: bytes, source: Iterable[bytes | memoryview]
 ) -> Iterator[bytes]:
     """Encrypt *source* (any chunking) into STREAM chunks of ``params.chunk_size``."""
-    aead = AESGCM(params.key)
-    aad = hashlib.sha256(stream_header).digest()
-    pending = bytearray()
-    counter = 0
-    produced = 0
-
-    def emit(data: bytes | bytearray | memoryview, last: bool) -> bytes:
-        nonlocal counter
-        # AES-GCM reads the buffer in place: no copy of the plaintext chunk.
-        ciphertext = aead.encrypt(_nonce(params.nonce_prefix, counter, last), data, aad)
-        counter += 1
-        return _CHUNK_HEAD.pack(1 if last else 0, len(ciphertext)) + ciphertext
-
-    held: bytes | memoryview | None = None  # one whole chunk not yet known not to be last
+    sealer = ChunkSealer(params, stream_header)
     for piece in source:
-        produced += len(piece)
-        if produced > params.total_size:
-            raise ValueError("the source is longer than the declared size")
-        if not pending and len(piece) == params.chunk_size:
-            # The usual case (a file read or a buffer sliced chunk by chunk): no buffering.
-            if held is not None:
-                yield emit(held, last=False)
-            held = piece
-            continue
-        if held is not None:
-            pending += held
-            held = None
-        pending += piece
-        # Keep at least one byte back so the final chunk is always flagged last.
-        while len(pending) > params.chunk_size:
-            yield emit(memoryview(pending)[: params.chunk_size], last=False)
-            del pending[: params.chunk_size]
-    if produced != params.total_size:
-        raise ValueError("the source is shorter than the declared size")
-    # A held chunk means nothing was buffered after it: it is the last one.
-    yield emit(held if held is not None else pending, last=True)
+        yield from sealer.push(piece)
+    yield from sealer.close()
 
 
 def seal_stream(
@@ -175,6 +200,24 @@ def seal_stream(
     yield from _chunks(params, stream_header, source)
 
 
+def at_rest_sealer(
+    *,
+    total_size: int,
+    sealing_key: bytes,
+    key_label: bytes,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[bytes, ChunkSealer]:
+    """The header of a blob sealed under a TEE sealing key, and the sealer of its chunks."""
+    if len(key_label) != KEY_ID_SIZE:
+        raise ValueError("the sealing key label is 32 bytes")
+    params = StreamParams(total_size=total_size, chunk_size=chunk_size)
+    wrap_nonce = os.urandom(_WRAP_NONCE)
+    prefix = header(KIND_AT_REST, AT_REST_SUITE_ID) + key_label + wrap_nonce
+    wrapped = AESGCM(sealing_key).encrypt(wrap_nonce, params.to_bytes(), prefix + _U32.pack(0))
+    stream_header = prefix + _U32.pack(len(wrapped)) + wrapped
+    return stream_header, ChunkSealer(params, stream_header)
+
+
 def seal_stream_at_rest(
     source: Iterable[bytes | memoryview],
     *,
@@ -184,15 +227,23 @@ def seal_stream_at_rest(
     chunk_size: int = CHUNK_SIZE,
 ) -> Iterator[bytes]:
     """Seal *source* under a TEE sealing key for storage; yields the header, then chunks."""
-    if len(key_label) != KEY_ID_SIZE:
-        raise ValueError("the sealing key label is 32 bytes")
-    params = StreamParams(total_size=total_size, chunk_size=chunk_size)
-    wrap_nonce = os.urandom(_WRAP_NONCE)
-    prefix = header(KIND_AT_REST, AT_REST_SUITE_ID) + key_label + wrap_nonce
-    wrapped = AESGCM(sealing_key).encrypt(wrap_nonce, params.to_bytes(), prefix + _U32.pack(0))
-    stream_header = prefix + _U32.pack(len(wrapped)) + wrapped
+    stream_header, sealer = at_rest_sealer(
+        total_size=total_size, sealing_key=sealing_key, key_label=key_label, chunk_size=chunk_size
+    )
     yield stream_header
-    yield from _chunks(params, stream_header, source)
+    for piece in source:
+        yield from sealer.push(piece)
+    yield from sealer.close()
+
+
+class PlaintextSink(Protocol):
+    """Where a :class:`StreamOpener` puts each authenticated chunk instead of one buffer."""
+
+    def begin(self, total_size: int) -> None:
+        """The stream's declared size, once its header has been opened."""
+
+    def write(self, chunk: memoryview) -> None:
+        """The next authenticated plaintext chunk: a view valid only during the call."""
 
 
 # An unwrapper turns a stream header's fixed prefix and wrapped parameters
@@ -205,18 +256,29 @@ class StreamOpener:
     """Incremental (sans-I/O) opener: feed ciphertext in any pieces.
 
     The plaintext is decrypted in place into one preallocated buffer of the
-    declared size (``decrypt_into``), which :meth:`finish` returns. A declared
-    size above ``max_size`` is refused before anything is allocated.
+    declared size (``decrypt_into``), which :meth:`finish` returns. With a
+    *sink*, each chunk is instead decrypted into one reusable chunk buffer and
+    handed to the sink once authenticated, and :meth:`end` closes the stream:
+    the opener never holds more than one chunk of plaintext. A declared size
+    above ``max_size`` is refused before anything is allocated.
     """
 
     def __init__(
-        self, kind: int, suite: int, prefix_size: int, unwrap: Unwrapper, *, max_size: int
+        self,
+        kind: int,
+        suite: int,
+        prefix_size: int,
+        unwrap: Unwrapper,
+        *,
+        max_size: int,
+        sink: PlaintextSink | None = None,
     ) -> None:
         self._kind = kind
         self._suite = suite
         self._prefix_size = prefix_size
         self._unwrap = unwrap
         self._max_size = max_size
+        self._sink = sink
         self._pending = bytearray()
         self._params: StreamParams | None = None
         self._aead: AESGCM | None = None
@@ -235,6 +297,7 @@ class StreamOpener:
         info: bytes,
         resolve_sender: Callable[[bytes], PublicKey],
         max_size: int,
+        sink: PlaintextSink | None = None,
     ) -> StreamOpener:
         """An opener for kind-3 streams sealed to *recipient* in HPKE Auth mode."""
 
@@ -247,10 +310,17 @@ class StreamOpener:
             return StreamParams.from_bytes(plain), sender_key_id
 
         prefix_size = HEADER_SIZE + KEY_ID_SIZE + hpke.ENC_SIZE
-        return cls(KIND_STREAM, hpke.SUITE_ID, prefix_size, unwrap, max_size=max_size)
+        return cls(KIND_STREAM, hpke.SUITE_ID, prefix_size, unwrap, max_size=max_size, sink=sink)
 
     @classmethod
-    def at_rest(cls, *, sealing_key: bytes, key_label: bytes, max_size: int) -> StreamOpener:
+    def at_rest(
+        cls,
+        *,
+        sealing_key: bytes,
+        key_label: bytes,
+        max_size: int,
+        sink: PlaintextSink | None = None,
+    ) -> StreamOpener:
         """An opener for kind-4 blobs sealed under the TEE's sealing key."""
 
         def unwrap(prefix: bytes, wrapped: bytes) -> tuple[StreamParams, bytes | None]:
@@ -264,7 +334,9 @@ class StreamOpener:
             return StreamParams.from_bytes(plain), None
 
         prefix_size = HEADER_SIZE + KEY_ID_SIZE + _WRAP_NONCE
-        return cls(KIND_AT_REST, AT_REST_SUITE_ID, prefix_size, unwrap, max_size=max_size)
+        return cls(
+            KIND_AT_REST, AT_REST_SUITE_ID, prefix_size, unwrap, max_size=max_size, sink=sink
+        )
 
     @property
     def params(self) -> StreamParams | None:
@@ -301,7 +373,11 @@ class StreamOpener:
         self._params = params
         self._aead = AESGCM(params.key)
         self._aad = hashlib.sha256(stream_header).digest()
-        self._buffer = bytearray(params.total_size)
+        if self._sink is None:
+            self._buffer = bytearray(params.total_size)
+        else:
+            self._buffer = bytearray(min(params.chunk_size, params.total_size))
+            self._sink.begin(params.total_size)
         return True
 
     def _try_chunk(self) -> bool:
@@ -318,12 +394,13 @@ class StreamOpener:
             return False
         plain_len = ct_len - _TAG
         last = flag == 1
-        if self._offset + plain_len > len(self._buffer):
+        if self._offset + plain_len > self._params.total_size:
             raise DecryptionFailed()
         if not last and plain_len != self._params.chunk_size:
             raise DecryptionFailed()
         ciphertext = memoryview(self._pending)[_CHUNK_HEAD.size : _CHUNK_HEAD.size + ct_len]
-        target = memoryview(self._buffer)[self._offset : self._offset + plain_len]
+        start = self._offset if self._sink is None else 0
+        target = memoryview(self._buffer)[start : start + plain_len]
         try:
             self._aead.decrypt_into(
                 _nonce(self._params.nonce_prefix, self._counter, last),
@@ -341,14 +418,23 @@ class StreamOpener:
         self._counter += 1
         if last:
             self._done = True
+        if self._sink is not None:
+            with memoryview(self._buffer) as chunk, chunk[:plain_len] as authenticated:
+                self._sink.write(authenticated)
         return True
 
-    def finish(self) -> bytearray:
-        """Check the stream ended with its last chunk and return the plaintext."""
+    def end(self) -> None:
+        """Check the stream ended with its last chunk (all of it is then authenticated)."""
         if self._params is None or not self._done or self._pending:
             raise DecryptionFailed()
         if self._offset != self._params.total_size:
             raise DecryptionFailed()
+        if self._sink is not None:
+            self.discard()  # the last chunk's plaintext is not kept
+
+    def finish(self) -> bytearray:
+        """Check the stream ended with its last chunk and return the plaintext."""
+        self.end()
         buffer, self._buffer = self._buffer, bytearray()
         return buffer
 

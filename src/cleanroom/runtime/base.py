@@ -9,12 +9,15 @@ process, or in a sandboxed worker process, behind the same four calls.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    # Types only: a sandboxed worker imports this before it may import numpy
+    # (runtime/sandbox/startup.py).
+    import numpy as np
+    import numpy.typing as npt
 
-Tensors = dict[str, npt.NDArray[np.generic]]
+Tensors: TypeAlias = "dict[str, npt.NDArray[np.generic]]"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ and only the small graph is parsed and checked.
 
 from __future__ import annotations
 
+import mmap
+
 from cleanroom.runtime.base import ModelRunner, RuntimeLimits
 from cleanroom.runtime.validation import validate_model
 from cleanroom.wire.formats import ModelFormat
@@ -19,11 +21,11 @@ __all__ = ["load_model"]
 
 
 def load_model(
-    fmt: ModelFormat, model: bytes | bytearray | memoryview, limits: RuntimeLimits
+    fmt: ModelFormat, model: bytes | bytearray | memoryview | mmap.mmap, limits: RuntimeLimits
 ) -> ModelRunner:
     """Validate *model* and load it in this process; raises ModelRejected if refused.
 
-    A ``bytearray`` is taken over: it is rearranged and the loaded model keeps
+    A ``bytearray`` or writable ``mmap`` is taken over: it is rearranged and the loaded model keeps
     using it. Other buffers are copied once.
     """
     if fmt == ModelFormat.ONNX:
@@ -37,7 +39,7 @@ def load_model(
                 f"the model has {memoryview(model).nbytes} bytes, "
                 f"over the limit of {limits.max_model_bytes}"
             )
-        buffer = model if isinstance(model, bytearray) else bytearray(model)
+        buffer = model if isinstance(model, bytearray | mmap.mmap) else bytearray(model)
         split = split_onnx(buffer)
         validate_onnx(split.graph, limits, detached=split.detached)
         return OnnxRunner(split.graph, limits, weights=split.weights, keep=buffer)

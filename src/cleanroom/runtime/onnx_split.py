@@ -25,6 +25,7 @@ confinement, before anything is loaded.
 from __future__ import annotations
 
 import math
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,7 +255,7 @@ def _graph_without(data: memoryview, graph: _Field, tensors: list[_Tensor]) -> b
     return _length_delimited(_MODEL_GRAPH, b"".join(body))
 
 
-def split_onnx(buffer: bytearray) -> SplitModel:
+def split_onnx(buffer: bytearray | mmap.mmap) -> SplitModel:
     """Detach the large initializers of the model in *buffer*; *buffer* is rearranged.
 
     The weights returned are views of *buffer* (or, rarely, copies), so

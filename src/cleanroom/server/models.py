@@ -2,26 +2,109 @@
 
 A model is written in the at-rest STREAM format (``cleanroom.crypto.stream``)
 to a temporary file, synced, then renamed into place, so a crash leaves
-either the old sealed model or the new one.
+either the old sealed model or the new one. It can be sealed as it streams
+in (:meth:`SealedModelStore.stage_stream`): each plaintext chunk is
+encrypted when it arrives and written by a second thread, so sealing ends
+with the transfer and only the final ``fsync`` remains.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cleanroom.crypto.stream import CHUNK_SIZE, StreamOpener, seal_stream_at_rest
+from cleanroom.crypto.stream import CHUNK_SIZE, StreamOpener, at_rest_sealer
 from cleanroom.errors import NotFound
 
-__all__ = ["SealedModelStore"]
+__all__ = ["SealedModelStore", "SealingWriter"]
+
+_SYNC = b"sync"  # sentinels, compared by identity
+_DROP = b"drop"
+_QUEUED_CHUNKS = 4
 
 
 def _pieces(data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
     view = memoryview(data)
     for start in range(0, len(view), CHUNK_SIZE):
         yield view[start : start + CHUNK_SIZE]
+
+
+class SealingWriter:
+    """Seals a model of a declared size chunk by chunk into a staged file.
+
+    :meth:`write` encrypts on the caller's thread (the plaintext may be a view
+    into a buffer reused afterwards) and queues the sealed chunk for a writer
+    thread; :meth:`close` queues the final chunk and the ``fsync`` and returns
+    at once; :meth:`wait` gives the synced file. :meth:`discard` drops it all.
+    """
+
+    def __init__(self, directory: Path, key: bytes, label: bytes, total_size: int) -> None:
+        fd, name = tempfile.mkstemp(dir=directory, suffix=".partial")
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+        try:
+            header, self._sealer = at_rest_sealer(
+                total_size=total_size, sealing_key=key, key_label=label
+            )
+        except BaseException:
+            self._file.close()
+            self.path.unlink(missing_ok=True)
+            raise
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=_QUEUED_CHUNKS)
+        self._error: BaseException | None = None
+        self._queue.put(header)
+        self._thread = threading.Thread(target=self._drain, daemon=True, name="cleanroom-seal")
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _DROP:
+                return
+            if self._error is not None:
+                continue  # failed: keep the producer unblocked until told to stop
+            try:
+                if item is _SYNC:
+                    os.fsync(self._file.fileno())
+                    return
+                self._file.write(item)
+            except BaseException as exc:
+                self._error = exc
+
+    def _put(self, item: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        for sealed in self._sealer.push(chunk):
+            self._put(sealed)
+
+    def close(self) -> None:
+        """Seal the final chunk and queue the ``fsync``; :meth:`wait` for it."""
+        for sealed in self._sealer.close():
+            self._put(sealed)
+        self._put(_SYNC)
+
+    def wait(self) -> Path:
+        """The staged file, once written and synced; on failure it is removed."""
+        self._thread.join()
+        self._file.close()
+        if self._error is not None:
+            self.path.unlink(missing_ok=True)
+            raise self._error
+        return self.path
+
+    def discard(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_DROP)
+            self._thread.join()
+        self._file.close()
+        self.path.unlink(missing_ok=True)
 
 
 class SealedModelStore:
@@ -40,26 +123,22 @@ class SealedModelStore:
     def stage(self, model: bytes | bytearray | memoryview) -> Path:
         """Seal *model* into a new synced temporary file; :meth:`commit` puts it in place.
 
-        Staging apart from committing lets the service seal a model while its
-        workers start, and keep the previous sealed model if they refuse it.
+        Staging apart from committing lets the service keep the previous
+        sealed model if the workers refuse the new one.
         """
-        fd, name = tempfile.mkstemp(dir=self._dir, suffix=".partial")
-        staged = Path(name)
+        writer = self.stage_stream(memoryview(model).nbytes)
         try:
-            with os.fdopen(fd, "wb") as f:
-                for piece in seal_stream_at_rest(
-                    _pieces(model),
-                    total_size=len(model),
-                    sealing_key=self._key,
-                    key_label=self._label,
-                ):
-                    f.write(piece)
-                f.flush()
-                os.fsync(f.fileno())
+            for piece in _pieces(model):
+                writer.write(piece)
+            writer.close()
         except BaseException:
-            staged.unlink(missing_ok=True)
+            writer.discard()
             raise
-        return staged
+        return writer.wait()
+
+    def stage_stream(self, total_size: int) -> SealingWriter:
+        """A writer sealing a model of *total_size* bytes as it arrives."""
+        return SealingWriter(self._dir, self._key, self._label, total_size)
 
     def commit(self, instance_id: str, staged: Path) -> None:
         os.replace(staged, self.path(instance_id))

@@ -8,21 +8,20 @@ documents. Everything that decides who may do what lives here.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.background import in_background
 from cleanroom.crypto import envelope
 from cleanroom.crypto.binding import TLS_SPKI_KEY, config_digest, tls_key_digest
 from cleanroom.crypto.keys import PublicKey
-from cleanroom.crypto.stream import StreamOpener, stream_info
+from cleanroom.crypto.stream import PlaintextSink, StreamOpener, stream_info
 from cleanroom.errors import (
     AccessDenied,
     DecryptionFailed,
@@ -42,10 +41,12 @@ from cleanroom.server.accounts import Accounts, normalise_email
 from cleanroom.server.audits import DATASETS, SPEC_OPTION, AuditRoom
 from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
 from cleanroom.server.limits import instance_limits
+from cleanroom.server.model_upload import ModelSink
 from cleanroom.server.models import SealedModelStore
 from cleanroom.server.replay import ReplayGuard
 from cleanroom.server.settings import ServerSettings
 from cleanroom.server.store import InstanceRecord, Store
+from cleanroom.server.streaming import relay_stream
 from cleanroom.server.tee import Tee
 from cleanroom.server.upstreams import UPSTREAMS_OPTION, check_upstream, parse_upstreams
 from cleanroom.wire.formats import ModelFormat
@@ -398,56 +399,60 @@ class CleanRoomService:
         key_id_hex: str | None,
         config: str | None,
     ) -> InstanceRecord:
+        """Open the sealed model as it arrives, forwarding each chunk to the starting
+        workers and to sealed storage (``server/model_upload.py``); the ingress
+        policy decides once the whole upload is authenticated, before any worker
+        parses the model. A refused, truncated or tampered upload stops the
+        workers and leaves the previous model and its sealed file in place.
+        """
         record = self.owned_instance(email, instance_id)
         self._check_fresh(record, key_id_hex, config)
-        model, ciphertext_digest = await self._receive_stream(
-            record, email, "model", chunks, self.settings.max_model_bytes
+        limits = instance_limits(self.settings.runtime, record.options.get(LIMITS_OPTION))
+        key = f"{record.id}/{secrets.token_hex(4)}"
+        model_format = ModelFormat(record.format)
+        source = self._sealed_source(record.id)
+        sink = ModelSink(
+            lambda size: self.supervisor.begin_load(key, model_format, size, limits, source),
+            self.models,
         )
+        opener = self._stream_opener(record, email, "model", self.settings.max_model_bytes, sink)
         try:
+            ciphertext_digest = await relay_stream(opener, chunks, self.settings.max_model_bytes)
+            opener.end()
+            self._check_stream_replay(opener)
             ticket = self.gate.ingress(
-                record, email, UPLOAD, ciphertext_digest, payload_nbytes=len(model)
+                record, email, UPLOAD, ciphertext_digest, payload_nbytes=sink.size
             )
-            return await run_in_threadpool(self._install_model, ticket, model)
-        finally:
-            _wipe(model)
+        except BaseException:
+            opener.discard()
+            # Shielded: a cancelled request (server shutting down) still stops the
+            # workers and drops the staged file.
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(sink.abort)
+            raise
+        return await run_in_threadpool(self._install_model, ticket, key, sink)
 
-    def _install_model(self, ticket: GateTicket, model: bytearray) -> InstanceRecord:
+    def _install_model(self, ticket: GateTicket, key: str, sink: ModelSink) -> InstanceRecord:
         record = ticket.record
-        # The buffer the model was decrypted into serves the workers (sent, not
-        # copied), sealed storage and the digest at once; it is wiped by the
-        # caller when they are done (docs/performance.md, "Loading a model").
-        plaintext = model
-        models = self.models
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleanroom-seal") as pool:
-            # Sealing for storage (AES and a synced write) overlaps the workers'
-            # start instead of following it; a refused model is never committed.
-            staging = None if models is None else pool.submit(models.stage, plaintext)
-            hashing = pool.submit(hashlib.sha256, plaintext)
-            try:
-                key, runner = self._load_runner(record.id, record.format, plaintext)
-            except BaseException:
-                if staging is not None and models is not None:
-                    staging.add_done_callback(
-                        lambda done: None if done.exception() else models.discard(done.result())
-                    )
-                raise
-            try:
-                staged = None if staging is None else staging.result()
-            except BaseException:
-                self.supervisor.unload(key)
-                raise
-            digest = "sha256:" + hashing.result().hexdigest()
-        self.gate.allowed(ticket, None, model_digest=digest)
-        if staged is not None and models is not None:
-            models.commit(record.id, staged)
-        self.store.set_model(record.id, digest, len(plaintext), runner.signature.to_json())
+        # The workers load the model while its sealed copy is synced; a refused
+        # model is never committed.
+        runner, staged = sink.install()
+        digest = sink.digest
+        try:
+            self.gate.allowed(ticket, None, model_digest=digest)
+            if staged is not None and self.models is not None:
+                self.models.commit(record.id, staged)
+        except BaseException:
+            sink.abort()
+            raise
+        self.store.set_model(record.id, digest, sink.size, runner.signature.to_json())
         with self._runners_lock:
             self._runners[record.id] = runner
             old_key = self._runner_keys.get(record.id)
             self._runner_keys[record.id] = key
         if old_key is not None:
             self.supervisor.unload(old_key)
-        log.info("instance %s: model installed (%s, %d bytes)", record.id, digest, len(plaintext))
+        log.info("instance %s: model installed (%s, %d bytes)", record.id, digest, sink.size)
         return self.store.instance(record.id)
 
     # prediction ---------------------------------------------------------------------
@@ -532,6 +537,27 @@ class CleanRoomService:
         finally:
             _wipe(plaintext)
 
+    def _stream_opener(
+        self,
+        record: InstanceRecord,
+        email: str,
+        purpose: str,
+        max_size: int,
+        sink: PlaintextSink | None = None,
+    ) -> StreamOpener:
+        return StreamOpener.in_transit(
+            recipient=self.tee.hpke,
+            info=stream_info(record.id, purpose),
+            resolve_sender=self._sender_resolver(record, email),
+            max_size=max_size,
+            sink=sink,
+        )
+
+    def _check_stream_replay(self, opener: StreamOpener) -> None:
+        params = opener.params
+        assert params is not None
+        self.replay.check(b"stream:" + params.request_id.encode(), params.created)
+
     async def _receive_stream(
         self,
         record: InstanceRecord,
@@ -542,35 +568,19 @@ class CleanRoomService:
     ) -> tuple[bytearray, str]:
         """Open a sealed stream from *email* for *purpose*; the plaintext and the
         ciphertext's digest. Refuses unknown senders, tampering, oversize and replays."""
-        opener = StreamOpener.in_transit(
-            recipient=self.tee.hpke,
-            info=stream_info(record.id, purpose),
-            resolve_sender=self._sender_resolver(record, email),
-            max_size=max_size,
-        )
-        ciphertext_hash = hashlib.sha256()
-        received = 0
+        opener = self._stream_opener(record, email, purpose, max_size)
         try:
-            async for chunk in chunks:
-                ciphertext_hash.update(chunk)
-                received += len(chunk)
-                if received > max_size + 1024 * 1024:  # the chunk framing adds < 1 MiB
-                    raise PayloadTooLarge(
-                        f"the upload is larger than the limit of {max_size} bytes"
-                    )
-                opener.feed(chunk)
+            ciphertext_digest = await relay_stream(opener, chunks, max_size)
             plaintext = opener.finish()
         except BaseException:
             opener.discard()
             raise
-        params = opener.params
-        assert params is not None
         try:
-            self.replay.check(b"stream:" + params.request_id.encode(), params.created)
+            self._check_stream_replay(opener)
         except BaseException:
             _wipe(plaintext)
             raise
-        return plaintext, "sha256:" + ciphertext_hash.hexdigest()
+        return plaintext, ciphertext_digest
 
     def run_audit(self, email: str, instance_id: str) -> bytes:
         """Run the instance's fixed audit spec on its model; the signed certificate."""

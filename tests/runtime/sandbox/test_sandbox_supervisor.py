@@ -26,6 +26,8 @@ from cleanroom.errors import (
 )
 from cleanroom.runtime import RuntimeLimits, Supervisor
 from cleanroom.runtime.sandbox import SandboxedRunner
+from cleanroom.runtime.sandbox.process import WorkerProcess
+from cleanroom.runtime.sandbox.protocol import PeerClosed, recv_header, send_frame
 from cleanroom.wire.formats import ModelFormat
 
 RNG = np.random.default_rng(11)
@@ -387,3 +389,89 @@ def test_a_runner_with_a_model_source_keeps_no_plaintext_and_restarts_from_it(
         assert handed_out[0] == bytearray()  # wiped once sent
     finally:
         supervisor.unload(instance)
+
+
+def _gone(pid: int | None) -> bool:
+    return pid is None or not os.path.exists(f"/proc/{pid}") or _state(pid) in ("Z", "gone")
+
+
+def test_a_model_streamed_in_pieces_serves_like_one_sent_whole(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    model = model_bytes("mixed_io.onnx")
+    instance = f"pieces-{uuid.uuid4()}"
+    loading = supervisor.begin_load(
+        instance, ModelFormat.ONNX, len(model), replace(limits, workers=2), lambda: bytearray(model)
+    )
+    for start in range(0, len(model), 100):
+        loading.write(model[start : start + 100])
+    runner = loading.finish()
+    try:
+        assert supervisor.runner(instance) is runner
+        assert len(runner.worker_pids) == 2
+        inputs = mixed_inputs(3)
+        assert_same(runner.run(inputs), direct_onnx(model, inputs))
+    finally:
+        supervisor.unload(instance)
+
+
+def test_an_aborted_load_stops_its_workers_before_they_parse_the_model(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    model = model_bytes("mixed_io.onnx")
+    started: list[WorkerProcess] = []
+    original = supervisor.new_worker
+
+    def spy(fmt: ModelFormat, worker_limits: RuntimeLimits) -> WorkerProcess:
+        started.append(original(fmt, worker_limits))
+        return started[-1]
+
+    instance = f"aborted-{uuid.uuid4()}"
+    supervisor.new_worker = spy  # type: ignore[method-assign]
+    try:
+        loading = supervisor.begin_load(
+            instance, ModelFormat.ONNX, len(model), replace(limits, workers=2)
+        )
+        loading.write(model)
+        pids = [w.pid for w in started]
+        loading.abort()
+    finally:
+        del supervisor.new_worker
+    assert len(pids) == 2
+    assert all(_gone(pid) for pid in pids)
+    with pytest.raises(NotFound):
+        supervisor.runner(instance)
+
+
+def test_a_load_longer_or_shorter_than_declared_is_refused(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    model = model_bytes("mixed_io.onnx")
+    longer = supervisor.begin_load("longer", ModelFormat.ONNX, len(model) - 1, limits)
+    with pytest.raises(ValueError, match="longer"):
+        longer.write(model)
+    shorter = supervisor.begin_load("shorter", ModelFormat.ONNX, len(model), limits)
+    shorter.write(model[:-1])
+    with pytest.raises(ValueError, match="shorter"):
+        shorter.finish()
+    for instance in ("longer", "shorter"):
+        with pytest.raises(NotFound):
+            supervisor.runner(instance)
+
+
+def test_a_worker_never_told_to_load_exits_without_parsing_the_model(
+    limits: RuntimeLimits,
+) -> None:
+    # A model the worker would refuse (ModelRejected) if it parsed it.
+    model = b"not an ONNX model" * 64
+    worker = WorkerProcess(ModelFormat.ONNX, limits, network="auto")
+    worker.begin(len(model))
+    worker.send(model)
+    sock = worker._sock
+    assert sock is not None
+    assert worker._proc is not None
+    send_frame(sock, {"op": "run", "area": "shm", "nbytes": 0})
+    with pytest.raises(PeerClosed):
+        recv_header(sock)  # no reply at all: not a refusal of the model
+    assert worker._proc.wait(timeout=10) == 1
+    worker.kill()

@@ -3,7 +3,9 @@
 Tensors cross through a shared-memory slot (an anonymous ``memfd``, mapped
 by both sides, never a named file) with the socket as doorbell; requests or
 replies larger than the slot travel inline on the socket. The model itself
-always travels on the socket. See ``docs/sandbox.md``.
+always travels on the socket, possibly piece by piece as it arrives
+(:meth:`WorkerProcess.begin`, :meth:`~WorkerProcess.send`), and the worker
+loads it only when told to (:meth:`~WorkerProcess.load`). See ``docs/sandbox.md``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected, ServiceUnavailable
 from cleanroom.runtime.base import RuntimeLimits, Tensors
@@ -28,6 +31,7 @@ from cleanroom.runtime.sandbox.protocol import (
     recv_header,
     recv_payload,
     send_frame,
+    send_frame_header,
 )
 from cleanroom.runtime.sandbox.slot import write_tensors
 from cleanroom.wire.formats import ModelFormat
@@ -38,21 +42,29 @@ __all__ = ["WorkerProcess", "limits_to_json"]
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 DEFAULT_SLOT_BYTES = 16 * 1024 * 1024
 DEFAULT_LOAD_TIMEOUT_S = 120.0
+_T = TypeVar("_T")
+_MODEL_PIECE = 4 * 1024 * 1024
 DEFAULT_MAX_OUTPUT_BYTES = 1024**3
 
 
 # Runs the worker without executing cleanroom/__init__.py, which imports the
 # SDK (client, attestation, HTTP): the worker must import only the runtime,
-# wire and errors layers (DESIGN.md, "Layers"). find_spec locates the package
-# without importing it; a bare package module stands in for it.
+# wire and errors layers (DESIGN.md, "Layers"). Nor does it execute the
+# __init__ of cleanroom.runtime and of its sandbox package, which import the
+# runtimes and the supervisor: the worker's first steps (startup.py) import
+# only small modules, so it starts receiving the model sooner. find_spec
+# locates the package without importing it; bare package modules stand in.
 _BOOTSTRAP = """
-import importlib.util, sys, types
+import importlib.util, os, sys, types
 spec = importlib.util.find_spec("cleanroom")
-package = types.ModuleType("cleanroom")
-package.__path__ = list(spec.submodule_search_locations)
-package.__spec__ = spec
-sys.modules["cleanroom"] = package
-from cleanroom.runtime.sandbox.worker import main
+root = list(spec.submodule_search_locations)
+for name, path in (("cleanroom", root), ("cleanroom.runtime", [os.path.join(root[0], "runtime")]),
+                   ("cleanroom.runtime.sandbox", [os.path.join(root[0], "runtime", "sandbox")])):
+    package = types.ModuleType(name)
+    package.__path__ = path
+    sys.modules[name] = package
+sys.modules["cleanroom"].__spec__ = spec
+from cleanroom.runtime.sandbox.startup import main
 sys.exit(main(sys.argv))
 """
 
@@ -156,12 +168,49 @@ class WorkerProcess:
 
     def start(self, model: bytes | bytearray | memoryview) -> None:
         """Spawn the worker, send it the model and wait until it has loaded it."""
+        self.begin(memoryview(model).nbytes)
+        self.send(model)
+        self.load()
+
+    def begin(self, size: int) -> None:
+        """Spawn the worker and announce a model of *size* bytes; :meth:`send` follows."""
         try:
             self._spawn()
         except OSError as exc:
             self.kill()
             raise ServiceUnavailable(f"cannot start a sandboxed worker: {exc.strerror}") from exc
-        self._handshake(model)
+        header = {
+            "op": "start",
+            "format": str(self.fmt) if self.fmt is not None else None,
+            "limits": limits_to_json(self.limits),
+            "network": self.network,
+        }
+        self._exchange(lambda sock: send_frame_header(sock, header, size))
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """The next piece of the model; the worker receives it into its buffer."""
+        if memoryview(data).nbytes:
+            self._exchange(lambda sock: sock.sendall(data))
+
+    def load(self) -> None:
+        """Tell the worker its whole model has arrived and may be loaded; wait for it.
+
+        Until then the worker has not parsed a byte of the model; a worker that
+        is never told (the upload failed or was refused) is killed instead.
+        """
+
+        def confirm(sock: socket.socket) -> dict[str, Any]:
+            send_frame(sock, {"op": "load"})
+            reply, size = recv_header(sock)
+            recv_payload(sock, size, 0)
+            return reply
+
+        reply = self._exchange(confirm)
+        if not reply.get("ok"):
+            self.kill()
+            raise _error_from_reply(reply)
+        self.sandbox = dict(reply.get("sandbox") or {})
+        self.signature = dict(reply.get("signature") or {})
 
     def _spawn(self) -> None:
         if not hasattr(os, "memfd_create"):
@@ -205,22 +254,21 @@ class WorkerProcess:
         finally:
             child.close()
             os.close(slot_fd)
+        # A model is sent in 4 MiB pieces: with a send buffer that holds one, the
+        # service hands a piece over and goes on while the worker copies it out
+        # (capped by net.core.wmem_max).
+        with contextlib.suppress(OSError):
+            parent.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _MODEL_PIECE)
         self._sock = parent
 
-    def _handshake(self, model: bytes | bytearray | memoryview) -> None:
+    def _exchange(self, step: Callable[[socket.socket], _T]) -> _T:
+        """Run one step of the start-up on the socket; a failure stops the worker."""
         parent = self._sock
-        assert parent is not None
-        header = {
-            "op": "start",
-            "format": str(self.fmt) if self.fmt is not None else None,
-            "limits": limits_to_json(self.limits),
-            "network": self.network,
-        }
         try:
+            if parent is None:
+                raise PeerClosed("the worker is not running")
             parent.settimeout(self.load_timeout_s)
-            send_frame(parent, header, model)
-            reply, size = recv_header(parent)
-            recv_payload(parent, size, 0)
+            return step(parent)
         except (OSError, FrameError) as exc:
             reason = self._reap_reason(exc)
             self.kill()
@@ -236,11 +284,6 @@ class WorkerProcess:
                 f"(the model, or memory_bytes={self.limits.memory_bytes} too small for it "
                 "and its runtime)"
             ) from exc
-        if not reply.get("ok"):
-            self.kill()
-            raise _error_from_reply(reply)
-        self.sandbox = dict(reply.get("sandbox") or {})
-        self.signature = dict(reply.get("signature") or {})
 
     def _reap_reason(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):

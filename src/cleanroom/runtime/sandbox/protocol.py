@@ -8,7 +8,9 @@ anything a worker sends, because the worker runs untrusted models.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import socket
 import struct
 from typing import Any
@@ -21,6 +23,7 @@ __all__ = [
     "recv_payload",
     "recv_payload_into",
     "send_frame",
+    "send_frame_header",
 ]
 
 _PREFIX = struct.Struct(">IQ")
@@ -38,11 +41,16 @@ class PeerClosed(FrameError):
     """The peer closed its end: for a worker, usually because it died."""
 
 
+def send_frame_header(sock: socket.socket, header: dict[str, Any], payload_nbytes: int) -> None:
+    """Send a frame's header; its *payload_nbytes* bytes of payload follow in any pieces."""
+    data = json.dumps(header, separators=(",", ":")).encode()
+    sock.sendall(_PREFIX.pack(len(data), payload_nbytes) + data)
+
+
 def send_frame(
     sock: socket.socket, header: dict[str, Any], payload: bytes | bytearray | memoryview = b""
 ) -> None:
-    data = json.dumps(header, separators=(",", ":")).encode()
-    sock.sendall(_PREFIX.pack(len(data), memoryview(payload).nbytes) + data)
+    send_frame_header(sock, header, memoryview(payload).nbytes)
     if memoryview(payload).nbytes:
         sock.sendall(payload)
 
@@ -85,16 +93,30 @@ def recv_payload(sock: socket.socket, size: int, limit: int) -> bytes:
     return _recv_exact(sock, size)
 
 
-def recv_payload_into(sock: socket.socket, size: int, limit: int) -> bytearray:
-    """Read a payload straight into one buffer of its size (a model: no second copy)."""
+def recv_payload_into(sock: socket.socket, size: int, limit: int) -> bytearray | mmap.mmap:
+    """Read a payload straight into one buffer of its size (a model: no second copy).
+
+    The buffer is private anonymous memory that the kernel zeroes page by page
+    as the payload fills it: ``bytearray(size)`` would first write zeros over all of
+    it (0.2-0.4 s for a 575 MB model), before the first byte is received.
+    """
     if size > limit:
         raise FrameError(f"frame payload of {size} bytes is over the limit of {limit}")
-    buffer = bytearray(size)
+    buffer: bytearray | mmap.mmap = bytearray()
+    if size:
+        buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        # Huge pages where the kernel allows them: far fewer page faults while
+        # it fills (measured 0.40 -> 0.15-0.32 s for 512 MB).
+        with contextlib.suppress(OSError, AttributeError):
+            buffer.madvise(mmap.MADV_HUGEPAGE)
     view = memoryview(buffer)
     got = 0
     try:
         while got < size:
-            count = sock.recv_into(view[got:], size - got)
+            # MSG_WAITALL: one call (and one release of the GIL) for the whole
+            # payload, however long it takes to arrive, rather than one per
+            # socket buffer, each waiting for the GIL the importing thread holds.
+            count = sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
             if not count:
                 raise PeerClosed("the peer closed the connection")
             got += count

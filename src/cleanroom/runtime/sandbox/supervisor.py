@@ -38,7 +38,14 @@ from cleanroom.runtime.sandbox.report import SandboxReport, mechanism_of
 from cleanroom.runtime.tensors import check_inputs
 from cleanroom.wire.formats import ModelFormat
 
-__all__ = ["ModelSource", "NetworkIsolation", "SandboxReport", "SandboxedRunner", "Supervisor"]
+__all__ = [
+    "ModelLoad",
+    "ModelSource",
+    "NetworkIsolation",
+    "SandboxReport",
+    "SandboxedRunner",
+    "Supervisor",
+]
 
 NetworkIsolation = Literal["auto", "seccomp"]
 # Gives the model's plaintext again, in a fresh buffer, to restart a worker
@@ -60,6 +67,105 @@ def _signature_from_json(doc: Mapping[str, Any]) -> ModelSignature:
     return ModelSignature(inputs=specs(doc["inputs"]), outputs=specs(doc["outputs"]))
 
 
+class ModelLoad:
+    """An instance's workers receiving a model as it arrives, piece by piece.
+
+    :meth:`write` hands each piece to every worker (each receives it into its
+    own buffer); :meth:`finish` tells them the model is complete and may be
+    loaded, and returns the runner serving it; :meth:`abort` kills them, so a
+    model that is incomplete, fails authentication or is refused is never
+    parsed. Nothing of the model is kept here.
+    """
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        instance_id: str,
+        fmt: ModelFormat,
+        size: int,
+        limits: RuntimeLimits,
+        reload: ModelSource | None = None,
+    ) -> None:
+        if size > limits.max_model_bytes:
+            raise ModelRejected(
+                f"the model has {size} bytes, over the limit of {limits.max_model_bytes}"
+            )
+        supervisor.check_free(instance_id)
+        self._supervisor = supervisor
+        self._instance_id = instance_id
+        self._fmt = fmt
+        self._size = size
+        self._sent = 0
+        self._limits = limits
+        self._reload = reload
+        self._runner: SandboxedRunner | None = None
+        self._workers = [supervisor.new_worker(fmt, limits) for _ in range(max(1, limits.workers))]
+        try:
+            for worker in self._workers:
+                worker.begin(size)
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """The next piece of the model, sent to every worker before this returns."""
+        self._sent += memoryview(data).nbytes
+        try:
+            if self._sent > self._size:
+                raise ValueError("the model is longer than its declared size")
+            for worker in self._workers:
+                worker.send(data)
+        except BaseException:
+            self.abort()
+            raise
+
+    def finish(self, model: bytes | bytearray | memoryview = b"") -> SandboxedRunner:
+        """Let the workers load the complete model; the runner once all accepted it.
+
+        Without a reload source, *model* (the whole plaintext) is kept to restart
+        workers. Raises ModelRejected if a worker refused the model.
+        """
+        try:
+            if self._sent != self._size:
+                raise ValueError("the model is shorter than its declared size")
+            errors: list[BaseException] = []
+
+            def load(worker: WorkerProcess) -> None:
+                try:
+                    worker.load()
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=load, args=(w,), daemon=True) for w in self._workers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if errors:
+                rejected = [e for e in errors if isinstance(e, ModelRejected)]
+                raise rejected[0] if rejected else errors[0]
+            for worker in self._workers:
+                self._supervisor.check_confinement(worker.sandbox)
+            runner = SandboxedRunner(
+                self._supervisor, self._fmt, self._workers, self._limits, model, self._reload
+            )
+            self._supervisor.register(self._instance_id, runner)
+            self._runner = runner
+        except BaseException:
+            self.abort()
+            raise
+        return runner
+
+    def abort(self) -> None:
+        """Stop the workers, and unload the runner if :meth:`finish` made one; whatever
+        they received is gone with them."""
+        if self._runner is not None:
+            self._supervisor.unload_runner(self._instance_id, self._runner)
+            self._runner = None
+        for worker in self._workers:
+            worker.kill()
+
+
 class SandboxedRunner:
     """A :class:`~cleanroom.runtime.base.ModelRunner` backed by sandboxed workers."""
 
@@ -67,56 +173,30 @@ class SandboxedRunner:
         self,
         supervisor: Supervisor,
         fmt: ModelFormat,
-        model: bytes | bytearray | memoryview,
+        workers: list[WorkerProcess],
         limits: RuntimeLimits,
+        model: bytes | bytearray | memoryview,
         reload: ModelSource | None = None,
     ) -> None:
+        """Serve with *workers*, started and loaded (see :class:`ModelLoad`).
+
+        With a *reload* source nothing is kept: a restart asks it for the model.
+        Without one, *model* (the plaintext, in memory only) restarts workers.
+        """
         self._supervisor = supervisor
         self._fmt = fmt
-        # With a *reload* source nothing is kept: a restart asks it for the model.
-        # Without one, the plaintext is kept (in memory only) to restart workers.
         self._reload = reload
-        self._model: bytes | bytearray | memoryview = model
+        self._model: bytes | bytearray | memoryview = b"" if reload is not None else model
         self._limits = limits
         self._idle: queue.Queue[WorkerProcess] = queue.Queue()
-        self._all: list[WorkerProcess] = []
+        self._all: list[WorkerProcess] = list(workers)
         self._closed = False
         self._lock = threading.Lock()
         self._restarting: list[threading.Thread] = []
         self.restarts = 0
-        count = max(1, int(limits.workers))
-        starters = [self._new_worker() for _ in range(count)]
-        errors: list[BaseException] = []
-
-        def start(worker: WorkerProcess) -> None:
-            try:
-                worker.start(self._model)
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=start, args=(w,), daemon=True) for w in starters]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            for worker in starters:
-                worker.kill()
-            rejected = [e for e in errors if isinstance(e, ModelRejected)]
-            raise rejected[0] if rejected else errors[0]
-        try:
-            for worker in starters:
-                supervisor.check_confinement(worker.sandbox)
-        except ServiceUnavailable:
-            for worker in starters:
-                worker.kill()
-            raise
-        self._signature = _signature_from_json(starters[0].signature)
-        for worker in starters:
-            self._all.append(worker)
+        self._signature = _signature_from_json(workers[0].signature)
+        for worker in workers:
             self._idle.put(worker)
-        if reload is not None:
-            self._model = b""  # the caller's buffer is no longer referenced
 
     def _start(self, worker: WorkerProcess) -> None:
         if self._reload is None:
@@ -127,9 +207,6 @@ class SandboxedRunner:
             worker.start(plaintext)
         finally:
             wipe(plaintext)
-
-    def _new_worker(self) -> WorkerProcess:
-        return WorkerProcess(self._fmt, self._limits, network=self._supervisor.network)
 
     @property
     def signature(self) -> ModelSignature:
@@ -339,23 +416,44 @@ class Supervisor:
 
         Loading an instance that is already loaded raises Conflict: unload first.
         """
+        loading = self.begin_load(instance_id, fmt, memoryview(model).nbytes, limits, reload)
+        loading.write(model)
+        return loading.finish(model)
+
+    def begin_load(
+        self,
+        instance_id: str,
+        fmt: ModelFormat,
+        size: int,
+        limits: RuntimeLimits,
+        reload: ModelSource | None = None,
+    ) -> ModelLoad:
+        """Start the instance's workers for a model of *size* bytes still arriving.
+
+        Feed it with :meth:`ModelLoad.write`, then :meth:`ModelLoad.finish`
+        (or :meth:`ModelLoad.abort`); see :meth:`load` for *reload*.
+        """
+        return ModelLoad(self, instance_id, fmt, size, limits, reload)
+
+    def new_worker(self, fmt: ModelFormat, limits: RuntimeLimits) -> WorkerProcess:
+        return WorkerProcess(fmt, limits, network=self.network)
+
+    def check_free(self, instance_id: str) -> None:
+        """Raise unless *instance_id* could be loaded now."""
         if self._closed:
             raise ServiceUnavailable("the supervisor is closed")
         with self._lock:
             if instance_id in self._runners:
                 raise Conflict(f"instance {instance_id!r} already has a model loaded")
-        size = memoryview(model).nbytes
-        if size > limits.max_model_bytes:
-            raise ModelRejected(
-                f"the model has {size} bytes, over the limit of {limits.max_model_bytes}"
-            )
-        runner = SandboxedRunner(self, fmt, model, limits, reload)
+
+    def register(self, instance_id: str, runner: SandboxedRunner) -> None:
         with self._lock:
-            if instance_id in self._runners:
+            if self._closed or instance_id in self._runners:
                 runner.close()
+                if self._closed:
+                    raise ServiceUnavailable("the supervisor is closed")
                 raise Conflict(f"instance {instance_id!r} already has a model loaded")
             self._runners[instance_id] = runner
-        return runner
 
     def runner(self, instance_id: str) -> SandboxedRunner:
         with self._lock:
@@ -369,6 +467,13 @@ class Supervisor:
             runner = self._runners.pop(instance_id, None)
         if runner is not None:
             runner.close()
+
+    def unload_runner(self, instance_id: str, runner: SandboxedRunner) -> None:
+        """Unload *runner* if it is still the one loaded for *instance_id*; close it anyway."""
+        with self._lock:
+            if self._runners.get(instance_id) is runner:
+                del self._runners[instance_id]
+        runner.close()
 
     def close(self) -> None:
         self._closed = True

@@ -5,16 +5,23 @@ see ``process.py``) with a minimal environment and only those two file
 descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
 ``cleanroom.errors``, numpy and the model's runtime. Sequence:
 
-1. read the ``start`` header (format, limits, confinement settings);
+1. (``startup.py``, before numpy or this module is imported) read the
+   ``start`` header (format, limits, confinement settings, the model's size);
 2. confine: user and network namespaces, resource limits, no dumping;
-3. read the model from the socket (never from a file);
-4. restrict the filesystem (Landlock), import the runtime, then install the
-   seccomp filter, so parsing and loading the untrusted model already happen
-   under all of it;
-5. validate and load the model (an ONNX model's large weights stay in the
+3. restrict the filesystem (Landlock); then start receiving the model from
+   the socket (never from a file) into one buffer of its size on a second
+   thread, bound by Landlock too, and meanwhile import this module and the
+   runtime, so the imports overlap the model's arrival, which may last as
+   long as its upload;
+4. install the seccomp filter, so parsing and loading the untrusted model
+   happen under all of it;
+5. wait for ``load``: the supervisor sends it once the upload was complete,
+   authenticated and allowed, and kills the worker otherwise, so a refused
+   model is never parsed;
+6. validate and load the model (an ONNX model's large weights stay in the
    buffer it was received into, see ``runtime/onnx_split.py``), reply with
    its signature and the confinement actually in force;
-6. serve ``run`` / ``probe`` requests until ``stop`` or end of file.
+7. serve ``run`` / ``probe`` requests until ``stop`` or end of file.
 """
 
 from __future__ import annotations
@@ -31,30 +38,17 @@ from typing import Any
 
 from cleanroom.errors import Error, InferenceFailed, ModelRejected, ServiceUnavailable
 from cleanroom.runtime.base import ModelRunner, RuntimeLimits
-from cleanroom.runtime.sandbox import confine, landlock, seccomp
+from cleanroom.runtime.sandbox import seccomp
 from cleanroom.runtime.sandbox.protocol import (
     FrameError,
     recv_header,
     recv_payload,
-    recv_payload_into,
     send_frame,
 )
 from cleanroom.runtime.sandbox.slot import write_tensors
+from cleanroom.runtime.sandbox.startup import Started
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
-
-
-def limits_from_json(doc: dict[str, Any]) -> RuntimeLimits:
-    return RuntimeLimits(
-        max_model_bytes=int(doc["max_model_bytes"]),
-        request_timeout_s=float(doc["request_timeout_s"]),
-        memory_bytes=int(doc["memory_bytes"]),
-        cpu_seconds=int(doc["cpu_seconds"]),
-        open_files=int(doc["open_files"]),
-        workers=int(doc["workers"]),
-        intra_op_threads=int(doc["intra_op_threads"]),
-        extra={str(k): str(v) for k, v in dict(doc["extra"]).items()},
-    )
 
 
 def _cpu_used() -> float:
@@ -68,36 +62,6 @@ def _error_reply(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, MemoryError):
         return {"ok": False, "code": InferenceFailed.code, "message": "out of memory"}
     return {"ok": False, "code": InferenceFailed.code, "message": type(exc).__name__}
-
-
-def _confine_before_load(header: dict[str, Any], limits: RuntimeLimits) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "network_namespace": None,
-        "filesystem": None,
-        "seccomp": False,
-        "errors": [],
-    }
-    if header.get("network") == "auto":
-        try:
-            info["network_namespace"] = confine.isolate_network()
-        except OSError as exc:
-            info["errors"].append(f"network namespace: {exc.strerror}")
-    info["rlimits"] = confine.set_resource_limits(limits)
-    confine.forbid_dumping()
-    return info
-
-
-def _restrict_filesystem(info: dict[str, Any]) -> None:
-    # Before the runtime is imported: ONNX Runtime starts a thread at import,
-    # and Landlock binds only the calling thread and the threads it starts.
-    confine.set_no_new_privs()
-    threads = len(os.listdir("/proc/self/task"))
-    if threads > 1:
-        info["errors"].append(f"landlock: {threads - 1} thread(s) started before it are not bound")
-    try:
-        info["filesystem"] = f"landlock-v{landlock.restrict()}"
-    except OSError as exc:
-        info["errors"].append(f"landlock: {exc.strerror}")
 
 
 def _read_service_memory() -> None:
@@ -170,35 +134,33 @@ class _Worker:
         self.runner: ModelRunner | None = None
         self.limits = RuntimeLimits()
 
-    def start(self) -> None:
-        header, size = recv_header(self.sock)
-        if header.get("op") != "start":
-            raise FrameError("expected a start message")
-        self.limits = limits_from_json(header["limits"])
-        fmt = ModelFormat(header["format"]) if header.get("format") else None
-        info = _confine_before_load(header, self.limits)
-        # Into one buffer of the model's size, which an ONNX session goes on using.
-        model = recv_payload_into(self.sock, size, self.limits.max_model_bytes)
-        _restrict_filesystem(info)
+    def start(self, started: Started) -> None:
+        self.limits = started.limits
+        fmt, info = started.fmt, started.info
+        failure: dict[str, Any] | None = None
         try:
             _import_runtime(fmt)
         except (ImportError, MemoryError, OSError) as exc:
             # Most often memory_bytes is below what the runtime itself needs.
-            send_frame(
-                self.sock,
-                {
-                    "ok": False,
-                    "code": ServiceUnavailable.code,
-                    "message": f"the {fmt} runtime cannot start in the worker "
-                    f"(memory_bytes={self.limits.memory_bytes}): {type(exc).__name__}",
-                },
-            )
-            raise FrameError("the runtime could not be imported") from exc
-        try:
-            seccomp.install_filter()
-            info["seccomp"] = True
-        except OSError as exc:
-            info["errors"].append(f"seccomp: {exc.strerror}")
+            failure = {
+                "ok": False,
+                "code": ServiceUnavailable.code,
+                "message": f"the {fmt} runtime cannot start in the worker "
+                f"(memory_bytes={self.limits.memory_bytes}): {type(exc).__name__}",
+            }
+        model = started.receiver.model()
+        if failure is None:
+            try:
+                seccomp.install_filter()
+                info["seccomp"] = True
+            except OSError as exc:
+                info["errors"].append(f"seccomp: {exc.strerror}")
+        go, extra = recv_header(self.sock)
+        if go.get("op") != "load" or extra:
+            raise FrameError("the model was not confirmed")
+        if failure is not None:
+            send_frame(self.sock, failure)
+            raise FrameError("the runtime could not be imported")
         reply: dict[str, Any] = {"ok": True, "sandbox": info, "pid": os.getpid()}
         if fmt is not None:
             try:
@@ -270,13 +232,12 @@ class _Worker:
         del body
 
 
-def main(argv: list[str]) -> int:
-    sock = socket.socket(fileno=int(argv[1]))
-    slot_fd = int(argv[2])
+def serve_started(sock: socket.socket, slot_fd: int, started: Started) -> int:
+    """Load the model whose arrival :func:`startup.begin` started, then serve."""
     slot = mmap.mmap(slot_fd, os.fstat(slot_fd).st_size)
     worker = _Worker(sock, slot)
     try:
-        worker.start()
+        worker.start(started)
         # The runtime, the model's graph and everything imported stay for the
         # worker's life: leave them out of every later garbage collection, so a
         # full collection never stalls a request for tens of milliseconds.
@@ -285,7 +246,3 @@ def main(argv: list[str]) -> int:
     except FrameError:
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
