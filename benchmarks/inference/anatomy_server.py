@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from benchmarks.inference.timed_runner import TimedRunner
 
-from cleanroom.runtime.base import ModelRunner, ModelSignature, Tensors
+from cleanroom.runtime.base import ModelRunner
 from cleanroom.server.allocator import keep_request_buffers
 from cleanroom.server.app import create_app
 from cleanroom.server.runner import bind
@@ -45,28 +46,6 @@ Send = Callable[[Message], Awaitable[None]]
 SPANS: dict[str, list[float]] = {"asgi": [], "predict": [], "runner": []}
 
 
-class _TimedRunner:
-    def __init__(self, inner: ModelRunner) -> None:
-        self._inner = inner
-
-    @property
-    def signature(self) -> ModelSignature:
-        return self._inner.signature
-
-    def ready(self) -> bool:
-        return self._inner.ready()
-
-    def run(self, inputs: Tensors) -> Tensors:
-        start = time.perf_counter()
-        try:
-            return self._inner.run(inputs)
-        finally:
-            SPANS["runner"].append((time.perf_counter() - start) * 1000)
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 def instrument(service: CleanRoomService) -> None:
     predict = service.predict
     compose = service.compose_runner
@@ -79,7 +58,7 @@ def instrument(service: CleanRoomService) -> None:
             SPANS["predict"].append((time.perf_counter() - start) * 1000)
 
     def timed_compose(record: InstanceRecord, runner: ModelRunner) -> ModelRunner:
-        return _TimedRunner(compose(record, runner))
+        return TimedRunner(compose(record, runner), SPANS["runner"])
 
     service.predict = timed_predict  # type: ignore[method-assign]
     service.compose_runner = timed_compose

@@ -26,13 +26,14 @@ from typing import Any, TypeVar
 import numpy as np
 import onnxruntime as ort
 from benchmarks.inference.measure import summary
+from benchmarks.inference.timed_runner import TimedRunner
 from benchmarks.inference.workload import example_input, feed, pooling_head_model
 
 import cleanroom.server.service as service_module
 from cleanroom.crypto import envelope
 from cleanroom.crypto.keys import KeyPair
 from cleanroom.crypto.stream import seal_stream, stream_info
-from cleanroom.runtime.base import ModelRunner, ModelSignature, Tensors
+from cleanroom.runtime.base import ModelRunner
 from cleanroom.server.allocator import keep_request_buffers
 from cleanroom.server.service import CleanRoomService
 from cleanroom.server.settings import ServerSettings
@@ -72,29 +73,6 @@ class _Stopwatch:
         return timed  # type: ignore[return-value]
 
 
-class _TimedRunner:
-    def __init__(self, inner: ModelRunner, samples: list[float]) -> None:
-        self._inner = inner
-        self._samples = samples
-
-    @property
-    def signature(self) -> ModelSignature:
-        return self._inner.signature
-
-    def ready(self) -> bool:
-        return self._inner.ready()
-
-    def run(self, inputs: Tensors) -> Tensors:
-        start = time.perf_counter()
-        try:
-            return self._inner.run(inputs)
-        finally:
-            self._samples.append((time.perf_counter() - start) * 1000)
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 @contextmanager
 def _instrumented(service: CleanRoomService, watch: _Stopwatch) -> Iterator[None]:
     """Time each step of ``predict``; every patch is undone on exit."""
@@ -128,7 +106,7 @@ def _instrumented(service: CleanRoomService, watch: _Stopwatch) -> Iterator[None
         service.visible_instance = watch.wrap("instance lookup", service.visible_instance)  # type: ignore[method-assign]
 
         def timed_compose(record: InstanceRecord, runner: ModelRunner) -> ModelRunner:
-            return _TimedRunner(compose(record, runner), runner_ms)
+            return TimedRunner(compose(record, runner), runner_ms)
 
         service.compose_runner = timed_compose
         yield
