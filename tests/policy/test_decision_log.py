@@ -435,3 +435,9 @@ def test_connection_modes(tmp_path: Path, log_key: Any, fill: Fill, isolation_le
     reopened = DecisionLog(sqlite3.connect(path, check_same_thread=False), log_key)
     assert reopened.size == 5
     assert verify_log(reopened.export(), log_key.public_key()).complete
+
+
+def test_content_digest_of_parts_is_that_of_their_concatenation() -> None:
+    parts = (b"prefix", memoryview(b"cipher"), b"text")
+    assert content_digest(parts) == content_digest(b"prefixciphertext")
+    assert content_digest([]) == content_digest(b"")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
@@ -43,14 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["Instance", "read_audit_spec", "read_policy"]
 
 log = logging.getLogger("cleanroom.client")
-
-
-def _digest_of_parts(parts: tuple[bytes, ...]) -> str:
-    """``content_digest`` of the concatenated *parts*, without concatenating them."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-    return "sha256:" + digest.hexdigest()
 
 
 KEY_ID_HEADER = "cleanroom-key-id"
@@ -471,6 +462,8 @@ class Instance:
         as ``input.context`` (e.g. a consent artefact). The receipt of the
         decision is kept in :attr:`last_receipt`.
         """
+        from cleanroom.policy.decision_log import content_digest
+
         secret = self._require_secret()
         tensors = self._as_tensors(inputs)
         body = encode_tensor_parts(tensors)
@@ -485,7 +478,7 @@ class Instance:
                 context=context,
             )
             # Hashed while the request is in flight (the receipt must name it).
-            request_digest = in_background(_digest_of_parts, sealed.parts)
+            request_digest = in_background(content_digest, sealed.parts)
             response = self._client.request(
                 "POST",
                 f"/v1/instances/{self.id}/predict",

@@ -22,7 +22,7 @@ import json
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,9 +57,17 @@ def rfc3339(moment: datetime) -> str:
     )
 
 
-def content_digest(data: bytes) -> str:
-    """``"sha256:<hex>"`` of *data*: how request and response ciphertexts are named."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def content_digest(data: bytes | memoryview | Sequence[bytes | memoryview]) -> str:
+    """``"sha256:<hex>"`` of *data*: how request and response ciphertexts are named.
+
+    *data* may also be a sequence of parts: the digest of their concatenation.
+    """
+    if isinstance(data, bytes | bytearray | memoryview):
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    for part in data:
+        digest.update(part)
+    return "sha256:" + digest.hexdigest()
 
 
 def _name(label: str, value: Any) -> str:
