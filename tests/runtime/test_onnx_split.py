@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable
 
 import numpy as np
@@ -14,7 +15,12 @@ from cleanroom.errors import ModelRejected
 from cleanroom.runtime import load_model
 from cleanroom.runtime.base import RuntimeLimits
 from cleanroom.runtime.onnx_checks import validate_onnx
-from cleanroom.runtime.onnx_split import MIN_DETACHED_BYTES, WEIGHTS_LOCATION, split_onnx
+from cleanroom.runtime.onnx_split import (
+    MIN_DETACHED_BYTES,
+    WEIGHTS_LOCATION,
+    Detached,
+    split_onnx,
+)
 from cleanroom.wire.formats import ModelFormat
 
 HOSTILE = [
@@ -52,14 +58,25 @@ def model() -> onnx.ModelProto:
 
 def test_split_model_runs_like_the_whole_model(model: onnx.ModelProto) -> None:
     data = model.SerializeToString()
-    split = split_onnx(bytearray(data))
-    assert list(split.weights) == ["w"]
-    assert split.detached == {0: 64 * 48 * 4}
+    buffer = bytearray(data)
+    split = split_onnx(buffer)
+    assert list(split.detached) == [0]
+    located = split.detached[0]
+    assert located.nbytes == 64 * 48 * 4
     assert len(split.graph) < MIN_DETACHED_BYTES
     graph = onnx.load_from_string(split.graph)
-    assert graph.graph.initializer[0].data_location == TensorProto.EXTERNAL
+    weight = graph.graph.initializer[0]
+    assert weight.data_location == TensorProto.EXTERNAL
+    assert {e.key: e.value for e in weight.external_data} == {
+        "location": WEIGHTS_LOCATION,
+        "offset": str(located.offset),
+        "length": str(located.nbytes),
+    }
     assert graph.graph.initializer[1].HasField("raw_data")
-    assert split.weights["w"].ctypes.data % 64 == 0
+    # The payload moved to an aligned place in the same buffer, intact.
+    assert (np.frombuffer(buffer, np.uint8).ctypes.data + located.offset) % 64 == 0
+    moved = bytes(buffer[located.offset : located.offset + located.nbytes])
+    assert moved == numpy_helper.to_array(model.graph.initializer[0]).tobytes()
     x = np.random.default_rng(1).standard_normal((3, 64)).astype(np.float32)
     runner = load_model(ModelFormat.ONNX, bytearray(data), RuntimeLimits())
     expected = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
@@ -71,7 +88,7 @@ def test_the_session_uses_the_buffer_it_was_given(model: onnx.ModelProto) -> Non
     runner = load_model(ModelFormat.ONNX, buffer, RuntimeLimits())
     x = np.ones((1, 64), np.float32)
     before = runner.run({"x": x})["y"]
-    np.frombuffer(buffer, np.uint8)[:] = 0  # the weights are views of it: no copy was kept
+    np.frombuffer(buffer, np.uint8)[:] = 0  # ONNX Runtime reads the weights there: no copy
     assert not np.allclose(runner.run({"x": x})["y"], before)
 
 
@@ -117,16 +134,23 @@ def test_a_forged_weights_marker_is_refused(model: onnx.ModelProto) -> None:
 
 
 @pytest.mark.parametrize(
-    "detached",
-    [{0: 12284}, {1: 192}, {0: 12288, 1: 192}, {0: 12288, 2: 4096}],
-    ids=["wrong-length", "not-detached", "one-too-many", "no-such-initializer"],
+    "mutate",
+    [
+        lambda d: {0: Detached(d[0].offset, d[0].nbytes - 4)},
+        lambda d: {0: Detached(d[0].offset + 64, d[0].nbytes)},
+        lambda d: {1: Detached(d[0].offset, 192)},
+        lambda d: {**d, 1: Detached(0, 192)},
+        lambda d: {**d, 2: Detached(0, 4096)},
+    ],
+    ids=["wrong-length", "wrong-offset", "not-detached", "one-too-many", "no-such-initializer"],
 )
 def test_a_detached_map_that_does_not_match_the_graph_is_refused(
-    model: onnx.ModelProto, detached: dict[int, int]
+    model: onnx.ModelProto, mutate: Callable[[dict[int, Detached]], dict[int, Detached]]
 ) -> None:
     split = split_onnx(bytearray(model.SerializeToString()))
+    validate_onnx(split.graph, RuntimeLimits(), detached=split.detached)  # as split: accepted
     with pytest.raises(ModelRejected, match=r"detached|refers to external data"):
-        validate_onnx(split.graph, RuntimeLimits(), detached=detached)
+        validate_onnx(split.graph, RuntimeLimits(), detached=mutate(split.detached))
 
 
 def test_a_tensor_with_typed_data_as_well_stays_whole(model: onnx.ModelProto) -> None:
@@ -144,3 +168,30 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def test_a_payload_with_no_aligned_place_before_it_stays_in_the_graph() -> None:
+    # In a page-aligned buffer the first payload (4100 bytes) moves to offset 0; the
+    # next aligned offset, 4160, lies past the start of the second payload.
+    first = np.arange(1025, dtype=np.float32)
+    second = np.arange(1024, dtype=np.float32) * 2
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "a2"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1024])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1024])],
+        [numpy_helper.from_array(first, "a"), numpy_helper.from_array(second, "a2")],
+    )
+    data = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    ).SerializeToString()
+    buffer = mmap.mmap(-1, len(data))
+    buffer[:] = data
+    split = split_onnx(buffer)
+    assert split.detached == {0: Detached(0, 4100)}
+    kept = onnx.load_from_string(split.graph).graph.initializer[1]
+    assert numpy_helper.to_array(kept).tolist() == second.tolist()
+    buffer[:] = data
+    runner = load_model(ModelFormat.ONNX, buffer, RuntimeLimits())
+    x = np.ones(1024, np.float32)
+    np.testing.assert_array_equal(runner.run({"x": x})["y"], x + second)

@@ -5,7 +5,7 @@ The service does not use this (it loads through the sandbox
 worker and the command-line tools do.
 
 An ONNX model is first split (:mod:`cleanroom.runtime.onnx_split`): its large
-weights stay where they are in the buffer and reach ONNX Runtime as views,
+weights stay where they are in the buffer, which ONNX Runtime uses in place,
 and only the small graph is parsed and checked.
 """
 
@@ -42,7 +42,7 @@ def load_model(
         buffer = model if isinstance(model, bytearray | mmap.mmap) else bytearray(model)
         split = split_onnx(buffer)
         validate_onnx(split.graph, limits, detached=split.detached)
-        return OnnxRunner(split.graph, limits, weights=split.weights, keep=buffer)
+        return OnnxRunner(split.graph, limits, weights=buffer if split.detached else None)
     data = model if isinstance(model, bytes) else bytes(model)
     validate_model(fmt, data, limits)
     from cleanroom.runtime.tflite import TfliteRunner

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import mmap
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 
 from cleanroom.errors import InferenceFailed, ModelRejected
 from cleanroom.runtime.base import ModelSignature, RuntimeLimits, Tensors, TensorSpec
+from cleanroom.runtime.onnx_split import WEIGHTS_LOCATION
 from cleanroom.runtime.tensors import check_inputs
 
 __all__ = ["OnnxRunner", "check_inputs"]
@@ -49,15 +49,15 @@ class OnnxRunner:
         model: bytes,
         limits: RuntimeLimits | None = None,
         *,
-        weights: Mapping[str, npt.NDArray[np.generic]] | None = None,
-        keep: object = None,
+        weights: bytearray | mmap.mmap | None = None,
     ) -> None:
-        """Load *model*; *weights* are initializers it marks as external, by name.
+        """Load *model*; *weights* holds the initializers it marks as external.
 
-        The session reads the weights in place for its whole life, so they
-        (and *keep*, the buffer they view) are held until :meth:`close`.
-        ONNX Runtime copies them while it optimises the graph and then drops
-        that copy for the arrays given here (``add_initializer``).
+        A split model (:mod:`cleanroom.runtime.onnx_split`) marks its large
+        initializers as external data at ``WEIGHTS_LOCATION``; *weights* is
+        the buffer they were left in, given to ONNX Runtime as that file's
+        contents. The session uses the weights where they are, without a copy
+        of its own, so *weights* is held until :meth:`close`.
         """
         limits = limits or RuntimeLimits()
         # No usage telemetry leaves a clean room (ORT would otherwise try to
@@ -82,19 +82,14 @@ class OnnxRunner:
         options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         options.add_session_config_entry("session.intra_op.spin_duration_us", spin_us)
         options.add_session_config_entry("session.force_spinning_stop", "1")
-        self._keep = keep
-        self._weights = [
-            (name, ort.OrtValue.ortvalue_from_numpy(array))
-            for name, array in (weights or {}).items()
-        ]
-        if self._weights:
-            # Injected for the graph optimisers, then shared: the session's
-            # initializers are these arrays, not copies of them.
-            options.add_external_initializers(
-                [name for name, _ in self._weights], [value for _, value in self._weights]
+        self._weights = weights
+        if weights is not None:
+            options.add_session_config_entry(
+                "session.use_external_initializer_file_buffers_directly", "1"
             )
-            for name, value in self._weights:
-                options.add_initializer(name, value)
+            options.add_external_initializers_from_files_in_memory(
+                [WEIGHTS_LOCATION], [weights], [len(weights)]
+            )
         try:
             self._session = ort.InferenceSession(
                 model, sess_options=options, providers=["CPUExecutionProvider"]
@@ -137,5 +132,5 @@ class OnnxRunner:
 
     def close(self) -> None:
         self._session = None
-        self._weights = []
+        self._weights = None
         self._keep = None

@@ -20,7 +20,8 @@ with :class:`~cleanroom.errors.ModelRejected` naming the reason:
 
 The worker hands over a model split by :mod:`cleanroom.runtime.onnx_split`:
 its large initializers are detached and marked as external data at
-``WEIGHTS_LOCATION``. Those, and only those, are accepted as external; the
+``WEIGHTS_LOCATION``. Those, and only those, are accepted as external, at
+exactly the offset and length the split recorded; the
 checker runs on the graph with them as graph inputs, and no weight payload
 is read or copied here.
 """
@@ -34,7 +35,7 @@ from typing import Any
 
 from cleanroom.errors import ModelRejected
 from cleanroom.runtime.base import ModelSignature, RuntimeLimits, TensorSpec
-from cleanroom.runtime.onnx_split import WEIGHTS_LOCATION
+from cleanroom.runtime.onnx_split import WEIGHTS_LOCATION, Detached
 
 # What onnxruntime 1.31 implements (its own error text: "official support for
 # domain ai.onnx is till opset 26", "ai.onnx.ml is till opset 5", "max
@@ -99,10 +100,14 @@ class _Walker:
             raise ModelRejected(f"{where} holds {detached} bytes but declares {count * size}")
 
     @staticmethod
-    def check_detached(tensor: object, index: int, nbytes: int, where: str) -> None:
+    def check_detached(tensor: object, where: str, detached: Detached) -> None:
         """A detached tensor carries exactly the split's marker and no data of its own."""
         entries = [(e.key, e.value) for e in getattr(tensor, "external_data", ())]
-        expected = [("location", WEIGHTS_LOCATION), ("offset", str(index)), ("length", str(nbytes))]
+        expected = [
+            ("location", WEIGHTS_LOCATION),
+            ("offset", str(detached.offset)),
+            ("length", str(detached.nbytes)),
+        ]
         if getattr(tensor, "data_location", 0) != _EXTERNAL or entries != expected:
             raise ModelRejected(f"{where} does not match the weights detached from it")
         if tensor.HasField("raw_data"):  # type: ignore[attr-defined]
@@ -148,13 +153,15 @@ class _Walker:
         if math.prod(dims) * max(size, 1) > self.limits.memory_bytes:
             raise ModelRejected(f"{where} declares a tensor larger than the memory limit")
 
-    def graph(self, graph: object, where: str, detached: Mapping[int, int] | None = None) -> None:
+    def graph(
+        self, graph: object, where: str, detached: Mapping[int, Detached] | None = None
+    ) -> None:
         for index, init in enumerate(getattr(graph, "initializer", ())):
             label = f"{where} initializer {init.name!r}"
-            nbytes = (detached or {}).get(index)
-            if nbytes is not None:
-                self.check_detached(init, index, nbytes, label)
-            self.tensor(init, label, nbytes)
+            location = (detached or {}).get(index)
+            if location is not None:
+                self.check_detached(init, label, location)
+            self.tensor(init, label, None if location is None else location.nbytes)
         for sparse in getattr(graph, "sparse_initializer", ()):
             self.tensor(sparse.values, f"{where} sparse initializer values")
             self.tensor(sparse.indices, f"{where} sparse initializer indices")
@@ -229,7 +236,7 @@ def _spec(info: object, where: str) -> TensorSpec:
     return TensorSpec(name=name, dtype=_ELEM_TYPES[elem][0], shape=shape)
 
 
-def _checker_view(proto: Any, detached: Mapping[int, int]) -> bytes:
+def _checker_view(proto: Any, detached: Mapping[int, Detached]) -> bytes:
     """The model for the ONNX checker: detached initializers become graph inputs.
 
     The checker would otherwise look for a file named by their external-data
@@ -259,12 +266,12 @@ def validate_onnx(
     model: bytes | bytearray | memoryview,
     limits: RuntimeLimits,
     *,
-    detached: Mapping[int, int] | None = None,
+    detached: Mapping[int, Detached] | None = None,
 ) -> ModelSignature:
     """Check an ONNX model before loading; return its signature or raise ModelRejected.
 
     *detached* maps the index of each top-level initializer whose weights
-    :func:`~cleanroom.runtime.onnx_split.split_onnx` detached to their size.
+    :func:`~cleanroom.runtime.onnx_split.split_onnx` detached to where they are.
     """
     size = memoryview(model).nbytes
     if size > limits.max_model_bytes:

@@ -7,18 +7,21 @@ wire format is scanned here (protocol buffers encoding: tag varint, then a
 varint, a fixed 4/8-byte value or a length-prefixed payload), and:
 
 * each top-level initializer's ``raw_data`` payload is located by offset in
-  the received buffer and moved, inside that same buffer, to an aligned
-  position (or copied out only when no aligned position precedes it);
+  the received buffer and moved, inside that same buffer, to a 64-byte
+  aligned position before its own (a payload with no such position stays in
+  the graph);
 * a *graph* is written without those payloads: each detached tensor is
-  marked ``data_location = EXTERNAL`` at :data:`WEIGHTS_LOCATION`, a name
-  that is never a file (ONNX Runtime receives the weights in memory).
+  marked ``data_location = EXTERNAL`` at :data:`WEIGHTS_LOCATION`, with its
+  offset and length in the buffer. That name is never a file: ONNX Runtime
+  is given the buffer itself as the contents of an external-data file of
+  that name, and uses it in place.
 
 Only initializers that hold nothing but ``raw_data`` of a fixed-size numeric
 type, of at least :data:`MIN_DETACHED_BYTES`, are detached; everything else
 stays in the graph as it was and goes through the usual checks. A model
 whose framing is broken, or that repeats the ``graph`` field, is refused with
 :class:`~cleanroom.errors.ModelRejected`. The hostile-model checks then run on
-the graph (``validate_onnx`` with the detached sizes), under the worker's
+the graph (``validate_onnx`` with the detached locations), under the worker's
 confinement, before anything is loaded.
 """
 
@@ -29,11 +32,10 @@ import mmap
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from cleanroom.errors import ModelRejected
 
-__all__ = ["MIN_DETACHED_BYTES", "WEIGHTS_LOCATION", "SplitModel", "split_onnx"]
+__all__ = ["MIN_DETACHED_BYTES", "WEIGHTS_LOCATION", "Detached", "SplitModel", "split_onnx"]
 
 WEIGHTS_LOCATION = "cleanroom:weights"
 MIN_DETACHED_BYTES = 4096
@@ -68,17 +70,24 @@ _DTYPES: dict[int, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Detached:
+    """Where a detached initializer's weights are: *nbytes* at *offset* in the buffer."""
+
+    offset: int
+    nbytes: int
+
+
 @dataclass
 class SplitModel:
-    """The graph without the detached weights, and those weights as views of the buffer.
+    """The graph without the detached weights, and where those weights are in the buffer.
 
-    ``detached`` maps the index of each detached top-level initializer to its
-    size in bytes; ``weights`` maps its name to an array over the buffer.
+    ``detached`` maps the index of each detached top-level initializer to
+    its location; the graph's external-data entries name the same locations.
     """
 
     graph: bytes
-    detached: dict[int, int]
-    weights: dict[str, npt.NDArray[np.generic]]
+    detached: dict[int, Detached]
 
 
 def _varint(data: memoryview, pos: int, end: int) -> tuple[int, int]:
@@ -150,16 +159,12 @@ def _length_delimited(number: int, payload: bytes) -> bytes:
     return _tag(number, _LEN) + _encode_varint(len(payload)) + payload
 
 
-def _external_marker(index: int, length: int) -> bytes:
-    """``external_data`` entries (field 13) and ``data_location = EXTERNAL`` (field 14).
-
-    The offset names the initializer's index: ONNX Runtime never reads it,
-    since the weights are handed over in memory under the tensor's name.
-    """
+def _external_marker(offset: int, length: int) -> bytes:
+    """``external_data`` entries (field 13) and ``data_location = EXTERNAL`` (field 14)."""
     entries = b""
     for key, value in (
         ("location", WEIGHTS_LOCATION),
-        ("offset", str(index)),
+        ("offset", str(offset)),
         ("length", str(length)),
     ):
         entries += _length_delimited(
@@ -222,26 +227,28 @@ def _detachable(data: memoryview, tensor: _Field, index: int) -> _Tensor | None:
     return _Tensor(index, tensor, raw, text, tuple(dims), _DTYPES[data_type])
 
 
-def _targets(tensors: list[_Tensor], base: int) -> dict[int, int | None]:
-    """An aligned offset for each payload, at or before its own; None: copy it out.
+def _targets(tensors: list[_Tensor], base: int) -> dict[int, int]:
+    """An aligned offset for each payload that has one at or before its own.
 
     Payloads appear in increasing order, so moving each one down in turn never
-    overwrites one not yet moved. *base* is the buffer's address.
+    overwrites one not yet moved. *base* is the buffer's address. A payload
+    left out keeps its place in the graph.
     """
-    out: dict[int, int | None] = {}
+    out: dict[int, int] = {}
     cursor = 0
     for tensor in tensors:
         target = (base + cursor + _ALIGN - 1) // _ALIGN * _ALIGN - base
         if target > tensor.raw.body:
-            out[tensor.index] = None
             continue
         out[tensor.index] = target
         cursor = target + (tensor.raw.end - tensor.raw.body)
     return out
 
 
-def _graph_without(data: memoryview, graph: _Field, tensors: list[_Tensor]) -> bytes:
-    """The graph field rewritten with each detached tensor marked external."""
+def _graph_without(
+    data: memoryview, graph: _Field, tensors: list[_Tensor], targets: dict[int, int]
+) -> bytes:
+    """The graph field rewritten with each detached tensor marked external at its target."""
     by_start = {t.field.start: t for t in tensors}
     body: list[bytes] = []
     for field in _fields(data, graph.body, graph.end):
@@ -250,7 +257,7 @@ def _graph_without(data: memoryview, graph: _Field, tensors: list[_Tensor]) -> b
             body.append(bytes(data[field.start : field.end]))
             continue
         kept = bytes(data[field.body : tensor.raw.start]) + bytes(data[tensor.raw.end : field.end])
-        marker = _external_marker(tensor.index, tensor.raw.end - tensor.raw.body)
+        marker = _external_marker(targets[tensor.index], tensor.raw.end - tensor.raw.body)
         body.append(_length_delimited(_GRAPH_INITIALIZER, kept + marker))
     return _length_delimited(_MODEL_GRAPH, b"".join(body))
 
@@ -258,9 +265,9 @@ def _graph_without(data: memoryview, graph: _Field, tensors: list[_Tensor]) -> b
 def split_onnx(buffer: bytearray | mmap.mmap) -> SplitModel:
     """Detach the large initializers of the model in *buffer*; *buffer* is rearranged.
 
-    The weights returned are views of *buffer* (or, rarely, copies), so
-    *buffer* must outlive them. Raises ModelRejected for framing that a
-    protobuf parser would refuse or could read differently.
+    The detached weights stay in *buffer*, which becomes the contents of the
+    graph's external-data file :data:`WEIGHTS_LOCATION`. Raises ModelRejected
+    for framing that a protobuf parser would refuse or could read differently.
     """
     data = memoryview(buffer)
     top = _fields(data, 0, len(data))
@@ -268,43 +275,39 @@ def split_onnx(buffer: bytearray | mmap.mmap) -> SplitModel:
     if len(graphs) > 1:
         raise ModelRejected("the model repeats its graph field")
     if not graphs or graphs[0].wire != _LEN:
-        return SplitModel(graph=bytes(buffer), detached={}, weights={})
+        data.release()
+        return SplitModel(graph=bytes(buffer), detached={})
     graph = graphs[0]
-    tensors: list[_Tensor] = []
+    found: list[_Tensor] = []
     index = 0
     for field in _fields(data, graph.body, graph.end):
         if field.number != _GRAPH_INITIALIZER:
             continue
         if field.wire == _LEN:
-            found = _detachable(data, field, index)
-            if found is not None:
-                tensors.append(found)
+            tensor = _detachable(data, field, index)
+            if tensor is not None:
+                found.append(tensor)
         index += 1
+    targets = _targets(found, int(np.frombuffer(buffer, dtype=np.uint8).ctypes.data))
+    tensors = [t for t in found if t.index in targets]
     if not tensors:
         data.release()
-        return SplitModel(graph=bytes(buffer), detached={}, weights={})
+        return SplitModel(graph=bytes(buffer), detached={})
     # Everything but the payloads is written out before they move over it.
     model = b"".join(
         (
             bytes(data[: graph.start]),
-            _graph_without(data, graph, tensors),
+            _graph_without(data, graph, tensors, targets),
             bytes(data[graph.end :]),
         )
     )
-    data.release()
-    flat = np.frombuffer(buffer, dtype=np.uint8)
-    targets = _targets(tensors, int(flat.ctypes.data))
-    weights: dict[str, npt.NDArray[np.generic]] = {}
+    detached: dict[int, Detached] = {}
     for tensor in tensors:
         length = tensor.raw.end - tensor.raw.body
-        source = flat[tensor.raw.body : tensor.raw.body + length]
         target = targets[tensor.index]
-        if target is None:
-            region = source.copy()
-        else:
-            region = flat[target : target + length]
-            if target != tensor.raw.body:
-                region[:] = source
-        weights[tensor.name] = region.view(tensor.dtype).reshape(tensor.dims)
-    detached = {t.index: t.raw.end - t.raw.body for t in tensors}
-    return SplitModel(graph=model, detached=detached, weights=weights)
+        if target != tensor.raw.body:
+            # memoryview assignment is a memmove: no temporary copy of the payload.
+            data[target : target + length] = data[tensor.raw.body : tensor.raw.end]
+        detached[tensor.index] = Detached(target, length)
+    data.release()
+    return SplitModel(graph=model, detached=detached)
