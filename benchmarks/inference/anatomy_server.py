@@ -9,7 +9,9 @@ times, per prediction, three nested spans:
   the service, the receipt header);
 * ``predict``: ``CleanRoomService.predict`` (open, policies, model, seal, log);
 * ``runner``: the model runner's ``run`` (hand-off to the sandboxed worker
-  and inference there).
+  and inference there);
+* ``in_worker``: the model's own run inside the worker, as the worker
+  reports it (the rest of ``runner`` is the hand-off).
 
 When its stdin closes it prints the median of each span as one JSON line
 and stops. The client's own time around each call, measured by the driver,
@@ -43,7 +45,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-SPANS: dict[str, list[float]] = {"asgi": [], "predict": [], "runner": []}
+SPANS: dict[str, list[float]] = {"asgi": [], "predict": [], "runner": [], "in_worker": []}
 
 
 def instrument(service: CleanRoomService) -> None:
@@ -58,7 +60,7 @@ def instrument(service: CleanRoomService) -> None:
             SPANS["predict"].append((time.perf_counter() - start) * 1000)
 
     def timed_compose(record: InstanceRecord, runner: ModelRunner) -> ModelRunner:
-        return TimedRunner(compose(record, runner), SPANS["runner"])
+        return TimedRunner(compose(record, runner), SPANS["runner"], SPANS["in_worker"])
 
     service.predict = timed_predict  # type: ignore[method-assign]
     service.compose_runner = timed_compose

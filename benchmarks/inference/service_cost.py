@@ -59,6 +59,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Stopwatch:
     def __init__(self) -> None:
         self.ms: dict[str, list[float]] = {}
+        self.in_worker: list[float] = []  # the model's run inside the worker, per request
 
     def wrap(self, name: str, fn: F) -> F:
         samples = self.ms.setdefault(name, [])
@@ -91,6 +92,7 @@ def _instrumented(service: CleanRoomService, watch: _Stopwatch) -> Iterator[None
     saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in module_patches]
     compose = service.compose_runner
     runner_ms = watch.ms.setdefault("model runner (hand-off + inference)", [])
+    in_worker_ms = watch.in_worker
     try:
         for obj, attr, original in saved:
             setattr(obj, attr, watch.wrap(labels[attr], original))
@@ -106,7 +108,7 @@ def _instrumented(service: CleanRoomService, watch: _Stopwatch) -> Iterator[None
         service.visible_instance = watch.wrap("instance lookup", service.visible_instance)  # type: ignore[method-assign]
 
         def timed_compose(record: InstanceRecord, runner: ModelRunner) -> ModelRunner:
-            return TimedRunner(compose(record, runner), runner_ms)
+            return TimedRunner(compose(record, runner), runner_ms, in_worker_ms)
 
         service.compose_runner = timed_compose
         yield
@@ -214,4 +216,5 @@ def measure_fixed_cost(n: int, warmup: int) -> dict[str, Any]:
         "model_bare": model_run,
         "fixed_median_ms": predict["median_ms"] - model_run["median_ms"],
         "breakdown_median_ms": steps,
+        "model_in_worker": summary(watch.in_worker),
     }

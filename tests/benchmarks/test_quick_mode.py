@@ -49,6 +49,10 @@ def test_every_model_has_every_measurement(results: tuple[Path, dict[str, Any]])
         assert all(_positive(v) for v in m["ratios"].values())
         _check_summary(m["sandbox"]["bare"])
         _check_summary(m["sandbox"]["sandboxed"])
+        _check_summary(m["sandbox"]["in_worker"])
+        # The model's run in the worker is part of the call into the sandbox.
+        assert 0 < m["sandbox"]["in_worker"]["median_ms"] < m["sandbox"]["sandboxed"]["median_ms"]
+        assert m["sandbox"]["inference_ratio_median"] > 0
         assert set(m["throughput_rps"]) == {"1", "2", "4"}
         for rates in m["throughput_rps"].values():
             assert set(rates) == VARIANTS
@@ -73,8 +77,10 @@ def test_fixed_cost_attestation_and_targets(results: tuple[Path, dict[str, Any]]
     anatomy = doc["anatomy"]
     assert anatomy["model"] == "mobilenet_v2"
     _check_summary(anatomy["client_total"])
-    assert len(anatomy["median_ms"]) == 4
+    assert len(anatomy["median_ms"]) == 5
     assert all(math.isfinite(v) for v in anatomy["median_ms"].values())
+    assert anatomy["median_ms"]["inference in the worker"] > 0
+    _check_summary(fixed["model_in_worker"])
     _check_summary(doc["attestation"]["verify"])
     _check_summary(doc["attestation"]["validate"])
     assert doc["targets"] == targets(doc)

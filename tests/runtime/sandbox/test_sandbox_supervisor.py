@@ -26,7 +26,7 @@ from cleanroom.errors import (
 )
 from cleanroom.runtime import RuntimeLimits, Supervisor
 from cleanroom.runtime.sandbox import SandboxedRunner
-from cleanroom.runtime.sandbox.process import WorkerProcess
+from cleanroom.runtime.sandbox.process import WorkerProcess, reported_run_ns
 from cleanroom.runtime.sandbox.protocol import PeerClosed, recv_header, send_frame
 from cleanroom.wire.formats import ModelFormat
 
@@ -68,6 +68,19 @@ def test_onnx_in_the_sandbox_equals_direct_onnxruntime(
     for batch in (1, 5):
         inputs = mixed_inputs(batch)
         assert_same(onnx_instance.run(inputs), direct_onnx(model_bytes("mixed_io.onnx"), inputs))
+
+
+def test_the_worker_reports_the_models_own_run_time(
+    onnx_instance: SandboxedRunner, model_bytes: Callable[[str], bytes]
+) -> None:
+    inputs = mixed_inputs(3)
+    start = time.perf_counter_ns()
+    outputs, run_ns = onnx_instance.run_timed(inputs)
+    whole_ns = time.perf_counter_ns() - start
+    assert_same(outputs, direct_onnx(model_bytes("mixed_io.onnx"), inputs))
+    # Measured inside the worker: part of the round trip, never all of it.
+    assert isinstance(run_ns, int)
+    assert 0 < run_ns < whole_ns
 
 
 @pytest.mark.parametrize("fixture", ["add_mul.tflite", "dense_cast.tflite"])
@@ -475,3 +488,22 @@ def test_a_worker_never_told_to_load_exits_without_parsing_the_model(
         recv_header(sock)  # no reply at all: not a refusal of the model
     assert worker._proc.wait(timeout=10) == 1
     worker.kill()
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ({"ok": True, "run_ns": 1500}, 1500),
+        ({"ok": True, "run_ns": 0}, 0),
+        ({"ok": True}, None),
+        ({"ok": True, "run_ns": -1}, None),
+        ({"ok": True, "run_ns": "1500"}, None),
+        ({"ok": True, "run_ns": 1.5}, None),
+        ({"ok": True, "run_ns": True}, None),
+        ({"ok": True, "run_ns": 2**63}, None),
+    ],
+)
+def test_a_reported_run_time_is_used_only_when_sane(
+    reply: dict[str, Any], expected: int | None
+) -> None:
+    assert reported_run_ns(reply) == expected

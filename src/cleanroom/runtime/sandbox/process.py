@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +37,7 @@ from cleanroom.runtime.sandbox.slot import write_tensors
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
 
-__all__ = ["WorkerProcess", "limits_to_json"]
+__all__ = ["WorkerProcess", "limits_to_json", "reported_run_ns"]
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 DEFAULT_SLOT_BYTES = 16 * 1024 * 1024
@@ -128,6 +128,14 @@ def _error_from_reply(reply: dict[str, Any]) -> Exception:
     if code == ServiceUnavailable.code:
         return ServiceUnavailable(message)
     return InferenceFailed(message)
+
+
+def reported_run_ns(reply: Mapping[str, Any]) -> int | None:
+    """The model's run time a worker reported, if it is a sane count of nanoseconds."""
+    run_ns = reply.get("run_ns")
+    if isinstance(run_ns, int) and not isinstance(run_ns, bool) and 0 <= run_ns < 2**63:
+        return run_ns
+    return None
 
 
 class WorkerProcess:
@@ -307,6 +315,12 @@ class WorkerProcess:
         *limit_s* is the request timeout to name in the error (*timeout_s* may be
         what remains of it).
         """
+        return self.run_timed(inputs, timeout_s, limit_s=limit_s)[0]
+
+    def run_timed(
+        self, inputs: Tensors, timeout_s: float, *, limit_s: float | None = None
+    ) -> tuple[Tensors, int | None]:
+        """:meth:`run`, and how long the model ran inside the worker (ns, as it reports it)."""
         sock = self._sock_or_fail()
         slot = self._slot
         assert slot is not None
@@ -341,7 +355,7 @@ class WorkerProcess:
         try:
             if not reply.get("ok"):
                 raise _error_from_reply(reply)
-            return self._outputs(reply, body)
+            return self._outputs(reply, body), reported_run_ns(reply)
         finally:
             if reply.get("area") == "shm" and isinstance(reply.get("nbytes"), int):
                 used = max(used, int(reply["nbytes"]))

@@ -33,6 +33,7 @@ import os
 import resource
 import socket
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -207,17 +208,19 @@ class _Worker:
             else:
                 view = None
                 inputs = decode_tensors(payload)
+            started = time.perf_counter_ns()
             try:
                 outputs = self.runner.run(inputs)
             finally:
                 # Drop the views into the slot before the slot is overwritten.
                 del inputs, view
+            run_ns = time.perf_counter_ns() - started
             written = write_tensors(self.slot, outputs)
             if written is not None:
-                reply = {"ok": True, "area": "shm", "nbytes": written}
+                reply = {"ok": True, "area": "shm", "nbytes": written, "run_ns": run_ns}
             else:
                 body = encode_tensors(outputs)
-                reply = {"ok": True, "area": "inline", "nbytes": len(body)}
+                reply = {"ok": True, "area": "inline", "nbytes": len(body), "run_ns": run_ns}
             del outputs
         except Exception as exc:
             reply = _error_reply(exc)
