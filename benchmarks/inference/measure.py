@@ -12,6 +12,7 @@ import psutil
 __all__ = [
     "children_pids",
     "peak_rss_bytes",
+    "ratio_interval",
     "reset_peak_rss",
     "rss_bytes",
     "summary",
@@ -35,6 +36,34 @@ def summary(samples_ms: Sequence[float]) -> dict[str, float]:
         "max_ms": float(a.max()),
         "iqr_ms": float(q3 - q1),
     }
+
+
+def ratio_interval(
+    numerator_ms: Sequence[float],
+    denominator_ms: Sequence[float],
+    *,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap interval of median(numerator) / median(denominator).
+
+    Each sample set is resampled with replacement on its own (the two
+    variants ran in separate calls, so their samples are not paired); the
+    interval is the percentile interval of the resampled ratios. On a noisy
+    host it says whether a ratio near a limit is distinguishable from it.
+    """
+    if not numerator_ms or not denominator_ms:
+        raise ValueError("no samples")
+    if not 0 < level < 1:
+        raise ValueError("level must be between 0 and 1")
+    rng = np.random.default_rng(seed)
+    top = np.asarray(numerator_ms, dtype=np.float64)
+    bottom = np.asarray(denominator_ms, dtype=np.float64)
+    top_medians = np.median(rng.choice(top, size=(resamples, top.size)), axis=1)
+    bottom_medians = np.median(rng.choice(bottom, size=(resamples, bottom.size)), axis=1)
+    low, high = np.percentile(top_medians / bottom_medians, [50 * (1 - level), 50 * (1 + level)])
+    return float(low), float(high)
 
 
 def _status_kib(pid: int, field: str) -> int:

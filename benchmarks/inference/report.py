@@ -21,10 +21,23 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it is met."""
     rows: list[dict[str, Any]] = []
 
-    def add(name: str, value: float, limit: float, at_most: bool = True) -> None:
+    def add(
+        name: str,
+        value: float,
+        limit: float,
+        at_most: bool = True,
+        interval: list[float] | None = None,
+    ) -> None:
         met = value <= limit if at_most else value >= limit
         rows.append(
-            {"target": name, "value": value, "limit": limit, "at_most": at_most, "met": met}
+            {
+                "target": name,
+                "value": value,
+                "limit": limit,
+                "at_most": at_most,
+                "met": met,
+                "interval": interval,
+            }
         )
 
     for m in doc["models"]:
@@ -32,6 +45,7 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
             f"{m['name']}: inference in the sandbox / bare in-process",
             m["sandbox"]["inference_ratio_median"],
             1.02,
+            interval=m["sandbox"].get("inference_ratio_interval"),
         )
     add(
         "fixed per-request cost: open + policies + hand-off + seal (ms)",
@@ -42,12 +56,20 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
         m = _model(doc, key)
         if m is not None:
             add(
-                f"{m['name']}: cleanroom / plain server", m["ratios"]["cleanroom_over_plain"], limit
+                f"{m['name']}: cleanroom / plain server",
+                m["ratios"]["cleanroom_over_plain"],
+                limit,
+                interval=m.get("ratio_intervals", {}).get("cleanroom_over_plain"),
             )
     for key, limit in (("resnet50", 1.05), ("vgg19", 1.02)):
         m = _model(doc, key)
         if m is not None:
-            add(f"{m['name']}: cleanroom / bare", m["ratios"]["cleanroom_over_bare"], limit)
+            add(
+                f"{m['name']}: cleanroom / bare",
+                m["ratios"]["cleanroom_over_bare"],
+                limit,
+                interval=m.get("ratio_intervals", {}).get("cleanroom_over_bare"),
+            )
     vgg = _model(doc, "vgg19")
     if vgg is not None:
         load = vgg["load"]
@@ -203,13 +225,20 @@ def markdown(doc: dict[str, Any], plot_name: str | None = "latency.png") -> str:
         "",
         "### Targets (issue #8)",
         "",
-        "| target | measured | limit | met |",
+        "Latency ratios are ratios of medians, with a 95 % bootstrap interval: where it "
+        "holds the limit, this run cannot tell the two apart.",
+        "",
+        "| target | measured (95 % interval) | limit | met |",
         "|---|---|---|---|",
     ]
     for t in targets(doc):
         sign = "≤" if t["at_most"] else "≥"
+        interval = t.get("interval")
+        shown = f"{t['value']:.3f}"
+        if interval:
+            shown += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
         lines.append(
-            f"| {t['target']} | {t['value']:.3f} | {sign} {t['limit']:g} | "
+            f"| {t['target']} | {shown} | {sign} {t['limit']:g} | "
             f"{'yes' if t['met'] else '**no**'} |"
         )
     if doc["mode"] != "full":

@@ -29,6 +29,7 @@ from benchmarks.inference.clients import (
 )
 from benchmarks.inference.interleave import concurrent_throughput, interleaved
 from benchmarks.inference.measure import (
+    ratio_interval,
     summary,
     tree_peak_rss_bytes,
     tree_reset_peak_rss,
@@ -211,6 +212,14 @@ def _model(
             "cleanroom_over_bare": med["cleanroom"] / med["bare"],
             "cleanroom_over_plain": med["cleanroom"] / med["plain"],
             "plain_over_bare": med["plain"] / med["bare"],
+        }
+        result["ratio_intervals"] = {
+            "cleanroom_over_bare": list(
+                ratio_interval(samples["cleanroom"], samples["bare"], seed=plan.seed)
+            ),
+            "cleanroom_over_plain": list(
+                ratio_interval(samples["cleanroom"], samples["plain"], seed=plan.seed)
+            ),
         }
         say(f"{key}: latency medians {', '.join(f'{k} {v:.2f} ms' for k, v in med.items())}")
 

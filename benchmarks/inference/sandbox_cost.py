@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from benchmarks.inference.interleave import interleaved
-from benchmarks.inference.measure import summary
+from benchmarks.inference.measure import ratio_interval, summary
 from benchmarks.inference.workload import example_input, feed
 
 from cleanroom.runtime.sandbox.supervisor import Supervisor
@@ -87,6 +87,9 @@ def measure_sandbox(
     bare_ms = result["bare"]["median_ms"]
     # The target: the model's run in the worker against the same run in process.
     result["inference_ratio_median"] = result["in_worker"]["median_ms"] / bare_ms
+    result["inference_ratio_interval"] = list(
+        ratio_interval(samples["in_worker"], samples["bare"], seed=seed)
+    )
     # The whole call into the sandbox, hand-off included (that is in the fixed cost too).
     result["ratio_median"] = result["sandboxed"]["median_ms"] / bare_ms
     return result
