@@ -133,4 +133,3 @@ class OnnxRunner:
     def close(self) -> None:
         self._session = None
         self._weights = None
-        self._keep = None

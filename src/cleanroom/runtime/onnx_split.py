@@ -178,9 +178,6 @@ class _Tensor:
     index: int  # position among the graph's initializers
     field: _Field  # the initializer field in the graph
     raw: _Field  # its raw_data field
-    name: str
-    dims: tuple[int, ...]
-    dtype: str
 
 
 def _detachable(data: memoryview, tensor: _Field, index: int) -> _Tensor | None:
@@ -224,7 +221,7 @@ def _detachable(data: memoryview, tensor: _Field, index: int) -> _Tensor | None:
             f"initializer {text!r} holds {raw.end - raw.body} bytes "
             f"but declares {math.prod(dims) * itemsize}"
         )
-    return _Tensor(index, tensor, raw, text, tuple(dims), _DTYPES[data_type])
+    return _Tensor(index, tensor, raw)
 
 
 def _targets(tensors: list[_Tensor], base: int) -> dict[int, int]:
