@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from cleanroom.policy import (
     verify_log,
     verify_receipt,
 )
+from cleanroom.policy.decision_log import ContentHasher
 from cleanroom.policy.records import GENESIS_HASH
 
 D = content_digest(b"x")
@@ -441,3 +443,14 @@ def test_content_digest_of_parts_is_that_of_their_concatenation() -> None:
     parts = (b"prefix", memoryview(b"cipher"), b"text")
     assert content_digest(parts) == content_digest(b"prefixciphertext")
     assert content_digest([]) == content_digest(b"")
+
+
+def test_a_content_hasher_fed_in_pieces_names_the_whole() -> None:
+    data = os.urandom(300_000)
+    hasher = ContentHasher()
+    for start in range(0, len(data), 65_536):
+        hasher.update(data[start : start + 65_536])
+    assert hasher.digest == content_digest(data)
+    assert hasher.digest.startswith("sha256:")
+    assert ContentHasher().digest == content_digest(b"")
+    assert hasher.digest != content_digest(data[:-1])

@@ -40,7 +40,7 @@ from cleanroom.policy.records import (
 )
 from cleanroom.policy.signing import LogPrivateKey, LogPublicKey, algorithm_of, key_id, sign
 
-__all__ = ["EXPORT_FORMAT", "DecisionLog", "content_digest"]
+__all__ = ["EXPORT_FORMAT", "ContentHasher", "DecisionLog", "content_digest"]
 
 _MAX_NAME = 256
 _MAX_REASON = 1024
@@ -57,17 +57,32 @@ def rfc3339(moment: datetime) -> str:
     )
 
 
+class ContentHasher:
+    """:func:`content_digest` of data that arrives in pieces, fed as they come."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, part: bytes | bytearray | memoryview) -> None:
+        self._hash.update(part)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
 def content_digest(data: bytes | memoryview | Sequence[bytes | memoryview]) -> str:
     """``"sha256:<hex>"`` of *data*: how request and response ciphertexts are named.
 
     *data* may also be a sequence of parts: the digest of their concatenation.
     """
+    hasher = ContentHasher()
     if isinstance(data, bytes | bytearray | memoryview):
-        return "sha256:" + hashlib.sha256(data).hexdigest()
-    digest = hashlib.sha256()
-    for part in data:
-        digest.update(part)
-    return "sha256:" + digest.hexdigest()
+        hasher.update(data)
+    else:
+        for part in data:
+            hasher.update(part)
+    return hasher.digest
 
 
 def _name(label: str, value: Any) -> str:

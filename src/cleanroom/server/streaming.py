@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import queue
 import threading
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cleanroom.crypto.stream import StreamOpener
 from cleanroom.errors import PayloadTooLarge
+from cleanroom.policy.decision_log import ContentHasher
 
 __all__ = ["relay_stream"]
 
@@ -97,7 +97,7 @@ async def relay_stream(opener: StreamOpener, chunks: AsyncIterator[bytes], max_s
     framing, or an error in the opener or its sink, stops the relay.
     """
     pump = _Pump(opener)
-    ciphertext_hash = hashlib.sha256()
+    ciphertext_hash = ContentHasher()
     received = 0
     batch: _Batch = []
     batched = 0
@@ -121,4 +121,4 @@ async def relay_stream(opener: StreamOpener, chunks: AsyncIterator[bytes], max_s
             await pump.stop()
         raise
     await pump.end()
-    return "sha256:" + ciphertext_hash.hexdigest()
+    return ciphertext_hash.digest
