@@ -24,18 +24,22 @@ def resolve(key_id: bytes) -> PublicKey:
     return ALICE.public
 
 
-def sealed_parts(data: bytes = DATA) -> list[bytes]:
-    pieces = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+def seal_pieces(pieces: list[bytes]) -> list[bytes]:
+    """Alice's stream of *pieces* to the server, in chunks of ``CHUNK``."""
     return list(
         seal_stream(
             pieces,
-            total_size=len(data),
+            total_size=sum(len(piece) for piece in pieces),
             recipient=SERVER.public,
             sender=ALICE,
             info=INFO,
             chunk_size=CHUNK,
         )
     )
+
+
+def sealed_parts(data: bytes = DATA) -> list[bytes]:
+    return seal_pieces([data[i : i + 1000] for i in range(0, len(data), 1000)])
 
 
 def open_parts(parts: list[bytes], *, feed_size: int = 777, max_size: int = 1 << 30) -> bytearray:
@@ -70,15 +74,7 @@ def test_round_trip_with_whole_chunk_pieces(sizes: list[int]) -> None:
     data = os.urandom(sum(sizes))
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     pieces = [data[start : start + size] for start, size in zip(starts, sizes, strict=True)]
-    parts = seal_stream(
-        pieces,
-        total_size=len(data),
-        recipient=SERVER.public,
-        sender=ALICE,
-        info=INFO,
-        chunk_size=CHUNK,
-    )
-    assert open_parts(list(parts)) == data
+    assert open_parts(seal_pieces(pieces)) == data
 
 
 def test_at_rest_round_trip_and_wrong_key() -> None:
