@@ -484,8 +484,9 @@ class CleanRoomService:
             raise PayloadTooLarge(
                 f"the request is larger than the limit of {self.settings.max_request_bytes} bytes"
             )
-        # The digest the decision log records runs on the second core while
-        # the envelope is opened and its tensors decoded.
+        # The digest the decision log records runs on the second core while the
+        # envelope is opened, the policy checked and the model run; only the
+        # log entry waits for it.
         request_digest = in_background(content_digest, body)
         request = envelope.open_request(
             body,
@@ -501,7 +502,7 @@ class CleanRoomService:
             record,
             email,
             PREDICT,
-            request_digest.result(),
+            request_digest,
             inputs=inputs,
             context=request.context,
             audit=self.audits.summary(record),

@@ -83,6 +83,11 @@ class Store:
         # cached here and every write below drops the written instance's entry, so
         # a revocation or a new policy takes effect from the next request on.
         self._records: dict[str, InstanceRecord] = {}
+        # Party keys are looked up on every sealed request (a SQLite read costs
+        # tens of microseconds of file locking): those found are cached per
+        # instance, and dropped with the instance's record on every write.
+        # Keys not found are not cached, so unknown key ids cannot grow the cache.
+        self._party_keys: dict[str, dict[bytes, tuple[str, bytes]]] = {}
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
@@ -215,6 +220,7 @@ class Store:
     def _changed(self, instance_id: str) -> None:
         with self._lock:
             self._records.pop(instance_id, None)
+            self._party_keys.pop(instance_id, None)
 
     def instances(self) -> list[InstanceRecord]:
         with self._lock:
@@ -288,11 +294,20 @@ class Store:
                 "(instance_id, email, key_id, public_key, created) VALUES (?, ?, ?, ?, ?)",
                 (instance_id, email, key_id, public_key, int(time.time())),
             )
+            self._party_keys.pop(instance_id, None)
 
     def party_key(self, instance_id: str, key_id: bytes) -> tuple[str, bytes] | None:
+        """The (email, public key) registered under *key_id* on the instance, if any."""
         with self._lock:
+            cached = self._party_keys.get(instance_id, {}).get(key_id)
+            if cached is not None:
+                return cached
             row = self._conn.execute(
                 "SELECT email, public_key FROM party_keys WHERE instance_id = ? AND key_id = ?",
                 (instance_id, key_id),
             ).fetchone()
-        return None if row is None else (str(row[0]), bytes(row[1]))
+            if row is None:
+                return None
+            found = (str(row[0]), bytes(row[1]))
+            self._party_keys.setdefault(instance_id, {})[bytes(key_id)] = found
+            return found
