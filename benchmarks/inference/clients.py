@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,18 @@ def sign_up_parties(server: CleanroomServer) -> None:
 
 
 def deploy(
-    server: CleanroomServer, model_path: Path, policy: AttestationPolicy
+    server: CleanroomServer,
+    model_path: Path,
+    policy: AttestationPolicy,
+    limits: Mapping[str, Any] | None = None,
 ) -> CleanroomDeployment:
-    """The model owner's side: attest, seal the model and stream it up (timed)."""
+    """The model owner's side: attest, seal the model and stream it up (timed).
+
+    *limits* are the instance's sandbox limits (``workers``, ``intra_op_threads``...).
+    """
     with Client(server.url, timeout=1800.0) as owner:
         owner.sign_in(OWNER, PASSWORD)
-        inst = owner.create_instance(model_path.stem, ModelFormat.ONNX, [DATA])
+        inst = owner.create_instance(model_path.stem, ModelFormat.ONNX, [DATA], limits=limits)
         inst.validate_attestation(policy)
         inst.set_secret(Secret())
         start = time.perf_counter()

@@ -50,7 +50,7 @@ from cleanroom import AttestationPolicy
 from cleanroom.runtime.base import RuntimeLimits
 from cleanroom.runtime.sandbox.supervisor import Supervisor
 
-__all__ = ["FULL", "QUICK", "Plan", "run"]
+__all__ = ["FULL", "QUICK", "Plan", "per_core_limits", "run"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,16 @@ def _rate(result: dict[str, float]) -> float:
     return result["requests"] / result["seconds"]
 
 
+def per_core_limits() -> dict[str, int]:
+    """The instance limits that spend the runtime's thread budget on concurrent requests.
+
+    ONNX Runtime's default is one intra-op thread per physical core, all working on
+    one request; here each core gets a worker of its own with one thread, so
+    concurrent requests run side by side instead of queueing for one worker.
+    """
+    return {"workers": psutil.cpu_count(logical=False) or 1, "intra_op_threads": 1}
+
+
 @dataclass(frozen=True)
 class _Built:
     key: str
@@ -174,7 +184,7 @@ def _model(
     bare = BareProcess(model.path, logs)
     plains: list[PlainClient] = []
     rooms: list[CleanroomClient] = []
-    deployment = None
+    deployment = per_core = None
     try:
         before = tree_rss_bytes(server.pid)
         tree_reset_peak_rss(server.pid)
@@ -223,6 +233,11 @@ def _model(
         }
         say(f"{key}: latency medians {', '.join(f'{k} {v:.2f} ms' for k, v in med.items())}")
 
+        # The same model in a second instance whose workers split the thread budget
+        # (throughput only: its single-request latency is the single-threaded runtime's).
+        per_core = deploy(server, model.path, policy, per_core_limits())
+        rooms_per_core = [CleanroomClient(per_core, x) for _ in range(width)]
+        rooms += rooms_per_core
         throughput: dict[str, dict[str, float]] = {}
         for clients in plan.concurrency:
             # Each pause lets the previous variant's runtime threads stop spinning.
@@ -234,6 +249,10 @@ def _model(
             time.sleep(plan.settle_s)
             rates["cleanroom"] = _rate(
                 concurrent_throughput(list(rooms[:clients]), plan.throughput_s)
+            )
+            time.sleep(plan.settle_s)
+            rates["cleanroom_per_core"] = _rate(
+                concurrent_throughput(list(rooms_per_core[:clients]), plan.throughput_s)
             )
             throughput[str(clients)] = rates
         result["throughput_rps"] = throughput
@@ -250,8 +269,9 @@ def _model(
             plain_client.close()
         for room in rooms:
             room.close()
-        if deployment is not None:
-            undeploy(deployment)
+        for deployed in (deployment, per_core):
+            if deployed is not None:
+                undeploy(deployed)
         bare.close()
     return result
 

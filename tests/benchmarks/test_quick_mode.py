@@ -55,7 +55,7 @@ def test_every_model_has_every_measurement(results: tuple[Path, dict[str, Any]])
         assert m["sandbox"]["inference_ratio_median"] > 0
         assert set(m["throughput_rps"]) == {"1", "2", "4"}
         for rates in m["throughput_rps"].values():
-            assert set(rates) == VARIANTS
+            assert set(rates) == {*VARIANTS, "cleanroom_per_core"}
             assert all(_positive(v) for v in rates.values())
         for side in ("bare", "cleanroom"):
             load = m["load"][side]
@@ -84,7 +84,7 @@ def test_fixed_cost_attestation_and_targets(results: tuple[Path, dict[str, Any]]
     _check_summary(doc["attestation"]["verify"])
     _check_summary(doc["attestation"]["validate"])
     assert doc["targets"] == targets(doc)
-    assert len(doc["targets"]) == 14
+    assert len(doc["targets"]) == 17
     assert all(isinstance(t["met"], bool) for t in doc["targets"])
 
 
