@@ -50,7 +50,7 @@ from cleanroom import AttestationPolicy
 from cleanroom.runtime.base import RuntimeLimits
 from cleanroom.runtime.sandbox.supervisor import Supervisor
 
-__all__ = ["FULL", "QUICK", "Plan", "per_core_limits", "run"]
+__all__ = ["FULL", "QUICK", "Plan", "run"]
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ def _model(
     bare = BareProcess(model.path, logs)
     plains: list[PlainClient] = []
     rooms: list[CleanroomClient] = []
+    rooms_per_core: list[CleanroomClient] = []
     deployment = per_core = None
     try:
         before = tree_rss_bytes(server.pid)
@@ -237,7 +238,6 @@ def _model(
         # (throughput only: its single-request latency is the single-threaded runtime's).
         per_core = deploy(server, model.path, policy, per_core_limits())
         rooms_per_core = [CleanroomClient(per_core, x) for _ in range(width)]
-        rooms += rooms_per_core
         throughput: dict[str, dict[str, float]] = {}
         for clients in plan.concurrency:
             # Each pause lets the previous variant's runtime threads stop spinning.
@@ -267,7 +267,7 @@ def _model(
     finally:
         for plain_client in plains:
             plain_client.close()
-        for room in rooms:
+        for room in rooms + rooms_per_core:
             room.close()
         for deployed in (deployment, per_core):
             if deployed is not None:
