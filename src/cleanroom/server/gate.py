@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,15 +46,9 @@ class GateTicket:
     user: str
     action: str
     queries: int
-    pending_request_digest: str | Future[str]
+    request_digest: str
     context: Mapping[str, Any]
     inputs: Mapping[str, npt.NDArray[Any]]
-
-    @property
-    def request_digest(self) -> str:
-        """The request's digest; waits for it if it is still being computed."""
-        digest = self.pending_request_digest
-        return digest if isinstance(digest, str) else digest.result()
 
 
 class Gate:
@@ -103,7 +96,7 @@ class Gate:
         record: InstanceRecord,
         user: str,
         action: str,
-        request_digest: str | Future[str],
+        request_digest: str,
         *,
         inputs: Mapping[str, npt.NDArray[Any]] | None = None,
         payload_nbytes: int | None = None,
@@ -112,9 +105,7 @@ class Gate:
     ) -> GateTicket:
         """Evaluate ``allow_ingress``; log and raise :class:`PolicyDenied` when denied.
 
-        *request_digest* may still be computing (a future): no policy reads it,
-        so it is awaited only when the decision is logged. *audit* is the
-        instance's privacy-audit summary, shown as ``input.audit``.
+        *audit* is the instance's privacy-audit summary, shown as ``input.audit``.
         """
         bundle = self.bundle(record)
         ticket = GateTicket(
@@ -123,7 +114,7 @@ class Gate:
             user=user,
             action=action,
             queries=self.queries(record.id, user),
-            pending_request_digest=request_digest,
+            request_digest=request_digest,
             context=dict(context or {}),
             inputs=dict(inputs or {}),
         )

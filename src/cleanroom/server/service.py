@@ -17,7 +17,6 @@ from typing import Any
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from cleanroom.background import in_background
 from cleanroom.crypto import envelope
 from cleanroom.crypto.binding import TLS_SPKI_KEY, config_digest, tls_key_digest
 from cleanroom.crypto.keys import PublicKey
@@ -484,10 +483,6 @@ class CleanRoomService:
             raise PayloadTooLarge(
                 f"the request is larger than the limit of {self.settings.max_request_bytes} bytes"
             )
-        # The digest the decision log records runs on the second core while the
-        # envelope is opened, the policy checked and the model run; only the
-        # log entry waits for it.
-        request_digest = in_background(content_digest, body)
         request = envelope.open_request(
             body,
             recipient=self.tee.hpke,
@@ -498,11 +493,16 @@ class CleanRoomService:
         if request.action != "predict":
             raise InvalidRequest(f"a predict request cannot carry action {request.action!r}")
         inputs = decode_tensors(request.body)
+        # The digest the log records, once the request proved to be a party's. In
+        # this thread: on a second one it gained nothing end to end (it needs the GIL
+        # to start and to finish, and each hand-off waits for a wake-up), and
+        # overlapping the model's run it lengthened the slowest requests
+        # (docs/performance.md, change 8).
         ticket = self.gate.ingress(
             record,
             email,
             PREDICT,
-            request_digest,
+            content_digest(body),
             inputs=inputs,
             context=request.context,
             audit=self.audits.summary(record),
