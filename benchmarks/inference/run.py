@@ -49,6 +49,7 @@ from benchmarks.inference.workload import example_input
 from cleanroom import AttestationPolicy
 from cleanroom.runtime.base import RuntimeLimits
 from cleanroom.runtime.sandbox.supervisor import Supervisor
+from cleanroom.server.limits import MAX_WORKERS
 
 __all__ = ["FULL", "QUICK", "Plan", "run"]
 
@@ -139,9 +140,11 @@ def per_core_limits() -> dict[str, int]:
 
     ONNX Runtime's default is one intra-op thread per physical core, all working on
     one request; here each core gets a worker of its own with one thread, so
-    concurrent requests run side by side instead of queueing for one worker.
+    concurrent requests run side by side instead of queueing for one worker (at most
+    the service's ceiling of workers per instance).
     """
-    return {"workers": psutil.cpu_count(logical=False) or 1, "intra_op_threads": 1}
+    cores = psutil.cpu_count(logical=False) or 1
+    return {"workers": min(cores, MAX_WORKERS), "intra_op_threads": 1}
 
 
 @dataclass(frozen=True)
