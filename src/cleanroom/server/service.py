@@ -493,11 +493,10 @@ class CleanRoomService:
         if request.action != "predict":
             raise InvalidRequest(f"a predict request cannot carry action {request.action!r}")
         inputs = decode_tensors(request.body)
-        # The digest the log records, once the request proved to be a party's. In
-        # this thread: on a second one it gained nothing end to end (it needs the GIL
-        # to start and to finish, and each hand-off waits for a wake-up), and
-        # overlapping the model's run it lengthened the slowest requests
-        # (docs/performance.md, change 8).
+        # The digest the log records, taken once the request proved to be a party's,
+        # in this thread: a second thread gains nothing end to end (it needs the GIL
+        # to start and to finish) and, overlapping the model's run, lengthens the
+        # slowest requests (docs/performance.md, change 8).
         ticket = self.gate.ingress(
             record,
             email,
