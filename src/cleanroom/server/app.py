@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -107,6 +108,19 @@ async def _caller_without_blocking(request: Request) -> str:
 CallerEmail = Annotated[str, Depends(caller)]
 
 
+# FastAPI records OpenTelemetry spans, metrics and exception logs (messages and
+# stack traces) whenever a global provider is configured, and exports them when
+# FASTAPI_OTEL_AUTO_CONFIGURE is set: both are the operator's environment, which
+# attestation does not cover. Nothing about requests leaves a clean room that way.
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
+
+
 def create_app(service: CleanRoomService) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -119,6 +133,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        telemetry=NO_TELEMETRY,
     )
     app.state.service = service
     app.include_router(atls_router)  # attested TLS: /v1/atls/* (docs/attested-tls.md)
