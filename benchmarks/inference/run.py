@@ -241,22 +241,22 @@ def _model(
         # (throughput only: its single-request latency is the single-threaded runtime's).
         per_core = deploy(server, model.path, policy, per_core_limits())
         rooms_per_core = [CleanroomClient(per_core, x) for _ in range(width)]
+        over_http: dict[str, list[PlainClient] | list[CleanroomClient]] = {
+            "plain": plains,
+            "cleanroom": rooms,
+            "cleanroom_per_core": rooms_per_core,
+        }
         throughput: dict[str, dict[str, float]] = {}
         for clients in plan.concurrency:
             # Each pause lets the previous variant's runtime threads stop spinning.
             rates: dict[str, float] = {}
             time.sleep(plan.settle_s)
             rates["bare"] = _rate(bare.throughput(clients, plan.throughput_s))
-            time.sleep(plan.settle_s)
-            rates["plain"] = _rate(concurrent_throughput(list(plains[:clients]), plan.throughput_s))
-            time.sleep(plan.settle_s)
-            rates["cleanroom"] = _rate(
-                concurrent_throughput(list(rooms[:clients]), plan.throughput_s)
-            )
-            time.sleep(plan.settle_s)
-            rates["cleanroom_per_core"] = _rate(
-                concurrent_throughput(list(rooms_per_core[:clients]), plan.throughput_s)
-            )
+            for variant, calls in over_http.items():
+                time.sleep(plan.settle_s)
+                rates[variant] = _rate(
+                    concurrent_throughput(list(calls[:clients]), plan.throughput_s)
+                )
             throughput[str(clients)] = rates
         result["throughput_rps"] = throughput
         summary_text = "; ".join(
