@@ -60,6 +60,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidTensor",
     "LogIntegrityError",
+    "MethodNotAllowed",
     "ModelNotReady",
     "ModelRejected",
     "NotFound",
@@ -107,6 +108,12 @@ class ConfigurationError(Error):
 class InvalidRequest(Error):
     code = "invalid-request"
     status = 400
+
+
+class MethodNotAllowed(InvalidRequest):
+    code = "method-not-allowed"
+    status = 405
+    default_remedy = "see docs/http-api.md for the methods each endpoint takes"
 
 
 class InvalidTensor(InvalidRequest):

@@ -192,3 +192,69 @@ def test_receipt_and_usage_log_verify_offline_with_the_cli(
     exported.write_text(json.dumps(doc))
     assert main(["log", "verify", str(exported), "--key", str(key)]) == 1
     assert "cleanroom:" in capsys.readouterr().err
+
+
+def test_usage_log_verifies_with_the_key_from_the_servers_attestation_document(
+    party: Party, policy: AttestationPolicy, data_dir: Path, tmp_path: Path
+) -> None:
+    # The document exactly as served, the way a data owner saves it for an auditor.
+    alice, bob = setup(party, policy, None)
+    bob.predict(X)
+    served = bob._client.request(
+        "GET", f"/v1/instances/{bob.id}/attestation", params={"nonce": "ab" * 16}
+    ).json()
+    evidence = tmp_path / "attestation.json"
+    evidence.write_text(json.dumps(served))
+    attestation_policy = tmp_path / "attestation-policy.json"
+    attestation_policy.write_text(
+        json.dumps(
+            {
+                "allow_simulated": True,
+                "simulated_root": str(data_dir / "simulated-root.pem"),
+                "sev-snp": {"measurements": [m.hex() for m in policy.measurements]},
+            }
+        )
+    )
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(bob.last_receipt))
+    exported = tmp_path / "log.json"
+    exported.write_text(json.dumps(alice.usage_log()))
+    by_evidence = ["--evidence", str(evidence), "--attestation-policy", str(attestation_policy)]
+    assert main(["log", "verify", str(receipt), *by_evidence]) == 0
+    assert main(["log", "verify", str(exported), *by_evidence]) == 0
+
+
+AUDIT_SUMMARY_POLICY = """
+package cleanroom
+
+default allow_ingress := false
+default allow_egress := false
+
+allow_ingress if {
+    input.action == "upload_model"
+    input.user == input.instance.owner
+    not input.audit
+}
+
+unaudited if {
+    input.audit.current == false
+    input.audit.verdict == null
+    input.audit.spec_digest == null
+}
+
+allow_ingress if {
+    input.action == "predict"
+    unaudited
+}
+
+allow_egress if unaudited
+"""
+
+
+def test_the_audit_summary_is_shown_to_both_predict_checks(
+    party: Party, policy: AttestationPolicy
+) -> None:
+    # No audit spec: the summary says so, at ingress and again at egress; an
+    # upload's document has none (its audit would be of the model it replaces).
+    _alice, bob = setup(party, policy, AUDIT_SUMMARY_POLICY)
+    assert bob.predict(X)["y"].shape == (1, 2)

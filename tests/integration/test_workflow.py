@@ -36,6 +36,7 @@ from cleanroom.errors import (
     PolicyViolation,
     ReplayDetected,
     UnsupportedEnvelope,
+    error_class_for_code,
 )
 from cleanroom.server.runner import ServerThread
 
@@ -365,6 +366,28 @@ def test_credentials(server: ServerThread, party: Party) -> None:
     with pytest.raises(InvalidRequest, match="at least 12"):
         client.sign_up("dave@bank.example", "short")
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v1/nothing", 404, "not-found"),
+        ("GET", "/", 404, "not-found"),
+        ("PATCH", "/v1/instances", 405, "method-not-allowed"),
+        ("DELETE", "/v1/health", 405, "method-not-allowed"),
+    ],
+)
+def test_routing_refusals_are_problems_that_agree_with_their_status(
+    server: ServerThread, method: str, path: str, status: int, code: str
+) -> None:
+    response = httpx.request(method, f"{server.url}{path}")
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["status"], problem["code"]) == (status, code)
+    assert error_class_for_code(code).status == status
+    if status == 405:
+        assert response.headers["allow"]  # what the endpoint does take
 
 
 def test_an_instance_declaring_upstreams_refuses_direct_calls(

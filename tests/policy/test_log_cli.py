@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.cli import log as log_cli
@@ -178,17 +178,18 @@ def tee(tmp_path_factory: pytest.TempPathFactory) -> SimulatedSnpTee:
 
 
 def _attestation_doc(
-    tee: SimulatedSnpTee, signing_key: Any, **config_changes: Any
+    tee: SimulatedSnpTee, signing_key: Any, *, signing: Any = None, **config_changes: Any
 ) -> dict[str, Any]:
-    """What ``GET /v1/instances/{id}/attestation`` serves, for a log key."""
-    der = signing_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    """What ``GET /v1/instances/{id}/attestation`` serves, for a log key (PEM, as served).
+
+    *signing* replaces ``config.keys.signing`` before the TEE attests to the
+    configuration; *config_changes* are made after it.
+    """
     config: dict[str, Any] = {
         "version": 1,
         "keys": {
             "hpke": base64.b64encode(HPKE_RAW).decode(),
-            "signing": base64.b64encode(der).decode(),
+            "signing": _pem(signing_key).decode() if signing is None else signing,
         },
         "instance": {"id": "inst-1"},
     }
@@ -256,7 +257,7 @@ def test_evidence_naming_another_key_fails_the_log(
 
 
 def test_a_p384_key_from_evidence(tmp_path: Path, tee: SimulatedSnpTee, conn: Any) -> None:
-    # The clean room's in-TEE signing key is P-384 (ecdsa-p384-sha384).
+    # A decision log kept with an ECDSA P-384 key (ecdsa-p384-sha384) verifies too.
     key = ec.generate_private_key(ec.SECP384R1())
     log = DecisionLog(conn, key)
     log.append(
@@ -282,8 +283,8 @@ def test_a_p384_key_from_evidence(tmp_path: Path, tee: SimulatedSnpTee, conn: An
         ("nonce changed", lambda d: d.update(nonce="ff" * 16), PolicyViolation),
         ("evidence missing", lambda d: d.pop("evidence"), AttestationError),
         (
-            "signing key not base64",
-            lambda d: d["config"]["keys"].update(signing="***"),
+            "signing key not a string, after attestation",
+            lambda d: d["config"]["keys"].update(signing=7),
             AttestationError,
         ),
         ("no keys", lambda d: d["config"].pop("keys"), AttestationError),
@@ -302,6 +303,42 @@ def test_unverifiable_evidence_is_refused(
     mutate(doc)
     with pytest.raises(error):
         _evidence_run(files, tmp_path, doc, _policy_file(tmp_path, tee), "export")
+
+
+def _der_base64(key: Any) -> str:
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode()
+
+
+@pytest.mark.parametrize(
+    ("name", "signing", "message"),
+    [
+        ("not a key", lambda key: "***", "not a PEM public key"),
+        ("base64 DER, not PEM", _der_base64, "not a PEM public key"),
+        (
+            "a key that cannot sign",
+            lambda key: _pem(x25519.X25519PrivateKey.generate().public_key()).decode(),
+            "must be an Ed25519 or an ECDSA",
+        ),
+        ("not a string", lambda key: 7, "malformed"),
+    ],
+)
+def test_an_attested_signing_key_that_is_not_a_log_key_is_refused(
+    files: dict[str, Path],
+    tmp_path: Path,
+    tee: SimulatedSnpTee,
+    filled_log: DecisionLog,
+    name: str,
+    signing: Any,
+    message: str,
+) -> None:
+    # Attested as it is: only the key check itself can refuse it.
+    doc = _attestation_doc(tee, filled_log.public_key, signing=signing(filled_log.public_key))
+    with pytest.raises(AttestationError, match=message) as caught:
+        _evidence_run(files, tmp_path, doc, _policy_file(tmp_path, tee), "export")
+    assert not isinstance(caught.value, PolicyViolation)
 
 
 def test_evidence_outside_the_attestation_policy_is_refused(

@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.serialization import load_der_public_key
-
 from cleanroom.errors import ConfigurationError, LogIntegrityError
 from cleanroom.policy import (
     LogVerification,
@@ -28,7 +26,7 @@ from cleanroom.policy import (
     verify_receipt,
 )
 from cleanroom.policy.records import RECEIPT_FORMAT
-from cleanroom.policy.signing import LogPublicKey, algorithm_of, key_id
+from cleanroom.policy.signing import LogPublicKey, key_id
 
 __all__ = ["register", "run_verify"]
 
@@ -105,7 +103,9 @@ def key_from_attestation(doc: Any, policy_path: Path) -> LogPublicKey:
         hpke_raw = base64.b64decode(doc["hpke_public_key"], validate=True)
         nonce = bytes.fromhex(doc["nonce"])
         keys = config["keys"]
-        signing_der = base64.b64decode(keys["signing"], validate=True)
+        signing_pem = keys["signing"]
+        if not isinstance(signing_pem, str):
+            raise TypeError("config.keys.signing is not a string")
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise AttestationError(f"the attestation document is malformed: {exc}") from None
     expected = report_data(
@@ -115,13 +115,9 @@ def key_from_attestation(doc: Any, policy_path: Path) -> LogPublicKey:
     if keys.get("hpke") != base64.b64encode(hpke_raw).decode():
         raise AttestationError("the attested configuration names another HPKE key than served")
     try:
-        key = load_der_public_key(signing_der)
-    except (ValueError, TypeError):
-        raise AttestationError("config.keys.signing is not a DER public key") from None
-    if not isinstance(key, LogPublicKey):
-        raise AttestationError("config.keys.signing is not an Ed25519 or ECDSA key")
-    algorithm_of(key)
-    return key
+        return load_public_key(signing_pem)
+    except ConfigurationError as exc:
+        raise AttestationError(f"config.keys.signing: {exc.message}") from None
 
 
 def _describe_log(result: LogVerification) -> str:

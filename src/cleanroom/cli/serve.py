@@ -9,12 +9,15 @@ from pathlib import Path
 
 from cleanroom.cli import defaults
 from cleanroom.errors import ConfigurationError
+from cleanroom.server.settings import MIB, ServerSettings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("serve", help="run the clean-room service")
     parser.add_argument("--host", default=defaults.host(), help="address to bind")
-    parser.add_argument("--port", type=int, default=defaults.port(), help="port to bind")
+    parser.add_argument(
+        "--port", type=defaults.port_number, default=defaults.port(), help="port to bind"
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -23,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--tee",
+        type=defaults.tee_kind,
         default=defaults.tee(),
-        choices=["simulated", "sev-snp", "tdx"],
+        choices=defaults.TEE_KINDS,
         help="TEE to run on: evidence from configfs-tsm (or /dev/sev-guest for SEV-SNP), or the "
         "simulated TEE for development",
     )
@@ -49,7 +53,49 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="TOML/JSON file of routes only attested upstream clean rooms may call "
         "(see docs/attested-tls.md); implies --tls",
     )
+    limits = parser.add_argument_group("limits (defaults in parentheses)")
+    limits.add_argument(
+        "--max-request-mib",
+        type=defaults.positive_int,
+        default=ServerSettings.max_request_bytes // MIB,
+        metavar="MIB",
+        help="largest sealed request body, in MiB (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-model-mib",
+        type=defaults.positive_int,
+        default=ServerSettings.max_model_bytes // MIB,
+        metavar="MIB",
+        help="largest sealed model upload, in MiB (%(default)s)",
+    )
+    limits.add_argument(
+        "--session-hours",
+        type=defaults.positive_int,
+        default=ServerSettings.token_ttl_s // 3600,
+        metavar="HOURS",
+        help="how long a sign-in token stays valid (%(default)s)",
+    )
+    limits.add_argument(
+        "--replay-window",
+        type=defaults.positive_int,
+        default=ServerSettings.replay_window_s,
+        metavar="SECONDS",
+        help="how old (or how far in the future) a sealed request may be (%(default)s)",
+    )
     parser.set_defaults(handler=run)
+
+
+def settings_from(args: argparse.Namespace, *, open_registration: bool) -> ServerSettings:
+    """The service's settings from ``serve``'s arguments."""
+    return ServerSettings(
+        data_dir=args.data_dir,
+        tee=args.tee,
+        open_registration=open_registration,
+        token_ttl_s=args.session_hours * 3600,
+        replay_window_s=args.replay_window,
+        max_request_bytes=args.max_request_mib * MIB,
+        max_model_bytes=args.max_model_mib * MIB,
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -64,13 +110,10 @@ def is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from cleanroom.atls.settings import AtlsSettings, load_peer_routes
     from cleanroom.server.runner import serve_forever
-    from cleanroom.server.settings import ServerSettings
     from cleanroom.server.tee import SIMULATION_WARNING
 
     registration = args.registration or ("open" if is_loopback(args.host) else "closed")
-    settings = ServerSettings(
-        data_dir=args.data_dir, tee=args.tee, open_registration=registration == "open"
-    )
+    settings = settings_from(args, open_registration=registration == "open")
     if args.tee == "simulated":
         print(f"WARNING: {SIMULATION_WARNING}", file=sys.stderr)
         print(

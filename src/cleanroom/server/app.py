@@ -19,7 +19,13 @@ from starlette.responses import JSONResponse, Response
 from cleanroom.atls.routes import router as atls_router
 from cleanroom.atls.serving import connection_of
 from cleanroom.crypto.binding import canonical_json
-from cleanroom.errors import Error, InvalidRequest, PayloadTooLarge
+from cleanroom.errors import (
+    Error,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
 from cleanroom.runtime import SandboxReport
 from cleanroom.server.problems import problem_response
 from cleanroom.server.service import CleanRoomService
@@ -149,11 +155,18 @@ def create_app(service: CleanRoomService) -> FastAPI:
         return problem_response(InvalidRequest(f"{where}: {first.get('msg')}"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = InvalidRequest(str(exc.detail))
-        response = problem_response(error)
-        response.status_code = exc.status_code
-        return response
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routing refusals (no such path, a method the path does not take) in the
+        # same problem format, with a status that agrees with the document's.
+        if exc.status_code == 404:
+            return problem_response(NotFound("no such endpoint"))
+        if exc.status_code == 405:
+            response = problem_response(
+                MethodNotAllowed(f"this endpoint does not take {request.method}")
+            )
+            response.headers.update(exc.headers or {})  # Allow: what it does take
+            return response
+        return problem_response(InvalidRequest(str(exc.detail)))
 
     @app.exception_handler(Exception)
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -49,6 +49,7 @@ class GateTicket:
     request_digest: str
     context: Mapping[str, Any]
     inputs: Mapping[str, npt.NDArray[Any]]
+    audit: Mapping[str, Any] | None = None
 
 
 class Gate:
@@ -105,7 +106,8 @@ class Gate:
     ) -> GateTicket:
         """Evaluate ``allow_ingress``; log and raise :class:`PolicyDenied` when denied.
 
-        *audit* is the instance's privacy-audit summary, shown as ``input.audit``.
+        *audit* is the instance's privacy-audit summary, shown as ``input.audit``
+        here and again at egress.
         """
         bundle = self.bundle(record)
         ticket = GateTicket(
@@ -117,6 +119,7 @@ class Gate:
             request_digest=request_digest,
             context=dict(context or {}),
             inputs=dict(inputs or {}),
+            audit=None if audit is None else dict(audit),
         )
         document = ingress_input(
             action=action,
@@ -128,8 +131,8 @@ class Gate:
             context=ticket.context,
             model_digest=record.model_digest,
         )
-        if audit is not None:
-            document["audit"] = dict(audit)
+        if ticket.audit is not None:
+            document["audit"] = dict(ticket.audit)
         decision = bundle.evaluate_ingress(document)
         if not decision.allowed:
             self._deny(ticket, decision.reason or "the policy denied the request")
@@ -140,18 +143,19 @@ class Gate:
     ) -> dict[str, npt.NDArray[Any]]:
         """Shape *outputs* as the policy declares, then evaluate ``allow_egress``."""
         shaped = ticket.bundle.shaping.apply(outputs)
-        decision = ticket.bundle.evaluate_egress(
-            egress_input(
-                action=ticket.action,
-                user=ticket.user,
-                instance=self._info(ticket.record),
-                queries=ticket.queries,
-                outputs=shaped,
-                inputs=ticket.inputs,
-                context=ticket.context,
-                model_digest=ticket.record.model_digest,
-            )
+        document = egress_input(
+            action=ticket.action,
+            user=ticket.user,
+            instance=self._info(ticket.record),
+            queries=ticket.queries,
+            outputs=shaped,
+            inputs=ticket.inputs,
+            context=ticket.context,
+            model_digest=ticket.record.model_digest,
         )
+        if ticket.audit is not None:
+            document["audit"] = dict(ticket.audit)
+        decision = ticket.bundle.evaluate_egress(document)
         if not decision.allowed:
             self._deny(ticket, decision.reason or "the policy denied the result")
         return shaped
