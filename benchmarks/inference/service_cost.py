@@ -175,6 +175,7 @@ def measure_fixed_cost(n: int, warmup: int) -> dict[str, Any]:
                     recipient=service.tee.hpke.public,
                     sender=sender,
                     instance_id=record.id,
+                    config_digest=bytes.fromhex(config),
                     action="predict",
                     body=body,
                 )

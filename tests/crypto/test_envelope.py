@@ -14,6 +14,7 @@ from cleanroom.errors import AccessDenied, DecryptionFailed, UnsupportedEnvelope
 SERVER = KeyPair()
 ALICE = KeyPair()
 MALLORY = KeyPair()
+CONFIG = bytes(range(48))  # the digest of the configuration Alice attested
 
 
 def resolve_alice(key_id: bytes) -> PublicKey:
@@ -22,15 +23,28 @@ def resolve_alice(key_id: bytes) -> PublicKey:
     return ALICE.public
 
 
-def seal(body: bytes = b"payload" * 100, instance_id: str = "inst-1") -> envelope.RequestSealer:
+def seal(
+    body: bytes = b"payload" * 100, instance_id: str = "inst-1", config: bytes = CONFIG
+) -> envelope.RequestSealer:
     return envelope.seal_request(
-        recipient=SERVER.public, sender=ALICE, instance_id=instance_id, action="predict", body=body
+        recipient=SERVER.public,
+        sender=ALICE,
+        instance_id=instance_id,
+        config_digest=config,
+        action="predict",
+        body=body,
     )
 
 
-def open_(data: bytes, instance_id: str = "inst-1") -> envelope.OpenedRequest:
+def open_(
+    data: bytes, instance_id: str = "inst-1", config: bytes = CONFIG
+) -> envelope.OpenedRequest:
     return envelope.open_request(
-        data, recipient=SERVER, instance_id=instance_id, resolve_sender=resolve_alice
+        data,
+        recipient=SERVER,
+        instance_id=instance_id,
+        config_digest=config,
+        resolve_sender=resolve_alice,
     )
 
 
@@ -49,6 +63,7 @@ def test_a_body_in_parts_seals_like_the_joined_body() -> None:
         recipient=SERVER.public,
         sender=ALICE,
         instance_id="inst-1",
+        config_digest=CONFIG,
         action="predict",
         body=[b"he", memoryview(b"ll"), b"o"],
     )
@@ -117,9 +132,30 @@ def test_request_for_another_instance_does_not_open() -> None:
         open_(seal(instance_id="inst-1").envelope, instance_id="inst-2")
 
 
+def test_request_made_under_another_configuration_does_not_open() -> None:
+    # Sealed under the configuration Alice attested; the instance's policy (or
+    # model, or users) has changed since: its digest differs, and no header can
+    # make the request open under the new configuration.
+    changed = bytes(47) + b"\x01"
+    with pytest.raises(DecryptionFailed):
+        open_(seal(config=CONFIG).envelope, config=changed)
+    assert bytes(open_(seal(config=changed).envelope, config=changed).body) == b"payload" * 100
+
+
+@pytest.mark.parametrize("size", [0, 32, 47, 49, 64])
+def test_a_configuration_digest_is_a_sha384(size: int) -> None:
+    with pytest.raises(ValueError, match="48 bytes"):
+        seal(config=bytes(size))
+
+
 def test_request_sealed_by_an_impostor_with_alices_key_id_does_not_open() -> None:
     forged = envelope.seal_request(
-        recipient=SERVER.public, sender=MALLORY, instance_id="inst-1", action="predict", body=b"x"
+        recipient=SERVER.public,
+        sender=MALLORY,
+        instance_id="inst-1",
+        config_digest=CONFIG,
+        action="predict",
+        body=b"x",
     )
     data = forged.envelope[:8] + ALICE.public.key_id + forged.envelope[40:]
     with pytest.raises(DecryptionFailed):
@@ -128,7 +164,12 @@ def test_request_sealed_by_an_impostor_with_alices_key_id_does_not_open() -> Non
 
 def test_request_sealed_to_another_key_does_not_open() -> None:
     other = envelope.seal_request(
-        recipient=KeyPair().public, sender=ALICE, instance_id="inst-1", action="p", body=b"x"
+        recipient=KeyPair().public,
+        sender=ALICE,
+        instance_id="inst-1",
+        config_digest=CONFIG,
+        action="p",
+        body=b"x",
     )
     with pytest.raises(DecryptionFailed):
         open_(other.envelope)

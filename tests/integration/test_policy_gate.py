@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from tests.models import single_input_model
@@ -14,9 +15,11 @@ from tests.models import single_input_model
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.cli.main import main
 from cleanroom.client.instance import Instance
+from cleanroom.crypto import envelope
 from cleanroom.errors import LogIntegrityError, PolicyDenied, PolicyError, StaleAttestation
 from cleanroom.policy import verify_log, verify_receipt
 from cleanroom.server.runner import ServerThread
+from cleanroom.wire.tensors import encode_tensors
 
 Party = Callable[[str], Client]
 X = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
@@ -258,3 +261,45 @@ def test_the_audit_summary_is_shown_to_both_predict_checks(
     # upload's document has none (its audit would be of the model it replaces).
     _alice, bob = setup(party, policy, AUDIT_SUMMARY_POLICY)
     assert bob.predict(X)["y"].shape == (1, 2)
+
+
+def test_a_request_made_before_a_policy_change_never_runs_under_the_new_policy(
+    party: Party, policy: AttestationPolicy, server: ServerThread
+) -> None:
+    # Whoever carries the request (the operator, a proxy) may drop or rewrite
+    # its headers: the configuration the data owner attested is inside the seal.
+    alice, bob = setup(party, policy, None)
+    attested = bob._require_attested()
+    secret = bob._require_secret()
+    sealed = envelope.seal_request(
+        recipient=attested.hpke_key,
+        sender=secret.key_pair,
+        instance_id=bob.id,
+        config_digest=bytes.fromhex(attested.config_digest),
+        action="predict",
+        body=encode_tensors({"x": X}),
+    ).envelope
+    entries_before = len(alice.usage_log()["entries"])
+    alice.set_policy(BUDGET_POLICY)
+    new_digest = server.service.current_config_digest(server.service.store.instance(bob.id))
+    assert new_digest != attested.config_digest
+    url = f"{server.url}/v1/instances/{bob.id}/predict"
+    headers = bob._client._auth_headers()
+    cases = {
+        "headers dropped": ({}, 400, "decryption-failed"),
+        "headers rewritten to the new configuration": (
+            {"cleanroom-config-digest": new_digest},
+            400,
+            "decryption-failed",
+        ),
+        "headers as sent": (
+            {"cleanroom-config-digest": attested.config_digest},
+            409,
+            "attestation-stale",
+        ),
+    }
+    for case, (binding, status, code) in cases.items():
+        response = httpx.post(url, content=sealed, headers={**headers, **binding})
+        assert (response.status_code, response.json()["code"]) == (status, code), case
+    # Nothing ran, nothing was decided about it.
+    assert len(alice.usage_log()["entries"]) == entries_before

@@ -130,6 +130,20 @@ def test_only_named_parties_see_and_use_an_instance(
         stranger.get_instance("0" * 24)
 
 
+@pytest.mark.parametrize(
+    "address",
+    ["ops/team@bank.example", "a#b@bank.example", "q?x=1@bank.example", "x%2fy@b.example"],
+)
+def test_any_valid_address_can_be_granted_and_revoked(
+    party: Party, policy: AttestationPolicy, address: str
+) -> None:
+    alice = party("alice@lender.example").create_instance("Names", ModelFormat.ONNX, [])
+    alice.grant(address)
+    assert address in alice.users
+    alice.revoke(address)
+    assert address not in alice.users
+
+
 def test_revoked_data_owner_is_refused_from_the_next_request(
     party: Party, policy: AttestationPolicy
 ) -> None:
@@ -286,6 +300,7 @@ def test_tampered_replayed_and_unknown_envelopes_are_refused(
             recipient=attested.hpke_key,
             sender=secret.key_pair,
             instance_id=alice.id,
+            config_digest=bytes.fromhex(attested.config_digest),
             action="predict",
             body=encode_tensors({"x": np.ones((1, 3), np.float32)}),
         ).envelope

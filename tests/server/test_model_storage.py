@@ -129,6 +129,9 @@ def _assert_previous_model_in_place(
         recipient=service.tee.hpke.public,
         sender=sender,
         instance_id=instance_id,
+        config_digest=bytes.fromhex(
+            service.current_config_digest(service.store.instance(instance_id))
+        ),
         action="predict",
         body=encode_tensors({"x": x}),
     )

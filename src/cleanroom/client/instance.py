@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -426,7 +427,8 @@ class Instance:
         ).json()
 
     def revoke(self, email: str) -> None:
-        self._doc = self._client.request("DELETE", f"/v1/instances/{self.id}/users/{email}").json()
+        user = urllib.parse.quote(email, safe="@")  # "/", "?", "#" may be in an address
+        self._doc = self._client.request("DELETE", f"/v1/instances/{self.id}/users/{user}").json()
 
     def delete(self) -> None:
         self._client.request("DELETE", f"/v1/instances/{self.id}")
@@ -473,6 +475,7 @@ class Instance:
                 recipient=attested.hpke_key,
                 sender=secret.key_pair,
                 instance_id=self.id,
+                config_digest=bytes.fromhex(attested.config_digest),
                 action="predict",
                 body=body,
                 context=context,

@@ -5,7 +5,9 @@ Every sealed object starts with the same 8-byte header::
     magic "CLRM" | version u8 (=1) | kind u8 | suite u16 (big-endian)
 
 Request (kind 1), sealed by a party to the clean room's attested key in HPKE
-Auth mode with ``info = "cleanroom/v1 request" || 0x00 || instance id``::
+Auth mode with ``info = "cleanroom/v1 request" || 0x00 || instance id || 0x00 ||
+configuration digest`` (the SHA-384 of the attested configuration the sender
+verified, 48 bytes)::
 
     header | sender key id (32) | enc (32) | HPKE ciphertext
 
@@ -42,6 +44,7 @@ from cleanroom.crypto.keys import KEY_ID_SIZE, KeyPair, PublicKey
 from cleanroom.errors import DecryptionFailed, UnsupportedEnvelope
 
 __all__ = [
+    "CONFIG_DIGEST_SIZE",
     "HEADER_SIZE",
     "KIND_REQUEST",
     "KIND_RESPONSE",
@@ -65,6 +68,7 @@ _HEADER = struct.Struct(">4sBBH")
 HEADER_SIZE = _HEADER.size
 _U32 = struct.Struct(">I")
 RESPONSE_NONCE_SIZE = 32
+CONFIG_DIGEST_SIZE = 48  # SHA-384, cleanroom.crypto.binding.config_digest
 _RESPONSE_LABEL = b"cleanroom/v1 response"
 
 
@@ -89,8 +93,16 @@ def parse_header(
         raise UnsupportedEnvelope(f"cipher suite 0x{suite:04x} is not supported")
 
 
-def request_info(instance_id: str) -> bytes:
-    return b"cleanroom/v1 request\x00" + instance_id.encode()
+def request_info(instance_id: str, config_digest: bytes) -> bytes:
+    """HPKE ``info`` of a request: the instance and the configuration the sender attested.
+
+    A request opens only under the configuration its sender verified: one
+    sealed before the instance's policy, model or users changed does not open
+    after, whatever the request's headers say.
+    """
+    if len(config_digest) != CONFIG_DIGEST_SIZE:
+        raise ValueError(f"a configuration digest is {CONFIG_DIGEST_SIZE} bytes")
+    return b"cleanroom/v1 request\x00" + instance_id.encode() + b"\x00" + config_digest
 
 
 Body = bytes | memoryview | Sequence[bytes | memoryview]
@@ -154,13 +166,18 @@ def seal_request(
     recipient: PublicKey,
     sender: KeyPair,
     instance_id: str,
+    config_digest: bytes,
     action: str,
     body: Body,
     context: Mapping[str, Any] | None = None,
 ) -> RequestSealer:
-    """Seal *body* (bytes, or a sequence of parts to concatenate) for *recipient*."""
+    """Seal *body* (bytes, or a sequence of parts to concatenate) for *recipient*.
+
+    *config_digest* is the SHA-384 of the attested configuration the sender
+    verified (:func:`cleanroom.crypto.binding.config_digest`).
+    """
     hdr = header(KIND_REQUEST)
-    sealer = hpke.seal_auth(recipient, sender, request_info(instance_id))
+    sealer = hpke.seal_auth(recipient, sender, request_info(instance_id, config_digest))
     prefix = hdr + sender.public.key_id + sealer.enc
     meta: dict[str, Any] = {
         "request_id": secrets.token_hex(16),
@@ -194,9 +211,10 @@ def open_request(
     *,
     recipient: KeyPair,
     instance_id: str,
+    config_digest: bytes,
     resolve_sender: Callable[[bytes], PublicKey],
 ) -> OpenedRequest:
-    """Open a sealed request.
+    """Open a sealed request made under the configuration *config_digest*.
 
     ``resolve_sender`` maps the sender key id to the registered public key
     (and raises if the key is not registered for this instance).
@@ -208,7 +226,7 @@ def open_request(
     sender_key_id = bytes(envelope[HEADER_SIZE : HEADER_SIZE + KEY_ID_SIZE])
     enc = bytes(envelope[HEADER_SIZE + KEY_ID_SIZE : fixed])
     sender = resolve_sender(sender_key_id)
-    context = hpke.open_auth(enc, recipient, sender, request_info(instance_id))
+    context = hpke.open_auth(enc, recipient, sender, request_info(instance_id, config_digest))
     payload = context.open(memoryview(envelope)[fixed:], aad=bytes(envelope[:fixed]))
     meta, body = _unpack_payload(payload)
     try:

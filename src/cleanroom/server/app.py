@@ -27,6 +27,7 @@ from cleanroom.errors import (
     PayloadTooLarge,
 )
 from cleanroom.runtime import SandboxReport
+from cleanroom.server.guard import RequestGuard
 from cleanroom.server.problems import problem_response
 from cleanroom.server.service import CleanRoomService
 from cleanroom.server.tee import SIMULATION_WARNING
@@ -141,6 +142,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
         redoc_url=None,
         telemetry=NO_TELEMETRY,
     )
+    app.add_middleware(RequestGuard)  # JSON body limit; unexpected errors stay opaque
     app.state.service = service
     app.include_router(atls_router)  # attested TLS: /v1/atls/* (docs/attested-tls.md)
 
@@ -167,12 +169,6 @@ def create_app(service: CleanRoomService) -> FastAPI:
             response.headers.update(exc.headers or {})  # Allow: what it does take
             return response
         return problem_response(InvalidRequest(str(exc.detail)))
-
-    @app.exception_handler(Exception)
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # Never echo an unexpected exception: it may carry data. Log its type only.
-        log.error("unexpected %s while serving a request", type(exc).__name__)
-        return problem_response(Error("the clean room hit an internal error"))
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
@@ -260,7 +256,8 @@ def create_app(service: CleanRoomService) -> FastAPI:
     def grant(instance_id: str, body: UserRef, email: CallerEmail) -> dict[str, Any]:
         return service.instance_json(service.grant(email, instance_id, body.email))
 
-    @app.delete("/v1/instances/{instance_id}/users/{user}")
+    # :path: an address may hold a "/" (RFC 5322 allows it in the local part).
+    @app.delete("/v1/instances/{instance_id}/users/{user:path}")
     def revoke(instance_id: str, user: str, email: CallerEmail) -> dict[str, Any]:
         return service.instance_json(service.revoke(email, instance_id, user))
 
@@ -289,6 +286,9 @@ def create_app(service: CleanRoomService) -> FastAPI:
     @app.post("/v1/instances/{instance_id}/predict")
     async def predict(instance_id: str, request: Request) -> Response:
         email = await _caller_without_blocking(request)
+        # Refused before a byte of the body is read: a caller not named on the
+        # instance, an unknown instance (both answered from memory when cached).
+        service.visible_instance(email, instance_id)
         declared = request.headers.get("content-length")
         limit = service.settings.max_request_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -487,6 +487,7 @@ class CleanRoomService:
             body,
             recipient=self.tee.hpke,
             instance_id=record.id,
+            config_digest=bytes.fromhex(self.current_config_digest(record)),
             resolve_sender=self._sender_resolver(record, email),
         )
         self.replay.check(request.enc, request.created)
