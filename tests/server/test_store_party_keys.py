@@ -40,15 +40,9 @@ def test_a_registered_key_is_found_again_and_again(store: Store) -> None:
     [
         (lambda store, _keys: store.revoke(INSTANCE, BOB), None),
         (lambda store, _keys: store.delete_instance(INSTANCE), None),
-        # The same key registered by someone else now belongs to them.
-        (
-            lambda store, keys: store.add_party_key(
-                INSTANCE, CAROL, keys.public.key_id, keys.public.raw
-            ),
-            CAROL,
-        ),
+        # A key id never moves to another party: tests/server/test_party_key_binding.py.
     ],
-    ids=["revoked", "instance deleted", "registered again by another party"],
+    ids=["revoked", "instance deleted"],
 )
 def test_a_change_takes_effect_on_the_next_lookup(
     store: Store, change: Callable[[Store, KeyPair], None], expected_owner: str | None

@@ -10,7 +10,8 @@ memory.
 File layouts for the local CLI:
 
 * ``.npz``: arrays ``features`` (shape [n, d]) and ``labels`` (shape [n],
-  integer class indices). No other arrays; no pickled objects.
+  integer class indices). No other arrays; no pickled objects. Size limits and
+  the checks made before inflating anything: :mod:`cleanroom.audit.npz`.
 * ``.csv``: UTF-8, one header row, comma-separated; the column named
   ``label`` holds the class index and every other column, in file order, is a
   numeric feature.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cleanroom.audit._canonical import canonical_json
+from cleanroom.audit.npz import read_npz_arrays
 from cleanroom.errors import AuditError, ConfigurationError
 
 __all__ = ["LabelledRecords", "load_records", "records_from_csv", "records_from_npz"]
@@ -84,25 +85,22 @@ class LabelledRecords:
         h = hashlib.sha256(_COMMITMENT_DOMAIN)
         h.update(header)
         h.update(b"\n")
-        h.update(self.features.astype("<f4", copy=False).tobytes(order="C"))
-        h.update(self.labels.astype("<i8", copy=False).tobytes(order="C"))
+        # Hashed in place (C order, little-endian): no copy when already normal.
+        h.update(np.ascontiguousarray(self.features, dtype="<f4").data)
+        h.update(np.ascontiguousarray(self.labels, dtype="<i8").data)
         return "sha256:" + h.hexdigest()
 
     def subset(self, index: npt.NDArray[np.intp]) -> LabelledRecords:
         return LabelledRecords(self.features[index], self.labels[index])
 
 
-def records_from_npz(data: bytes) -> LabelledRecords:
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            names = set(archive.files)
-            if names != {"features", "labels"}:
-                raise AuditError(
-                    "an .npz record set must hold exactly the arrays 'features' and 'labels'"
-                )
-            return LabelledRecords.of(archive["features"], archive["labels"])
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise AuditError(f"not a readable .npz record set: {type(exc).__name__}") from None
+def records_from_npz(data: bytes, *, max_uncompressed_bytes: int | None = None) -> LabelledRecords:
+    """An .npz record set from untrusted bytes, checked before anything is inflated.
+
+    The checks and the default size limit: :func:`cleanroom.audit.npz.read_npz_arrays`.
+    """
+    features, labels = read_npz_arrays(data, max_uncompressed_bytes=max_uncompressed_bytes)
+    return LabelledRecords.of(features, labels)
 
 
 def records_from_csv(text: str) -> LabelledRecords:

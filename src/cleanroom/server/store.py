@@ -57,6 +57,18 @@ CREATE TABLE IF NOT EXISTS party_keys (
     created INTEGER NOT NULL,
     PRIMARY KEY (instance_id, key_id)
 );
+-- Which party a key id was first registered by on an instance. Kept when the
+-- party is revoked (its party_keys rows are dropped), so a key id never moves
+-- to another party of the same instance: see add_party_key.
+CREATE TABLE IF NOT EXISTS party_key_bindings (
+    instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,
+    key_id BLOB NOT NULL,
+    email TEXT NOT NULL,
+    PRIMARY KEY (instance_id, key_id)
+);
+-- Databases made before the bindings table: the keys registered so far are bound.
+INSERT OR IGNORE INTO party_key_bindings (instance_id, key_id, email)
+    SELECT instance_id, key_id, email FROM party_keys;
 """
 
 
@@ -289,7 +301,33 @@ class Store:
     # party keys -------------------------------------------------------------
 
     def add_party_key(self, instance_id: str, email: str, key_id: bytes, public_key: bytes) -> None:
+        """Register *public_key* for *email* on the instance.
+
+        A key id belongs to the first party that registered it on the instance,
+        for the instance's life: the same party registering it again is a no-op
+        (also after being revoked and granted again), any other party is refused
+        with :class:`Conflict`. Public keys are not secret, so without this a
+        party could take over another party's key id: the victim's requests
+        would be refused, and a captured sealed request of the victim's would be
+        accepted and logged as the taker's. The check and the write are one
+        transaction.
+        """
         with self.transaction() as c:
+            row = c.execute(
+                "SELECT email FROM party_key_bindings WHERE instance_id = ? AND key_id = ?",
+                (instance_id, key_id),
+            ).fetchone()
+            if row is not None and str(row[0]) != email:
+                # The other party's email is not named: who uses which key is theirs.
+                raise Conflict(
+                    "this public key is registered to another party on this instance",
+                    remedy="generate a new key pair for this instance and register that",
+                )
+            c.execute(
+                "INSERT OR IGNORE INTO party_key_bindings (instance_id, key_id, email) "
+                "VALUES (?, ?, ?)",
+                (instance_id, key_id, email),
+            )
             c.execute(
                 "INSERT OR REPLACE INTO party_keys "
                 "(instance_id, email, key_id, public_key, created) VALUES (?, ?, ?, ?, ?)",
