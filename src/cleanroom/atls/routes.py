@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from cleanroom.atls.document import NONCE_MAX, NONCE_MIN
-from cleanroom.atls.peer import PeerProof, verify_peer
+from cleanroom.atls.peer import PeerProof, VerifiedPeer, verify_peer
 from cleanroom.atls.serving import AtlsServer, PeerConnection, closing_refusal, connection_of
 from cleanroom.errors import AttestationError, EvidenceFormatError, InvalidRequest, NotFound
 
@@ -32,6 +32,8 @@ router = APIRouter()
 CHALLENGE_SIZE = 32
 # A certificate and an evidence document: a few kilobytes to a few hundred (TDX collateral).
 MAX_PROOF = 1024 * 1024
+# The status of a refused peer proof: the caller may not use the peer routes.
+PEER_REFUSED = 403
 
 
 class HandshakeRequest(BaseModel):
@@ -70,6 +72,37 @@ async def _bounded_body(request: Request) -> bytes:
     return bytes(body)
 
 
+def _proof_json(body: bytes) -> Any:
+    """The parsed proof; :class:`InvalidRequest` for anything that is not JSON.
+
+    RecursionError is deep nesting (the body may be a megabyte of ``[``); the
+    parser's own message is not kept: it may quote the body.
+    """
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("the peer proof is not JSON") from None
+
+
+def _verify(proof_doc: Any, challenge: bytes, atls: AtlsServer) -> VerifiedPeer:
+    """The caller's proof, verified; every way it can be malformed is an AttestationError."""
+    try:
+        proof = PeerProof.from_json(proof_doc)
+        return verify_peer(
+            proof,
+            challenge=challenge,
+            own_spki_der=atls.identity.spki_der,
+            routes=atls.settings.routes,
+        )
+    except AttestationError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, ArithmeticError, RecursionError) as exc:
+        # A proof shaped in a way the parsers did not foresee: refused, never a 500.
+        # Only the exception's type is logged; its message may quote the proof.
+        log.warning("a malformed peer proof raised %s", type(exc).__name__)
+        raise EvidenceFormatError("the peer proof is malformed") from None
+
+
 @router.post("/v1/atls/peer", response_model=None)
 async def peer(request: Request) -> dict[str, Any] | JSONResponse:
     atls, connection = _attested(request)
@@ -80,21 +113,18 @@ async def peer(request: Request) -> dict[str, Any] | JSONResponse:
                 "no challenge was issued on this connection",
                 failures=["challenge: call /v1/atls/handshake on this connection first"],
             )
-        proof = PeerProof.from_json(json.loads(await _bounded_body(request)))
-        verified = await run_in_threadpool(
-            verify_peer,
-            proof,
-            challenge=challenge,
-            own_spki_der=atls.identity.spki_der,
-            routes=atls.settings.routes,
-        )
+        proof_doc = _proof_json(await _bounded_body(request))
+        verified = await run_in_threadpool(_verify, proof_doc, challenge, atls)
     except AttestationError as exc:
-        log.warning("refused a calling clean room: %s", exc.message)
+        # The caller is refused, not a gateway failure: 403 on the wire and in the
+        # document (an AttestationError's own status, 502, is for a client refusing
+        # a server it called). The message is the checker's, bounded in the log.
+        log.warning("refused a calling clean room: %.300s", exc.message)
         connection.peer = None
-        return closing_refusal(exc, status=403)
-    except ValueError:
+        return closing_refusal(exc, status=PEER_REFUSED)
+    except InvalidRequest as exc:
         connection.peer = None
-        return closing_refusal(InvalidRequest("the peer proof is not JSON"))
+        return closing_refusal(exc)
     connection.peer = verified
     return {
         "routes": sorted(verified.routes),

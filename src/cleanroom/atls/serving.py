@@ -22,7 +22,7 @@ from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.peer import VerifiedPeer
 from cleanroom.atls.settings import AtlsSettings
 from cleanroom.errors import AccessDenied, Error
-from cleanroom.server.problems import problem_response
+from cleanroom.server.problems import MEDIA_TYPE, problem_document, problem_response
 
 __all__ = [
     "CONNECTION_KEY",
@@ -80,10 +80,17 @@ def connection_of(scope: MutableMapping[str, Any]) -> PeerConnection | None:
 
 
 def closing_refusal(exc: Error, status: int | None = None) -> JSONResponse:
-    """A problem document after which the server closes the connection (RFC 9112 9.6)."""
-    response = problem_response(exc)
-    if status is not None:
-        response.status_code = status
+    """A problem document after which the server closes the connection (RFC 9112 9.6).
+
+    *status* overrides the error's own HTTP status, in the response and in the
+    document's ``status`` member alike (RFC 9457 3.1.2: they must agree).
+    """
+    if status is None:
+        response = problem_response(exc)
+    else:
+        document = problem_document(exc)
+        document["status"] = status
+        response = JSONResponse(document, status_code=status, media_type=MEDIA_TYPE)
     response.headers["connection"] = "close"
     return response
 

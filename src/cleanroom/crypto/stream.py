@@ -27,7 +27,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -63,6 +63,10 @@ _CHUNK_HEAD = struct.Struct(">BI")
 _PREFIX_SIZE = 7
 _WRAP_NONCE = 12
 _MAX_WRAPPED = 4096
+_MIN_CHUNK = 1024
+_MAX_CHUNK = 64 * 1024 * 1024
+_MAX_INT64 = 2**63 - 1  # sizes and times beyond int64 are malformed, not merely large
+_MAX_REQUEST_ID = 256
 
 
 def stream_info(instance_id: str, purpose: str) -> bytes:
@@ -91,26 +95,71 @@ class StreamParams:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StreamParams:
-        try:
-            doc = json.loads(data)
-            params = cls(
-                total_size=int(doc["total_size"]),
-                chunk_size=int(doc["chunk_size"]),
-                key=base64.b64decode(doc["key"], validate=True),
-                nonce_prefix=base64.b64decode(doc["nonce_prefix"], validate=True),
-                request_id=str(doc["request_id"]),
-                created=int(doc["created"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DecryptionFailed() from exc
-        if (
-            len(params.key) != 32
-            or len(params.nonce_prefix) != _PREFIX_SIZE
-            or not 1024 <= params.chunk_size <= 64 * 1024 * 1024
-            or params.total_size < 0
-        ):
+        """Parameters opened from a wrapped header; anything malformed is
+        :class:`DecryptionFailed`, as opaque as a failed open (no cause is
+        chained: the parameters carry the data key)."""
+        params = _parse_params(data)
+        if params is None:
             raise DecryptionFailed()
         return params
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _whole(value: object, low: int, high: int) -> int | None:
+    """*value* if it is a JSON integer (not a boolean, not a float) in [low, high]."""
+    return value if type(value) is int and low <= value <= high else None
+
+
+def _b64(value: object, size: int) -> bytes | None:
+    if not isinstance(value, str) or len(value) > 4 * size:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:  # binascii.Error, and non-ASCII text
+        return None
+    return raw if len(raw) == size else None
+
+
+def _parse_params(data: bytes) -> StreamParams | None:
+    try:
+        doc = json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    total_size = _whole(doc.get("total_size"), 0, _MAX_INT64)
+    chunk_size = _whole(doc.get("chunk_size"), _MIN_CHUNK, _MAX_CHUNK)
+    created = _whole(doc.get("created"), 0, _MAX_INT64)
+    key = _b64(doc.get("key"), 32)
+    nonce_prefix = _b64(doc.get("nonce_prefix"), _PREFIX_SIZE)
+    request_id = doc.get("request_id")
+    if (
+        total_size is None
+        or chunk_size is None
+        or created is None
+        or key is None
+        or nonce_prefix is None
+        or not isinstance(request_id, str)
+        or not 0 < len(request_id) <= _MAX_REQUEST_ID
+    ):
+        return None
+    try:
+        request_id.encode()  # the replay check keys on its UTF-8 bytes
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    if total_size // chunk_size >= 2**32:  # chunk counters are u32
+        return None
+    return StreamParams(
+        total_size=total_size,
+        chunk_size=chunk_size,
+        key=key,
+        nonce_prefix=nonce_prefix,
+        request_id=request_id,
+        created=created,
+    )
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:

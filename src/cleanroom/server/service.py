@@ -8,10 +8,11 @@ documents. Everything that decides who may do what lives here.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -23,12 +24,14 @@ from cleanroom.crypto.keys import PublicKey
 from cleanroom.crypto.stream import PlaintextSink, StreamOpener, stream_info
 from cleanroom.errors import (
     AccessDenied,
+    Conflict,
     DecryptionFailed,
     Error,
     InvalidRequest,
     ModelNotReady,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     StaleAttestation,
 )
 from cleanroom.policy import PolicyBundle, content_digest
@@ -86,6 +89,10 @@ class CleanRoomService:
         # under a new key, then replaces the old runner, so serving never stops.
         self._runner_keys: dict[str, str] = {}
         self._runners_lock = threading.Lock()
+        self._uploading: set[str] = set()  # instances with a model upload in progress
+        # Held while an instance is deleted and while an upload installs its model,
+        # so an upload never installs into (or leaves files for) a deleted instance.
+        self._install_lock = threading.Lock()
         self._config_digests: dict[str, tuple[InstanceRecord, str]] = {}
         # A pipeline stage wraps an instance's model with a call to the next clean room.
         self.compose_runner: Callable[[InstanceRecord, ModelRunner], ModelRunner] = (
@@ -257,10 +264,11 @@ class CleanRoomService:
 
     def delete_instance(self, email: str, instance_id: str) -> None:
         self.owned_instance(email, instance_id)
-        self._unload(instance_id)
-        self.store.delete_instance(instance_id)
-        if self.models is not None:
-            self.models.delete(instance_id)
+        with self._install_lock:
+            self._unload(instance_id)
+            self.store.delete_instance(instance_id)
+            if self.models is not None:
+                self.models.delete(instance_id)
         self.gate.forget(instance_id)
         self.audits.forget(instance_id)
 
@@ -406,6 +414,30 @@ class CleanRoomService:
         """
         record = self.owned_instance(email, instance_id)
         self._check_fresh(record, key_id_hex, config)
+        with self._upload_slot(record.id):
+            return await self._upload_model(record, email, chunks)
+
+    @contextlib.contextmanager
+    def _upload_slot(self, instance_id: str) -> Iterator[None]:
+        """One model upload per instance at a time, and a bounded number in all."""
+        with self._runners_lock:
+            if instance_id in self._uploading:
+                raise Conflict("a model upload to this instance is already in progress")
+            if len(self._uploading) >= self.settings.max_concurrent_uploads:
+                raise ServiceUnavailable(
+                    "the clean room is receiving as many models as it takes at once",
+                    remedy="retry the upload later",
+                )
+            self._uploading.add(instance_id)
+        try:
+            yield
+        finally:
+            with self._runners_lock:
+                self._uploading.discard(instance_id)
+
+    async def _upload_model(
+        self, record: InstanceRecord, email: str, chunks: AsyncIterator[bytes]
+    ) -> InstanceRecord:
         limits = instance_limits(self.settings.runtime, record.options.get(LIMITS_OPTION))
         key = f"{record.id}/{secrets.token_hex(4)}"
         model_format = ModelFormat(record.format)
@@ -416,7 +448,12 @@ class CleanRoomService:
         )
         opener = self._stream_opener(record, email, "model", self.settings.max_model_bytes, sink)
         try:
-            ciphertext_digest = await relay_stream(opener, chunks, self.settings.max_model_bytes)
+            ciphertext_digest = await relay_stream(
+                opener,
+                chunks,
+                self.settings.max_model_bytes,
+                idle_timeout_s=self.settings.upload_idle_timeout_s,
+            )
             opener.end()
             self._check_stream_replay(opener)
             ticket = self.gate.ingress(
@@ -437,18 +474,20 @@ class CleanRoomService:
         # model is never committed.
         runner, staged = sink.install()
         digest = sink.digest
-        try:
-            self.gate.allowed(ticket, None, model_digest=digest)
-            if staged is not None and self.models is not None:
-                self.models.commit(record.id, staged)
-        except BaseException:
-            sink.abort()
-            raise
-        self.store.set_model(record.id, digest, sink.size, runner.signature.to_json())
-        with self._runners_lock:
-            self._runners[record.id] = runner
-            old_key = self._runner_keys.get(record.id)
-            self._runner_keys[record.id] = key
+        with self._install_lock:
+            try:
+                self.store.instance(record.id)  # NotFound: deleted while uploading
+                self.gate.allowed(ticket, None, model_digest=digest)
+                if staged is not None and self.models is not None:
+                    self.models.commit(record.id, staged)
+            except BaseException:
+                sink.abort()
+                raise
+            self.store.set_model(record.id, digest, sink.size, runner.signature.to_json())
+            with self._runners_lock:
+                self._runners[record.id] = runner
+                old_key = self._runner_keys.get(record.id)
+                self._runner_keys[record.id] = key
         if old_key is not None:
             self.supervisor.unload(old_key)
         log.info("instance %s: model installed (%s, %d bytes)", record.id, digest, sink.size)
@@ -571,7 +610,9 @@ class CleanRoomService:
         ciphertext's digest. Refuses unknown senders, tampering, oversize and replays."""
         opener = self._stream_opener(record, email, purpose, max_size)
         try:
-            ciphertext_digest = await relay_stream(opener, chunks, max_size)
+            ciphertext_digest = await relay_stream(
+                opener, chunks, max_size, idle_timeout_s=self.settings.upload_idle_timeout_s
+            )
             plaintext = opener.finish()
         except BaseException:
             opener.discard()

@@ -23,6 +23,10 @@ class ServerSettings:
     replay_window_s: int = 300
     max_request_bytes: int = 256 * MIB
     max_model_bytes: int = 4 * GIB
+    # Uploads start sandboxed workers as their first bytes open: bounded in number,
+    # one per instance at a time, and stopped when the sender goes quiet.
+    max_concurrent_uploads: int = 4
+    upload_idle_timeout_s: float = 60.0
     runtime: RuntimeLimits = field(default_factory=RuntimeLimits)
 
     @property

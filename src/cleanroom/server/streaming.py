@@ -19,10 +19,30 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.crypto.stream import StreamOpener
-from cleanroom.errors import PayloadTooLarge
+from cleanroom.errors import InvalidRequest, PayloadTooLarge
 from cleanroom.policy.decision_log import ContentHasher
 
 __all__ = ["relay_stream"]
+
+
+async def _until_idle(chunks: AsyncIterator[bytes], idle_timeout_s: float) -> AsyncIterator[bytes]:
+    """*chunks*, refused once the sender has sent nothing for *idle_timeout_s*.
+
+    A stalled upload would otherwise hold its workers and staging file forever.
+    """
+    iterator = aiter(chunks)
+    while True:
+        try:
+            with anyio.fail_after(idle_timeout_s):
+                chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise InvalidRequest(
+                f"the upload sent nothing for {idle_timeout_s:g} s and was stopped"
+            ) from None
+        yield chunk
+
 
 _BATCH = 1024 * 1024  # body pieces are handed over in batches of about this size
 _QUEUED_BATCHES = 8
@@ -89,12 +109,15 @@ class _Pump:
             await self._done
 
 
-async def relay_stream(opener: StreamOpener, chunks: AsyncIterator[bytes], max_size: int) -> str:
+async def relay_stream(
+    opener: StreamOpener, chunks: AsyncIterator[bytes], max_size: int, *, idle_timeout_s: float
+) -> str:
     """Feed every chunk of the body to *opener* on the pump thread; the ciphertext's digest.
 
     Returns once the opener has taken all of it (the caller then calls
     ``opener.end()`` or ``finish()``). A body longer than *max_size* plus the
-    framing, or an error in the opener or its sink, stops the relay.
+    framing, a body that sends nothing for *idle_timeout_s*, or an error in the
+    opener or its sink, stops the relay.
     """
     pump = _Pump(opener)
     ciphertext_hash = ContentHasher()
@@ -102,7 +125,7 @@ async def relay_stream(opener: StreamOpener, chunks: AsyncIterator[bytes], max_s
     batch: _Batch = []
     batched = 0
     try:
-        async for chunk in chunks:
+        async for chunk in _until_idle(chunks, idle_timeout_s):
             ciphertext_hash.update(chunk)
             received += len(chunk)
             if received > max_size + _FRAMING:

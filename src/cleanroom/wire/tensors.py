@@ -37,7 +37,15 @@ _U32 = struct.Struct(">I")
 _ALIGN = 64
 _MAX_HEADER = 1024 * 1024
 _MAX_TENSORS = 4096
+# numpy 1.x's NPY_MAXDIMS, and far more than any model input has; ONNX states no bound.
 _MAX_RANK = 32
+# ONNX and TFLite shapes are int64: no size may exceed it.
+_MAX_DIM = 2**63 - 1
+# numpy refuses (with builtin exceptions) shapes whose non-zero sizes multiply, with the
+# item size, past its index type, even for tensors with no elements.
+_MAX_EXTENT_BYTES = int(np.iinfo(np.intp).max)
+# How much of an attacker-chosen string a message may quote.
+_QUOTE = 64
 
 # numpy dtype name -> little-endian numpy dtype. These are the tensor types
 # ONNX Runtime and LiteRT support on the CPU.
@@ -68,6 +76,32 @@ STRING_DTYPE = "str"
 _NAMES: dict[np.dtype[Any], str] = {np.dtype(name): name for name in SUPPORTED_DTYPES}
 
 
+def _quote(value: object) -> str:
+    """*value* for an error message: a short quote of a string, else only its JSON type.
+
+    Tensor names and dtypes come from decrypted, attacker-chosen headers; a
+    message may name them but never echo them at length.
+    """
+    if isinstance(value, str):
+        return repr(value) if len(value) <= _QUOTE else repr(value[:_QUOTE]) + "…"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a value"
+
+
+def _byte_count(count: int) -> str:
+    """A byte count computed from an attacker-chosen shape, bounded in length."""
+    return str(count) if count.bit_length() <= 128 else "more than 2**128"
+
+
 def dtype_name(array: npt.NDArray[Any]) -> str:
     known = _NAMES.get(array.dtype)
     if known is not None:
@@ -96,25 +130,32 @@ def _encode_strings(array: npt.NDArray[Any]) -> bytes:
 
 
 def _decode_strings(
-    buf: memoryview, count: int, shape: tuple[int, ...], name: str
+    buf: memoryview, count: int, shape: tuple[int, ...], label: str
 ) -> npt.NDArray[Any]:
+    # Every element takes at least its length prefix: a count the data cannot
+    # hold is refused before anything is allocated or looped over.
+    if count * _U32.size > len(buf):
+        raise InvalidTensor(f"tensor {label}: string data is truncated")
     items: list[str] = []
     pos = 0
     for _ in range(count):
         if pos + _U32.size > len(buf):
-            raise InvalidTensor(f"tensor {name!r}: string data is truncated")
+            raise InvalidTensor(f"tensor {label}: string data is truncated")
         (length,) = _U32.unpack_from(buf, pos)
         pos += _U32.size
         if pos + length > len(buf):
-            raise InvalidTensor(f"tensor {name!r}: string data is truncated")
+            raise InvalidTensor(f"tensor {label}: string data is truncated")
         try:
             items.append(bytes(buf[pos : pos + length]).decode())
-        except UnicodeDecodeError as exc:
-            raise InvalidTensor(f"tensor {name!r}: a string element is not UTF-8") from exc
+        except UnicodeDecodeError:
+            # No chained exception: its message quotes the offending bytes.
+            raise InvalidTensor(f"tensor {label}: a string element is not UTF-8") from None
         pos += length
     if pos != len(buf):
-        raise InvalidTensor(f"tensor {name!r}: string data has trailing bytes")
-    return np.array(items, dtype=object).reshape(shape)
+        raise InvalidTensor(f"tensor {label}: string data has trailing bytes")
+    out = np.empty(count, dtype=object)
+    out[:] = items
+    return out.reshape(shape)
 
 
 def encode_tensors(tensors: Mapping[str, npt.ArrayLike]) -> bytes:
@@ -162,16 +203,32 @@ def encode_tensor_parts(tensors: Mapping[str, npt.ArrayLike]) -> list[bytes | me
     return [MAGIC, _U32.pack(len(header)), header, bytes(pad), *blobs]
 
 
-def _shape(raw: Any, name: str) -> tuple[int, ...]:
+def _shape(raw: Any, label: str) -> tuple[int, ...]:
     if not isinstance(raw, list) or len(raw) > _MAX_RANK:
-        raise InvalidTensor(f"tensor {name!r}: shape must be a list of at most {_MAX_RANK} sizes")
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in raw):
-        raise InvalidTensor(f"tensor {name!r}: shape sizes must be non-negative integers")
+        raise InvalidTensor(f"tensor {label}: shape must be a list of at most {_MAX_RANK} sizes")
+    # ``type(d) is int``: JSON true and false are Python ints, and no size.
+    if not all(type(d) is int and 0 <= d <= _MAX_DIM for d in raw):
+        raise InvalidTensor(
+            f"tensor {label}: shape sizes must be non-negative integers below 2**63"
+        )
     return tuple(raw)
 
 
+def _check_extent(shape: tuple[int, ...], itemsize: int, label: str) -> None:
+    """Refuse a shape numpy cannot represent, even with no elements (``[2**40, 2**40, 0]``)."""
+    extent = itemsize
+    for size in shape:
+        extent *= max(size, 1)
+        if extent > _MAX_EXTENT_BYTES:
+            raise InvalidTensor(f"tensor {label}: its shape is too large for any tensor")
+
+
 def decode_tensors(data: bytes | bytearray | memoryview) -> dict[str, npt.NDArray[Any]]:
-    """Decode a tensor body. Numeric tensors are read-only views into *data*."""
+    """Decode a tensor body. Numeric tensors are read-only views into *data*.
+
+    Whatever the bytes, the only exception raised is :class:`InvalidTensor`,
+    whose message quotes no more than a short prefix of a tensor's name.
+    """
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
     if len(view) < len(MAGIC) + _U32.size or bytes(view[: len(MAGIC)]) != MAGIC:
         raise InvalidTensor("the body is not a tensor encoding (expected magic CRT1)")
@@ -181,11 +238,13 @@ def decode_tensors(data: bytes | bytearray | memoryview) -> dict[str, npt.NDArra
         raise InvalidTensor("the tensor header is truncated or too large")
     try:
         header = json.loads(bytes(view[start : start + header_len]))
-        entries = header["tensors"]
-        if not isinstance(entries, list):
-            raise TypeError
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidTensor("the tensor header is not valid JSON of the expected shape") from exc
+        entries = header.get("tensors") if isinstance(header, dict) else None
+    except (ValueError, RecursionError):
+        # ValueError covers bad UTF-8 and over-long integers; RecursionError, deep
+        # nesting. Not chained: their messages may quote the decrypted header.
+        entries = None
+    if not isinstance(entries, list):
+        raise InvalidTensor("the tensor header is not valid JSON of the expected shape")
     if len(entries) > _MAX_TENSORS:
         raise InvalidTensor(f"at most {_MAX_TENSORS} tensors per request")
     data_start = start + header_len
@@ -198,50 +257,81 @@ def decode_tensors(data: bytes | bytearray | memoryview) -> dict[str, npt.NDArra
         name = entry.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidTensor("each tensor needs a non-empty name")
+        label = _quote(name)
         if name in out:
-            raise InvalidTensor(f"tensor {name!r} appears twice")
+            raise InvalidTensor(f"tensor {label} appears twice")
         dtype = entry.get("dtype")
-        shape = _shape(entry.get("shape"), name)
+        if not isinstance(dtype, str) or (dtype != STRING_DTYPE and dtype not in SUPPORTED_DTYPES):
+            raise InvalidTensor(f"tensor {label}: dtype {_quote(dtype)} is not supported")
+        shape = _shape(entry.get("shape"), label)
         offset, nbytes = entry.get("offset"), entry.get("nbytes")
-        if not isinstance(offset, int) or not isinstance(nbytes, int) or offset < 0 or nbytes < 0:
-            raise InvalidTensor(f"tensor {name!r}: offset and nbytes must be non-negative integers")
+        if type(offset) is not int or type(nbytes) is not int or offset < 0 or nbytes < 0:
+            raise InvalidTensor(f"tensor {label}: offset and nbytes must be non-negative integers")
         if offset + nbytes > len(body):
-            raise InvalidTensor(f"tensor {name!r}: data runs past the end of the body")
+            raise InvalidTensor(f"tensor {label}: data runs past the end of the body")
         count = math.prod(shape)  # exact: no wrap-around for hostile shapes
         chunk = body[offset : offset + nbytes]
         if dtype == STRING_DTYPE:
-            out[name] = _decode_strings(chunk, count, shape, name)
+            _check_extent(shape, np.dtype(object).itemsize, label)
+            out[name] = _decode_strings(chunk, count, shape, label)
             continue
-        if dtype not in SUPPORTED_DTYPES:
-            raise InvalidTensor(f"tensor {name!r}: dtype {dtype!r} is not supported")
         np_dtype = SUPPORTED_DTYPES[dtype]
-        if count * np_dtype.itemsize != nbytes:
+        need = count * np_dtype.itemsize
+        if need != nbytes:
             raise InvalidTensor(
-                f"tensor {name!r}: shape {list(shape)} of {dtype} needs "
-                f"{count * np_dtype.itemsize} bytes, got {nbytes}"
+                f"tensor {label}: its shape of {dtype} needs {_byte_count(need)} bytes,"
+                f" got {nbytes}"
             )
+        # With elements, nbytes (within the body) bounds the shape; without, it does not.
+        _check_extent(shape, np_dtype.itemsize, label)
         out[name] = np.frombuffer(chunk, dtype=np_dtype).reshape(shape)
     return out
 
 
 def tensors_from_json(data: bytes | str, dtypes: Mapping[str, str]) -> dict[str, npt.NDArray[Any]]:
-    """``{"name": nested lists}`` to arrays, typed by the model's declared *dtypes*."""
+    """``{"name": nested lists}`` to arrays, typed by the model's declared *dtypes*.
+
+    Malformed input raises :class:`InvalidTensor` only; messages quote no values.
+    """
     try:
         doc = json.loads(data)
-    except ValueError as exc:
-        raise InvalidTensor(f"the input is not valid JSON: {exc.args[0]}") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidTensor(
+            f"the input is not valid JSON (line {exc.lineno} column {exc.colno})"
+        ) from None
+    except (ValueError, RecursionError):
+        # Bad UTF-8, an integer too long to read, or nesting too deep.
+        raise InvalidTensor("the input is not valid JSON") from None
     if not isinstance(doc, dict):
         raise InvalidTensor('JSON input must be an object: {"input name": nested lists}')
     out: dict[str, npt.NDArray[Any]] = {}
     for name, value in doc.items():
         if name not in dtypes:
-            raise InvalidTensor(f"the model has no input {name!r}; its inputs are {sorted(dtypes)}")
+            raise InvalidTensor(
+                f"the model has no input {_quote(name)}; its inputs are {sorted(dtypes)}"
+            )
         dtype = dtypes[name]
+        if dtype != STRING_DTYPE and dtype not in SUPPORTED_DTYPES:
+            raise InvalidTensor(f"the model's input {_quote(name)} has an unsupported dtype")
         try:
-            if dtype == STRING_DTYPE:
-                out[name] = np.array(value, dtype=object)
-            else:
-                out[name] = np.array(value, dtype=SUPPORTED_DTYPES[dtype])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise InvalidTensor(f"input {name!r} cannot be read as {dtype}: {exc}") from exc
+            # errstate: a value out of the dtype's range is refused, not made inf.
+            with np.errstate(over="raise", invalid="raise"):
+                if dtype == STRING_DTYPE:
+                    array = np.array(value, dtype=object)
+                else:
+                    array = np.array(value, dtype=SUPPORTED_DTYPES[dtype])
+        except (ValueError, TypeError, ArithmeticError, RecursionError):
+            # ArithmeticError: OverflowError and FloatingPointError. Not chained:
+            # numpy's messages quote the offending values.
+            raise InvalidTensor(
+                f"input {_quote(name)} cannot be read as {dtype}: it must be nested lists"
+                " of one shape, holding values of that type and range"
+            ) from None
+        if array.ndim > _MAX_RANK:
+            raise InvalidTensor(f"input {_quote(name)} has more than {_MAX_RANK} dimensions")
+        if dtype == STRING_DTYPE and not all(isinstance(item, str) for item in array.flat):
+            raise InvalidTensor(
+                f"input {_quote(name)} cannot be read as str: nested lists of strings of one shape"
+            )
+        out[name] = array
     return out
