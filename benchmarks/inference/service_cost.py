@@ -135,7 +135,9 @@ def _install(service: CleanRoomService, model: bytes) -> InstanceRecord:
             total_size=len(model),
             recipient=service.tee.hpke.public,
             sender=owner,
-            info=stream_info(record.id, "model"),
+            info=stream_info(
+                record.id, "model", bytes.fromhex(service.current_config_digest(record))
+            ),
         ):
             yield piece
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable
 
 import pytest
 
-from cleanroom.crypto import envelope
+from cleanroom.crypto import envelope, hpke
 from cleanroom.crypto.keys import KeyPair, PublicKey
-from cleanroom.errors import AccessDenied, DecryptionFailed, UnsupportedEnvelope
+from cleanroom.errors import AccessDenied, DecryptionFailed, InvalidRequest, UnsupportedEnvelope
 
 SERVER = KeyPair()
 ALICE = KeyPair()
@@ -190,3 +191,68 @@ def test_response_mutations_are_refused(index: int) -> None:
     response = envelope.seal_response(open_(sealed.envelope), {}, b"result")
     with pytest.raises((DecryptionFailed, UnsupportedEnvelope)):
         envelope.open_response(sealed, flip(index)(response))
+
+
+def _sealed_with_meta(meta_json: bytes) -> bytes:
+    """A request whose meta is *meta_json* as it is, sealed as a registered party would."""
+    prefix_header = envelope.header(envelope.KIND_REQUEST)
+    sealer = hpke.seal_auth(SERVER.public, ALICE, envelope.request_info("inst-1", CONFIG))
+    prefix = prefix_header + ALICE.public.key_id + sealer.enc
+    payload = struct.pack(">I", len(meta_json)) + meta_json + b"body"
+    return prefix + sealer.seal(payload, aad=prefix)
+
+
+GOOD_META = {"request_id": "ab" * 16, "created": 1_700_000_000, "action": "predict"}
+
+
+@pytest.mark.parametrize(
+    ("name", "meta_json"),
+    [
+        ("created is Infinity", b'{"request_id":"a","created":Infinity,"action":"predict"}'),
+        ("created is NaN", b'{"request_id":"a","created":NaN,"action":"predict"}'),
+        ("created is a float", b'{"request_id":"a","created":1.5,"action":"predict"}'),
+        ("created is a bool", b'{"request_id":"a","created":true,"action":"predict"}'),
+        ("created is a string", b'{"request_id":"a","created":"1","action":"predict"}'),
+        ("created is negative", b'{"request_id":"a","created":-1,"action":"predict"}'),
+        ("created is huge", b'{"request_id":"a","created":' + b"9" * 40 + b',"action":"p"}'),
+        ("request id is a number", b'{"request_id":7,"created":1,"action":"predict"}'),
+        ("request id is empty", b'{"request_id":"","created":1,"action":"predict"}'),
+        ("request id is long", b'{"request_id":"' + b"a" * 300 + b'","created":1,"action":"p"}'),
+        ("action is missing", b'{"request_id":"a","created":1}'),
+        ("action is an object", b'{"request_id":"a","created":1,"action":{}}'),
+        ("context is a list", b'{"request_id":"a","created":1,"action":"p","context":[1]}'),
+        ("meta is a list", b"[1, 2]"),
+        ("meta is deeply nested", b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        ("meta is not JSON", b"{nope"),
+    ],
+)
+def test_malformed_meta_from_a_registered_party_is_refused_opaquely(
+    name: str, meta_json: bytes
+) -> None:
+    with pytest.raises(DecryptionFailed) as caught:
+        open_(_sealed_with_meta(meta_json))
+    assert caught.value.__cause__ is None
+    assert caught.value.message == DecryptionFailed().message
+
+
+def test_well_formed_meta_opens() -> None:
+    opened = open_(_sealed_with_meta(json.dumps(GOOD_META).encode()))
+    assert (opened.request_id, opened.created, opened.action) == (
+        "ab" * 16,
+        1_700_000_000,
+        "predict",
+    )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {1, 2}, b"bytes"])
+def test_a_context_that_is_not_json_is_refused_when_sealing(value: object) -> None:
+    with pytest.raises(InvalidRequest, match="context must be a JSON object"):
+        envelope.seal_request(
+            recipient=SERVER.public,
+            sender=ALICE,
+            instance_id="inst-1",
+            config_digest=CONFIG,
+            action="predict",
+            body=b"x",
+            context={"x": value},
+        )

@@ -16,6 +16,7 @@ from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.cli.main import main
 from cleanroom.client.instance import Instance
 from cleanroom.crypto import envelope
+from cleanroom.crypto.stream import seal_stream, stream_info
 from cleanroom.errors import LogIntegrityError, PolicyDenied, PolicyError, StaleAttestation
 from cleanroom.policy import verify_log, verify_receipt
 from cleanroom.server.runner import ServerThread
@@ -303,3 +304,27 @@ def test_a_request_made_before_a_policy_change_never_runs_under_the_new_policy(
         assert (response.status_code, response.json()["code"]) == (status, code), case
     # Nothing ran, nothing was decided about it.
     assert len(alice.usage_log()["entries"]) == entries_before
+
+
+def test_an_upload_sealed_before_a_policy_change_does_not_open_after_it(
+    party: Party, policy: AttestationPolicy, server: ServerThread
+) -> None:
+    alice, _bob = setup(party, policy, None)
+    attested = alice._require_attested()
+    model = single_input_model()
+    sealed = b"".join(
+        seal_stream(
+            [model],
+            total_size=len(model),
+            recipient=attested.hpke_key,
+            sender=alice._require_secret().key_pair,
+            info=stream_info(alice.id, "model", bytes.fromhex(attested.config_digest)),
+        )
+    )
+    alice.set_policy(BUDGET_POLICY)
+    response = httpx.put(
+        f"{server.url}/v1/instances/{alice.id}/model",
+        content=sealed,
+        headers=alice._client._auth_headers(),  # the binding headers dropped on the way
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "decryption-failed")

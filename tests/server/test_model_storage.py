@@ -84,7 +84,11 @@ def _sealed(
             total_size=len(model),
             recipient=service.tee.hpke.public,
             sender=sender,
-            info=stream_info(instance_id, "model"),
+            info=stream_info(
+                instance_id,
+                "model",
+                bytes.fromhex(service.current_config_digest(service.store.instance(instance_id))),
+            ),
             chunk_size=chunk_size,
         )
     )

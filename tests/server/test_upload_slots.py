@@ -48,7 +48,11 @@ def _pieces(service: CleanRoomService, instance_id: str, sender: KeyPair) -> lis
             total_size=len(model),
             recipient=service.tee.hpke.public,
             sender=sender,
-            info=stream_info(instance_id, "model"),
+            info=stream_info(
+                instance_id,
+                "model",
+                bytes.fromhex(service.current_config_digest(service.store.instance(instance_id))),
+            ),
             chunk_size=min(CHUNK_SIZE, 4096),
         )
     )

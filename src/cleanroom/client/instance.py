@@ -309,7 +309,7 @@ class Instance:
                 total_size=size,
                 recipient=attested.hpke_key,
                 sender=secret.key_pair,
-                info=stream_info(self.id, purpose),
+                info=stream_info(self.id, purpose, bytes.fromhex(attested.config_digest)),
             )
             return self._client.request(
                 "PUT",

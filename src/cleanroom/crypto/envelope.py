@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 from cleanroom.crypto import hpke
 from cleanroom.crypto.keys import KEY_ID_SIZE, KeyPair, PublicKey
-from cleanroom.errors import DecryptionFailed, UnsupportedEnvelope
+from cleanroom.errors import DecryptionFailed, InvalidRequest, UnsupportedEnvelope
 
 __all__ = [
     "CONFIG_DIGEST_SIZE",
@@ -109,7 +109,7 @@ Body = bytes | memoryview | Sequence[bytes | memoryview]
 
 
 def _pack_payload(meta: Mapping[str, Any], body: Body) -> bytes:
-    meta_bytes = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
+    meta_bytes = json.dumps(meta, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
     parts = [body] if isinstance(body, (bytes, memoryview)) else list(body)
     # One allocation for the whole plaintext, however many parts the body has.
     return b"".join((_U32.pack(len(meta_bytes)), meta_bytes, *parts))
@@ -123,12 +123,26 @@ def _unpack_payload(payload: bytes) -> tuple[dict[str, Any], memoryview]:
     if _U32.size + meta_len > len(view):
         raise DecryptionFailed()
     try:
-        meta = json.loads(bytes(view[_U32.size : _U32.size + meta_len]))
-    except ValueError as exc:
-        raise DecryptionFailed() from exc
+        meta = json.loads(bytes(view[_U32.size : _U32.size + meta_len]), parse_constant=_refuse)
+    except (ValueError, RecursionError):
+        raise DecryptionFailed() from None
     if not isinstance(meta, dict):
         raise DecryptionFailed()
     return meta, view[_U32.size + meta_len :]
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+_MAX_CREATED = 2**63 - 1
+_MAX_TEXT = 256
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_TEXT:
+        raise TypeError
+    return value
 
 
 def _response_key(secret: bytes, enc: bytes, response_nonce: bytes) -> tuple[bytes, bytes]:
@@ -186,7 +200,13 @@ def seal_request(
     }
     if context:
         meta["context"] = dict(context)
-    ciphertext = sealer.seal(_pack_payload(meta, body), aad=prefix)
+    try:
+        payload = _pack_payload(meta, body)
+    except (TypeError, ValueError):
+        raise InvalidRequest(
+            "the request context must be a JSON object (no NaN, Infinity or other types)"
+        ) from None
+    ciphertext = sealer.seal(payload, aad=prefix)
     return RequestSealer(
         parts=(prefix, ciphertext),
         enc=sealer.enc,
@@ -230,14 +250,16 @@ def open_request(
     payload = context.open(memoryview(envelope)[fixed:], aad=bytes(envelope[:fixed]))
     meta, body = _unpack_payload(payload)
     try:
-        request_id = str(meta["request_id"])
-        created = int(meta["created"])
-        action = str(meta["action"])
+        request_id = _text(meta["request_id"])
+        created = meta["created"]
+        if type(created) is not int or not 0 <= created <= _MAX_CREATED:
+            raise TypeError
+        action = _text(meta["action"])
         ctx = meta.get("context") or {}
         if not isinstance(ctx, dict):
             raise TypeError
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DecryptionFailed() from exc
+    except (KeyError, TypeError):
+        raise DecryptionFailed() from None
     return OpenedRequest(
         sender_key_id=sender_key_id,
         enc=enc,

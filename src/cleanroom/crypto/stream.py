@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from cleanroom.crypto import hpke
 from cleanroom.crypto.envelope import (
+    CONFIG_DIGEST_SIZE,
     HEADER_SIZE,
     KIND_AT_REST,
     KIND_STREAM,
@@ -69,8 +70,22 @@ _MAX_INT64 = 2**63 - 1  # sizes and times beyond int64 are malformed, not merely
 _MAX_REQUEST_ID = 256
 
 
-def stream_info(instance_id: str, purpose: str) -> bytes:
-    return b"cleanroom/v1 stream\x00" + purpose.encode() + b"\x00" + instance_id.encode()
+def stream_info(instance_id: str, purpose: str, config_digest: bytes) -> bytes:
+    """HPKE ``info`` of an upload: its purpose, the instance and the attested configuration.
+
+    As for requests (:func:`cleanroom.crypto.envelope.request_info`), an upload
+    opens only under the configuration its sender verified.
+    """
+    if len(config_digest) != CONFIG_DIGEST_SIZE:
+        raise ValueError(f"a configuration digest is {CONFIG_DIGEST_SIZE} bytes")
+    return (
+        b"cleanroom/v1 stream\x00"
+        + purpose.encode()
+        + b"\x00"
+        + instance_id.encode()
+        + b"\x00"
+        + config_digest
+    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,14 @@ engine is handed only those paths, and when the plan calls no
 non-deterministic built-in, decisions are remembered per document the engine
 would see (:mod:`cleanroom.policy._decisions`).
 
+A module is untrusted text (any signed-in account sends one). rego-cpp's
+compiler recurses without bound, so before it compiles a module in process
+the module must pass two gates: a linear scan refuses brackets, braces and
+parentheses nested deeper than :data:`MAX_POLICY_NESTING`, and a child
+process compiles it first under CPU, memory, stack and time limits
+(:func:`cleanroom.policy._saved_plan.check_module`). A module that takes the
+child past a limit is refused and never compiled here.
+
 The contract a module follows is in ``docs/policies.md``: it is in package
 ``cleanroom``; only the value ``true`` of ``allow_ingress`` / ``allow_egress``
 allows; ``deny_reason`` (a string, or a set of strings) is reported when the
@@ -47,10 +55,17 @@ from cleanroom.policy._decisions import DecisionCache, cache_key
 from cleanroom.policy._engine_errors import compile_error_message, evaluation_error_code
 from cleanroom.policy._plan import InputReads, input_reads
 from cleanroom.policy._rego_input import check_document, to_input
-from cleanroom.policy._saved_plan import saved_plan
+from cleanroom.policy._saved_plan import check_module
 from cleanroom.policy.shaping import OutputShaping
 
-__all__ = ["BUNDLE_FORMAT", "MAX_POLICY_BYTES", "Decision", "PolicyBundle", "policy_digest"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "MAX_POLICY_BYTES",
+    "MAX_POLICY_NESTING",
+    "Decision",
+    "PolicyBundle",
+    "policy_digest",
+]
 
 _log = logging.getLogger("cleanroom.policy")
 
@@ -58,6 +73,8 @@ _log = logging.getLogger("cleanroom.policy")
 BUNDLE_FORMAT = b"cleanroom-policy-bundle/1\n"
 #: Larger modules are refused before they reach the engine.
 MAX_POLICY_BYTES = 256 * 1024
+#: Deeper nesting of brackets, braces and parentheses is refused before the engine sees it.
+MAX_POLICY_NESTING = 64
 _MAX_REASON_CHARS = 512
 
 _MODULE_NAME = "policy.rego"
@@ -69,6 +86,34 @@ _ENTRYPOINTS = (_ALLOW_INGRESS, _ALLOW_EGRESS, _DENY_REASON, _SHAPING)
 
 _SHAPING_HEAD = re.compile(r"^[ \t]*(?:default[ \t]+)?shaping\b", re.M)
 _PACKAGE_LINE = re.compile(r"package\s+([A-Za-z_][\w.]*)\s*(?:#.*)?")
+# The lexemes that matter for nesting: a comment, a string ("..." with escapes,
+# ending at its quote or the end of the line, as the engine's does), a raw
+# string (`...`, may span lines), a bracket. Everything else is skipped.
+_NESTING_LEXEME = re.compile(r'#[^\n]*|"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|`[^`]*`?|[\[\](){}]')
+_OPENERS = frozenset("[({")
+_CLOSERS = frozenset("])}")
+
+
+def _check_nesting(source: str) -> None:
+    """Refuse *source* if brackets nest deeper than :data:`MAX_POLICY_NESTING`.
+
+    Linear in the text; brackets in comments and strings do not count. An
+    unbalanced text is left to the engine to report.
+    """
+    depth = 0
+    for lexeme in _NESTING_LEXEME.finditer(source):
+        char = lexeme.group()
+        if char in _OPENERS:
+            depth += 1
+            if depth > MAX_POLICY_NESTING:
+                line = source.count("\n", 0, lexeme.start()) + 1
+                raise PolicyError(
+                    f"the policy nests brackets, braces or parentheses more than "
+                    f"{MAX_POLICY_NESTING} levels deep (line {line})",
+                    remedy="flatten the expression: name inner terms in rules of their own",
+                )
+        elif char in _CLOSERS:
+            depth = max(depth - 1, 0)
 
 
 def _package_of(source: str) -> str | None:
@@ -184,17 +229,34 @@ class PolicyBundle:
 
         Raises :class:`PolicyError` with the engine's message when it does not
         compile, and when it is not in package ``cleanroom``, is too large,
-        or declares an invalid ``shaping``.
+        holds a NUL, nests deeper than :data:`MAX_POLICY_NESTING`, cannot be
+        compiled within the limits of the child process that compiles it
+        first, or declares an invalid ``shaping``. Raises
+        :class:`~cleanroom.errors.ServiceUnavailable` when that child cannot
+        be run: untrusted text is never compiled here without it.
         """
         if not isinstance(source, str):
             raise PolicyError("a policy is Rego source text")
-        if len(source.encode("utf-8")) > MAX_POLICY_BYTES:
+        try:
+            size = len(source.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise PolicyError("a policy is UTF-8 text; it holds an unpaired surrogate") from None
+        if size > MAX_POLICY_BYTES:
             raise PolicyError(f"the policy is larger than {MAX_POLICY_BYTES} bytes")
+        if "\x00" in source:
+            # The engine reads the text up to its first NUL: what follows would
+            # be covered by the digest and shown to the parties, yet never run.
+            raise PolicyError("the policy text contains a NUL character")
         if _package_of(source) != "cleanroom":
             raise PolicyError(
                 "the policy module must start with `package cleanroom`",
                 remedy="declare the rules allow_ingress and allow_egress in package cleanroom",
             )
+        _check_nesting(source)
+        # Raises unless a limited child compiled it (and evaluated the
+        # shaping, as _read_shaping does below), or found an ordinary error,
+        # within its limits: only then is it safe to do the same here.
+        checked = check_module(_MODULE_NAME, source, _ENTRYPOINTS, evaluated=(_SHAPING,))
         builder = Interpreter()
         builder.log_level = LogLevel.NONE
         try:
@@ -206,7 +268,7 @@ class PolicyBundle:
         if not bundle.ok():
             raise PolicyError("the policy does not compile: the engine built no bundle")
         shaping = cls._read_shaping(bundle, declared=_SHAPING_HEAD.search(source) is not None)
-        return cls(source, bundle, shaping, saved_plan(_MODULE_NAME, source, _ENTRYPOINTS))
+        return cls(source, bundle, shaping, checked.plan_document())
 
     @staticmethod
     def _read_shaping(bundle: Any, *, declared: bool) -> OutputShaping:

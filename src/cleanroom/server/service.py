@@ -587,7 +587,7 @@ class CleanRoomService:
     ) -> StreamOpener:
         return StreamOpener.in_transit(
             recipient=self.tee.hpke,
-            info=stream_info(record.id, purpose),
+            info=stream_info(record.id, purpose, bytes.fromhex(self.current_config_digest(record))),
             resolve_sender=self._sender_resolver(record, email),
             max_size=max_size,
             sink=sink,
