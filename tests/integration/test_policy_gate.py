@@ -328,3 +328,24 @@ def test_an_upload_sealed_before_a_policy_change_does_not_open_after_it(
         headers=alice._client._auth_headers(),  # the binding headers dropped on the way
     )
     assert (response.status_code, response.json()["code"]) == (400, "decryption-failed")
+
+
+def test_the_usage_log_comes_in_verifiable_pages(
+    party: Party, policy: AttestationPolicy, server: ServerThread
+) -> None:
+    alice, bob = setup(party, policy, None)
+    for _ in range(5):
+        bob.predict(X)
+    pages = list(alice.usage_log_pages(limit=2))
+    entries = [e for page in pages for e in page["entries"]]
+    mine = [e for e in entries if e["instance_id"] == alice.id]
+    assert [(e["action"], e["decision"]) for e in mine] == [("upload_model", "allow")] + [
+        ("predict", "allow")
+    ] * 5
+    assert len(pages) == 3 and [len(p["entries"]) for p in pages] == [2, 2, 2]
+    for page in pages:
+        verify_log(page, signing_key(alice))
+    url = f"{server.url}/v1/instances/{alice.id}/log"
+    for params in ({"limit": 0}, {"limit": 1001}, {"after": -2}, {"limit": "x"}):
+        response = httpx.get(url, params=params, headers=alice._client._auth_headers())
+        assert (response.status_code, response.json()["code"]) == (400, "invalid-request"), params

@@ -413,6 +413,9 @@ def test_an_edited_index_column_is_caught_by_filtered_exports(
     _tamper(path, sql)
     with pytest.raises(LogIntegrityError, match="index was altered"):
         log.export(party="bank-a@example.com")
+    for after in (-1, 0, 3):  # every page, even one that does not hold the edited row
+        with pytest.raises(LogIntegrityError, match="index was altered"):
+            log.export(party="bank-a@example.com", after=after, limit=1)
 
 
 def test_an_unreadable_database_is_a_service_error(log_key: Any) -> None:

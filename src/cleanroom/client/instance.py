@@ -384,11 +384,31 @@ class Instance:
             "PUT", f"/v1/instances/{self.id}/policy", json={"policy": read_policy(policy)}
         ).json()
 
-    def usage_log(self) -> dict[str, Any]:
-        """The decision log of this instance: every entry for the owner, a data owner's own
-        entries otherwise, each verifiable offline (``cleanroom log verify``)."""
-        doc: dict[str, Any] = self._client.request("GET", f"/v1/instances/{self.id}/log").json()
+    def usage_log(self, *, after: int = -1, limit: int = 1000) -> dict[str, Any]:
+        """A page of this instance's decision log: every entry for the owner, a data
+        owner's own entries otherwise, each verifiable offline (``cleanroom log verify``).
+
+        At most *limit* entries (the service serves at most 1000) with ``seq``
+        above *after*; ``page.next_after`` is where the next page starts, or
+        ``None`` after the last. :meth:`usage_log_pages` walks them all.
+        """
+        doc: dict[str, Any] = self._client.request(
+            "GET", f"/v1/instances/{self.id}/log", params={"after": after, "limit": limit}
+        ).json()
         return doc
+
+    def usage_log_pages(self, *, limit: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every page of this instance's decision log, in order (see :meth:`usage_log`)."""
+        after = -1
+        while True:
+            page = self.usage_log(after=after, limit=limit)
+            yield page
+            next_after = (page.get("page") or {}).get("next_after")
+            if next_after is None:
+                return
+            if type(next_after) is not int or next_after <= after:
+                raise LogIntegrityError("the log's next page does not come after this one")
+            after = next_after
 
     # privacy audits ------------------------------------------------------------------------
 

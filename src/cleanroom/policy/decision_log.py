@@ -26,7 +26,12 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cleanroom.errors import InvalidRequest, LogIntegrityError, ServiceUnavailable
+from cleanroom.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    LogIntegrityError,
+    ServiceUnavailable,
+)
 from cleanroom.policy._chain import chain_problems
 from cleanroom.policy.engine import Decision
 from cleanroom.policy.merkle import MerkleTree
@@ -370,32 +375,62 @@ class DecisionLog:
                 raise InvalidRequest(f"no consistency proof from {first_size} to {size} entries")
             return [p.hex() for p in self._tree.consistency_proof(first_size, size)]
 
-    def export(self, instance_id: str | None = None, party: str | None = None) -> dict[str, Any]:
+    def export(
+        self,
+        instance_id: str | None = None,
+        party: str | None = None,
+        *,
+        after: int = -1,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
         """The log as a JSON-able document (format in ``docs/receipts.md``).
 
         Without filters it holds every entry and a checkpoint over exactly
         those: a verifier can then tell a removed, altered, reordered or
         inserted entry. With a filter (the entries of one instance, one
         party, or both) each entry carries its inclusion proof instead.
+
+        With a *limit*, the export is one page of a filtered export: at most
+        *limit* entries with ``seq`` above *after*, and ``page.next_after`` to
+        ask for the next page with (``None`` after the last). The log is
+        locked for one page at a time, never for the whole history.
         """
+        filtered = instance_id is not None or party is not None
+        if limit is not None and (not filtered or limit < 1):
+            raise ConfigurationError("a page is of a filtered export, with a limit of at least 1")
         with self._locked():
             checkpoint = self.checkpoint()
             rows = self._conn.execute(
-                "SELECT seq, entry FROM cleanroom_decision_log WHERE seq < ?"
+                "SELECT seq, entry FROM cleanroom_decision_log WHERE seq < ? AND seq > ?"
                 " AND (? IS NULL OR instance_id = ?) AND (? IS NULL OR party = ?)"
-                " ORDER BY seq",
-                (checkpoint.tree_size, instance_id, instance_id, party, party),
+                " ORDER BY seq LIMIT ?",
+                (
+                    checkpoint.tree_size,
+                    after,
+                    instance_id,
+                    instance_id,
+                    party,
+                    party,
+                    -1 if limit is None else limit + 1,
+                ),
             ).fetchall()
+            more = limit is not None and len(rows) > limit
+            rows = rows[:limit] if limit is not None else rows
             entries = [self._parse_row(seq, bytes(blob)) for seq, blob in rows]
-            filtered = instance_id is not None or party is not None
             if filtered:
-                self._check_selection(entries, instance_id, party)
+                self._check_selection(entries, instance_id, party, paged=limit is not None)
             doc: dict[str, Any] = {
                 "format": EXPORT_FORMAT,
                 "filter": {"instance_id": instance_id, "party": party} if filtered else None,
                 "checkpoint": checkpoint.to_json(),
                 "entries": [e.to_json() for e in entries],
             }
+            if limit is not None:
+                doc["page"] = {
+                    "after": after,
+                    "limit": limit,
+                    "next_after": entries[-1].seq if more else None,
+                }
             if filtered:
                 doc["inclusion_proofs"] = [
                     [p.hex() for p in self._tree.inclusion_proof(e.seq, checkpoint.tree_size)]
@@ -404,11 +439,17 @@ class DecisionLog:
         return doc
 
     def _check_selection(
-        self, entries: list[LogEntry], instance_id: str | None, party: str | None
+        self,
+        entries: list[LogEntry],
+        instance_id: str | None,
+        party: str | None,
+        *,
+        paged: bool = False,
     ) -> None:
         """The indexed columns chose the rows; make sure they chose exactly the
         entries the verified log holds for this filter (an edited column
-        would otherwise hide or add entries silently)."""
+        would otherwise hide or add entries silently). For a page, the index
+        must still select as many rows in all as the log holds."""
         expected = sum(
             n
             for (i, p, _, _), n in self._counts.items()
@@ -420,7 +461,15 @@ class DecisionLog:
             if (instance_id is not None and e.instance_id != instance_id)
             or (party is not None and e.party != party)
         ]
-        if wrong or len(entries) != expected:
+        if paged:
+            (selected,) = self._conn.execute(
+                "SELECT COUNT(*) FROM cleanroom_decision_log WHERE seq < ?"
+                " AND (? IS NULL OR instance_id = ?) AND (? IS NULL OR party = ?)",
+                (self._tree.size, instance_id, instance_id, party, party),
+            ).fetchone()
+        else:
+            selected = len(entries)
+        if wrong or selected != expected:
             raise LogIntegrityError(
                 "the stored decision log's index was altered: the selected rows are not the "
                 "entries of this filter"

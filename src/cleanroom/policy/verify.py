@@ -46,13 +46,15 @@ class LogVerification:
     ``complete`` is true for an unfiltered export: then the entries are
     exactly the log up to the checkpoint, none missing. A filtered export
     proves each entry is in the signed log but cannot prove that none of
-    the filter's entries was left out.
+    the filter's entries was left out. ``next_after`` is set when the export
+    is a page with more after it: ask for the page after that ``seq``.
     """
 
     checkpoint: Checkpoint
     entries: tuple[LogEntry, ...]
     complete: bool
     filter: Mapping[str, str | None] | None
+    next_after: int | None = None
 
 
 def _key(public_key: LogPublicKey | bytes | str) -> LogPublicKey:
@@ -220,6 +222,7 @@ def _verify_filtered(
     proofs = doc.get("inclusion_proofs")
     if not isinstance(proofs, list) or len(proofs) != len(entries):
         raise LogIntegrityError("malformed log export: one inclusion proof per entry is required")
+    after, next_after = _page(doc.get("page"), entries)
     problems: list[str] = []
     root = bytes.fromhex(checkpoint.root_hash)
     previous: int | None = None
@@ -229,6 +232,8 @@ def _verify_filtered(
         elif previous is not None and entry.seq < previous:
             problems.append(f"reordered entries: seq {entry.seq} comes after seq {previous}")
         previous = entry.seq
+        if entry.seq <= after:
+            problems.append(f"inserted entry: seq {entry.seq} is before the page (after {after})")
         if (instance_id is not None and entry.instance_id != instance_id) or (
             party is not None and entry.party != party
         ):
@@ -252,7 +257,26 @@ def _verify_filtered(
         tuple(entries),
         complete=False,
         filter={"instance_id": instance_id, "party": party},
+        next_after=next_after,
     )
+
+
+def _page(page: Any, entries: list[LogEntry]) -> tuple[int, int | None]:
+    """(after, next_after) of a paged export; (-1, None) for a whole one."""
+    if page is None:
+        return -1, None
+    if not isinstance(page, Mapping) or set(page) != {"after", "limit", "next_after"}:
+        raise LogIntegrityError("malformed log export: page must name after, limit, next_after")
+    after, limit, next_after = page["after"], page["limit"], page["next_after"]
+    if type(after) is not int or type(limit) is not int or limit < 1 or after < -1:
+        raise LogIntegrityError("malformed log export: a page's after and limit are integers")
+    if len(entries) > limit:
+        raise LogIntegrityError(f"malformed log export: more than {limit} entries in a page")
+    if next_after is not None and (
+        type(next_after) is not int or not entries or next_after != entries[-1].seq
+    ):
+        raise LogIntegrityError("malformed log export: next_after is not the page's last entry")
+    return after, next_after
 
 
 def verify_log_consistency(

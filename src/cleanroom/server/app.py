@@ -29,7 +29,7 @@ from cleanroom.errors import (
 from cleanroom.runtime import SandboxReport
 from cleanroom.server.guard import RequestGuard
 from cleanroom.server.problems import problem_response
-from cleanroom.server.service import CleanRoomService
+from cleanroom.server.service import LOG_PAGE_LIMIT, CleanRoomService
 from cleanroom.server.tee import SIMULATION_WARNING
 
 __all__ = ["create_app"]
@@ -236,8 +236,13 @@ def create_app(service: CleanRoomService) -> FastAPI:
         return Response(content=document, media_type="application/json")
 
     @app.get("/v1/instances/{instance_id}/log")
-    def usage_log(instance_id: str, email: CallerEmail) -> dict[str, Any]:
-        return service.usage_log(email, instance_id)
+    def usage_log(
+        instance_id: str,
+        email: CallerEmail,
+        after: Annotated[int, Query(ge=-1, le=2**63 - 1)] = -1,
+        limit: Annotated[int, Query(ge=1, le=LOG_PAGE_LIMIT)] = LOG_PAGE_LIMIT,
+    ) -> dict[str, Any]:
+        return service.usage_log(email, instance_id, after=after, limit=limit)
 
     @app.get("/v1/instances")
     def list_instances(email: CallerEmail) -> dict[str, Any]:

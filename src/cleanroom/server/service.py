@@ -61,6 +61,7 @@ log = logging.getLogger("cleanroom.server")
 NONCE_MIN, NONCE_MAX = 16, 64
 CONFIG_VERSION = 1
 LIMITS_OPTION = "limits"
+LOG_PAGE_LIMIT = 1000  # entries per page of GET /v1/instances/{id}/log
 
 
 class CleanRoomService:
@@ -236,11 +237,18 @@ class CleanRoomService:
         """The Rego module in force: readable by every party of the instance."""
         return Gate.source_of(self.visible_instance(email, instance_id))
 
-    def usage_log(self, email: str, instance_id: str) -> dict[str, Any]:
-        """The owner sees every entry of its instance; a data owner only its own."""
+    def usage_log(
+        self, email: str, instance_id: str, *, after: int = -1, limit: int = LOG_PAGE_LIMIT
+    ) -> dict[str, Any]:
+        """A page of the instance's decision log: the owner sees every entry of its
+        instance, a data owner only its own."""
         record = self.visible_instance(email, instance_id)
         party = None if email == record.owner else email
-        return self.gate.log.export(instance_id=record.id, party=party)
+        if not 1 <= limit <= LOG_PAGE_LIMIT or after < -1:
+            raise InvalidRequest(
+                f"a log page holds 1 to {LOG_PAGE_LIMIT} entries after seq -1 or more"
+            )
+        return self.gate.log.export(instance_id=record.id, party=party, after=after, limit=limit)
 
     def visible_instance(self, email: str, instance_id: str) -> InstanceRecord:
         """The instance if *email* owns it or is named on it.
