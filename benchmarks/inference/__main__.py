@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks.inference.processes import REPO
 from benchmarks.inference.report import markdown, write_all
-from benchmarks.inference.run import FULL, QUICK, run
+from benchmarks.inference.run import FULL, QUICK, Plan, run
 
 DOC = REPO / "docs" / "performance.md"
 DOC_PLOT = REPO / "docs" / "images" / "performance-latency.png"
@@ -47,7 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.models:
         plan = dataclasses.replace(plan, models=tuple(args.models))
     # The servers run the SIMULATED TEE; the SDK would warn about it on every validation.
-    logging.getLogger("cleanroom").setLevel(logging.ERROR)
+    quiet = logging.getLogger("cleanroom")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _run(plan, args)
+    finally:
+        quiet.setLevel(level)  # as it was, for whoever called main() in this process
+
+
+def _run(plan: Plan, args: argparse.Namespace) -> int:
     start = time.monotonic()
 
     def say(text: str) -> None:

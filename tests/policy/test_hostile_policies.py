@@ -9,6 +9,7 @@ all shows the gate held; each then checks the refusal itself.
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import sys
@@ -157,6 +158,7 @@ def test_malformed_text_is_refused(name: str, source: str, message: str) -> None
 def test_without_the_nesting_check_the_child_still_stops_the_crasher(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="cleanroom.policy")
     monkeypatch.setattr(engine, "MAX_POLICY_NESTING", 1_000_000)
     with pytest.raises(PolicyError, match=LIMITS):
         PolicyBundle.compile(nested("[", "]", 50_000))
@@ -166,6 +168,7 @@ def test_without_the_nesting_check_the_child_still_stops_the_crasher(
 def test_the_cpu_limit_stops_a_slow_compile(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="cleanroom.policy")
     # A long chain of field reads compiles in quadratic time without deep recursion.
     monkeypatch.setattr(gate, "CPU_LIMIT_S", 1)
     with pytest.raises(PolicyError, match=LIMITS):
@@ -176,6 +179,7 @@ def test_the_cpu_limit_stops_a_slow_compile(
 def test_the_memory_limit_stops_a_greedy_compile(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="cleanroom.policy")
     # A big literal needs tens of MiB to compile; the engine aborts on an allocation refused.
     monkeypatch.setattr(gate, "MEMORY_LIMIT_BYTES", 8 << 20)
     members = ", ".join(f'"user{i}@bank.example"' for i in range(10_000))
@@ -187,6 +191,7 @@ def test_the_memory_limit_stops_a_greedy_compile(
 def test_the_shaping_is_evaluated_under_the_limits_too(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="cleanroom.policy")
     # The shaping is evaluated at compile time; this one would take GiB in process.
     monkeypatch.setattr(gate, "MEMORY_LIMIT_BYTES", 64 << 20)
     with pytest.raises(PolicyError, match=LIMITS):
