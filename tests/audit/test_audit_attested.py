@@ -296,3 +296,34 @@ def test_cli_verifies_against_the_evidence(
     out = capsys.readouterr().out
     assert "signature OK (Ed25519" in out
     assert "Verdict: VIOLATION" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field"),
+    [
+        ("another instance's certificate", {"id": "inst-2"}, "id"),
+        ("a certificate of an older model", {"model_digest": "sha256:" + "1" * 64}, "model_digest"),
+        (
+            "under another audit spec",
+            {"audit_spec_digest": "sha256:" + "2" * 64},
+            "audit_spec_digest",
+        ),
+    ],
+)
+def test_a_genuine_certificate_of_something_else_is_refused(
+    room: tuple[Tee, Path],
+    policy: AttestationPolicy,
+    audited: tuple[AuditSpec, dict[str, Any]],
+    name: str,
+    change: dict[str, str],
+    field: str,
+) -> None:
+    # The certificate verifies on its own; it is not of the instance the caller attested.
+    tee, _ = room
+    spec, payload = audited
+    config = _config(tee, spec_digest=spec.digest, model_digest=payload["model_digest"])
+    document = _issue(tee, payload, config)
+    attested = {**config["instance"], **change}
+    verify_certificate_with_evidence(document, policy, instance=config["instance"])
+    with pytest.raises(LogIntegrityError, match=f"instance.{field}: the certificate is for"):
+        verify_certificate_with_evidence(document, policy, instance=attested)

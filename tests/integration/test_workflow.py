@@ -144,6 +144,28 @@ def test_any_valid_address_can_be_granted_and_revoked(
     assert address not in alice.users
 
 
+def test_an_answer_naming_another_instance_is_refused(
+    party: Party, policy: AttestationPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An operator or proxy answers "instance A" with instance B, whose genuine
+    # evidence names B: the SDK must notice before validating anything.
+    wanted = party("alice@lender.example").create_instance(
+        "Wanted", ModelFormat.ONNX, ["bob@bank.example"]
+    )
+    other = party("mallory@elsewhere.example").create_instance(
+        "Other", ModelFormat.ONNX, ["bob@bank.example"]
+    )
+    bob = party("bob@bank.example")
+    genuine = bob.get_instance(wanted.id)
+    substituted = bob._instance_doc(other.id)
+    monkeypatch.setattr(bob, "_instance_doc", lambda _instance_id: substituted)
+    with pytest.raises(AttestationError, match="answered with"):
+        bob.get_instance(wanted.id)
+    with pytest.raises(AttestationError, match="instead of"):
+        genuine.refresh()
+    assert genuine.id == wanted.id
+
+
 def test_revoked_data_owner_is_refused_from_the_next_request(
     party: Party, policy: AttestationPolicy
 ) -> None:

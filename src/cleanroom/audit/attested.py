@@ -72,9 +72,18 @@ def _signing_key(config: Mapping[str, Any]) -> VerifyingKey:
 
 
 def verify_certificate_with_evidence(
-    document: bytes, policy: AttestationPolicy, *, at: datetime | None = None
+    document: bytes,
+    policy: AttestationPolicy,
+    *,
+    at: datetime | None = None,
+    instance: Mapping[str, Any] | None = None,
 ) -> Certificate:
-    """Verify a certificate against the attestation evidence it carries (module docstring)."""
+    """Verify a certificate against the attestation evidence it carries (module docstring).
+
+    *instance* is the ``instance`` block of a configuration the caller attested
+    itself: the certificate must then be of that instance, its model and its
+    audit spec (not a genuine certificate of another instance or an older model).
+    """
     seen: dict[str, Any] = {}
 
     def attested_key(block: Mapping[str, Any]) -> VerifyingKey:
@@ -98,25 +107,38 @@ def verify_certificate_with_evidence(
 
     certificate = verify_certificate(document, evidence_key=attested_key)
     config: dict[str, Any] = seen["config"]
-    instance = config.get("instance")
-    instance = instance if isinstance(instance, Mapping) else {}
+    carried = config.get("instance")
+    carried = carried if isinstance(carried, Mapping) else {}
     failures: list[str] = []
     if seen["nonce"] != certificate_nonce(certificate.payload):
         failures.append("nonce: the evidence was not produced for this certificate")
-    attested_spec = instance.get("audit_spec_digest")
+    attested_spec = carried.get("audit_spec_digest")
     if attested_spec != certificate.spec_digest:
         failures.append(
             f"instance.audit_spec_digest: got {attested_spec!r}, "
             f"expected {certificate.spec_digest!r}"
         )
-    attested_model = instance.get("model_digest")
+    attested_model = carried.get("model_digest")
     if attested_model != certificate.model_digest:
         failures.append(
             f"instance.model_digest: got {attested_model!r}, expected {certificate.model_digest!r}"
         )
+    if instance is not None:
+        for field in ("id", "model_digest", "audit_spec_digest"):
+            mine, theirs = _instance_field(instance, field), carried.get(field)
+            if mine != theirs:
+                failures.append(
+                    f"instance.{field}: the certificate is for {theirs!r}, "
+                    f"this instance attested {mine!r}"
+                )
     if failures:
         raise LogIntegrityError(
             "the certificate does not match the attested configuration: " + "; ".join(failures),
             failures=failures,
         )
     return certificate
+
+
+def _instance_field(block: Any, field: str) -> Any:
+    """``block[field]`` of an attested ``instance`` block, or ``None``."""
+    return block.get(field) if isinstance(block, Mapping) else None

@@ -164,7 +164,8 @@ class Client:
         return Instance(self, doc)
 
     def get_instance(self, instance_id: str) -> Instance:
-        return Instance(self, self._instance_doc(instance_id))
+        """The instance *instance_id* (an answer naming another instance is refused)."""
+        return Instance(self, self._instance_doc(instance_id), expected_id=instance_id)
 
     def _instance_doc(self, instance_id: str) -> Mapping[str, Any]:
         doc: Mapping[str, Any] = self.request("GET", f"/v1/instances/{instance_id}").json()

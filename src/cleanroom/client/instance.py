@@ -127,8 +127,22 @@ def _receipt(header: str | None) -> dict[str, Any] | None:
 
 
 class Instance:
-    def __init__(self, client: Client, doc: Mapping[str, Any]) -> None:
+    def __init__(
+        self, client: Client, doc: Mapping[str, Any], *, expected_id: str | None = None
+    ) -> None:
+        """*doc* is the service's instance document; *expected_id* the id asked for.
+
+        The id is pinned here: every later document must name the same
+        instance, and attestation is checked against it (an answer that names
+        another instance is refused, whoever sent it).
+        """
         self._client = client
+        got = doc.get("id") if isinstance(doc, Mapping) else None
+        if not isinstance(got, str) or (expected_id is not None and got != expected_id):
+            raise AttestationError(
+                f"asked for instance {expected_id!r}, the service answered with {got!r}"
+            )
+        self._id = got
         self._doc = dict(doc)
         self._policy: AttestationPolicy | None = None
         self._attested: _Attested | None = None
@@ -140,7 +154,16 @@ class Instance:
 
     @property
     def id(self) -> str:
-        return str(self._doc["id"])
+        return self._id
+
+    def _replace_doc(self, doc: Mapping[str, Any]) -> None:
+        """Take the service's newer document of this instance (never of another)."""
+        got = doc.get("id") if isinstance(doc, Mapping) else None
+        if got != self._id:
+            raise AttestationError(
+                f"the service answered for instance {got!r} instead of {self._id!r}"
+            )
+        self._doc = dict(doc)
 
     @property
     def name(self) -> str:
@@ -182,7 +205,7 @@ class Instance:
         return None if self._attested is None else self._attested.evidence
 
     def refresh(self) -> None:
-        self._doc = dict(self._client._instance_doc(self.id))
+        self._replace_doc(self._client._instance_doc(self.id))
 
     def __repr__(self) -> str:
         return f"Instance(id={self.id!r}, name={self.name!r}, owner={self.owner!r})"
@@ -325,7 +348,7 @@ class Instance:
 
     def upload_model(self, model: str | os.PathLike[str] | bytes) -> None:
         """Seal the model locally to the attested key and stream it to the clean room."""
-        self._doc = dict(self._send_stream(f"/v1/instances/{self.id}/model", "model", model))
+        self._replace_doc(self._send_stream(f"/v1/instances/{self.id}/model", "model", model))
 
     def _check_receipt(
         self,
@@ -380,9 +403,11 @@ class Instance:
 
         Every party, this one included, must validate the attestation again.
         """
-        self._doc = self._client.request(
-            "PUT", f"/v1/instances/{self.id}/policy", json={"policy": read_policy(policy)}
-        ).json()
+        self._replace_doc(
+            self._client.request(
+                "PUT", f"/v1/instances/{self.id}/policy", json={"policy": read_policy(policy)}
+            ).json()
+        )
 
     def usage_log(self, *, after: int = -1, limit: int = 1000) -> dict[str, Any]:
         """A page of this instance's decision log: every entry for the owner, a data
@@ -436,19 +461,27 @@ class Instance:
         return self._verified_certificate(document)
 
     def _verified_certificate(self, document: bytes) -> Any:
+        """The certificate, verified, and of this instance as this party attested it."""
         from cleanroom.audit import verify_certificate_with_evidence
 
+        attested = self._require_attested()
         assert self._policy is not None
-        return verify_certificate_with_evidence(document, self._policy)
+        return verify_certificate_with_evidence(
+            document, self._policy, instance=attested.config.get("instance")
+        )
 
     def grant(self, email: str) -> None:
-        self._doc = self._client.request(
-            "POST", f"/v1/instances/{self.id}/users", json={"email": email}
-        ).json()
+        self._replace_doc(
+            self._client.request(
+                "POST", f"/v1/instances/{self.id}/users", json={"email": email}
+            ).json()
+        )
 
     def revoke(self, email: str) -> None:
         user = urllib.parse.quote(email, safe="@")  # "/", "?", "#" may be in an address
-        self._doc = self._client.request("DELETE", f"/v1/instances/{self.id}/users/{user}").json()
+        self._replace_doc(
+            self._client.request("DELETE", f"/v1/instances/{self.id}/users/{user}").json()
+        )
 
     def delete(self) -> None:
         self._client.request("DELETE", f"/v1/instances/{self.id}")

@@ -100,6 +100,13 @@ QUOTE_MUTATIONS: list[tuple[str, Callable[[bytes], bytes], type[AttestationError
     ("empty input", lambda q: b"", EvidenceFormatError, "truncated"),
     ("non-zero byte appended", lambda q: q[:QUOTE_END] + b"\x01", EvidenceFormatError, "after"),
     ("oversized input", lambda q: q + b"\x01" * 70_000, EvidenceFormatError, "too large"),
+    # One bit in the PCK certificate's text that makes two of its extensions the same.
+    (
+        "PCK certificate with a duplicated extension",
+        _flip(0x12A2, 0x01),
+        EvidenceFormatError,
+        "PEM",
+    ),
 ]
 
 

@@ -129,7 +129,7 @@ def _crl(value: Any, key: str) -> x509.CertificateRevocationList:
         # Parse lazily-read fields now, so a malformed one is a format error.
         _ = (crl.issuer, crl.last_update_utc, crl.next_update_utc, crl.signature_hash_algorithm)
         _ = [(entry.serial_number, entry.revocation_date_utc) for entry in crl]
-    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension) as exc:
         raise _fail("collateral CRL does not parse", f"{key}: {exc}") from None
     return crl
 

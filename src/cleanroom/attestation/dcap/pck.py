@@ -93,6 +93,7 @@ def load_pem_chain(pem: bytes, what: str) -> list[x509.Certificate]:
         ValueError,
         UnsupportedAlgorithm,
         x509.InvalidVersion,
+        x509.DuplicateExtension,
         CryptographyDeprecationWarning,
     ) as exc:
         raise EvidenceFormatError(
