@@ -42,6 +42,15 @@ class Upstream:
         return {"measurement": self.measurement, "policy_digest": self.policy_digest}
 
 
+def prefix_matches(prefix: str, path: str) -> bool:
+    """Whether *path* is under the route *prefix* (segment-wise, ``*`` is any one segment)."""
+    want = [s for s in prefix.split("/") if s]
+    got = [s for s in path.split("/") if s]
+    if len(got) < len(want):
+        return False
+    return all(w in ("*", g) for w, g in zip(want, got, strict=False))
+
+
 @dataclass(frozen=True)
 class PeerRoute:
     """Requests under ``prefix`` come only from attested upstreams.
@@ -65,11 +74,7 @@ class PeerRoute:
 
     def matches(self, path: str) -> bool:
         """Segment-wise prefix match; a ``*`` segment matches any one segment."""
-        want = [s for s in self.prefix.split("/") if s]
-        got = [s for s in path.split("/") if s]
-        if len(got) < len(want):
-            return False
-        return all(w in ("*", g) for w, g in zip(want, got, strict=False))
+        return prefix_matches(self.prefix, path)
 
     def to_json(self) -> dict[str, Any]:
         return {"prefix": self.prefix, "upstreams": [u.to_json() for u in self.upstreams]}

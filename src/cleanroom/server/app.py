@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from cleanroom.atls.routes import router as atls_router
 from cleanroom.atls.serving import connection_of
+from cleanroom.atls.settings import prefix_matches
 from cleanroom.crypto.binding import canonical_json
 from cleanroom.errors import (
     Error,
@@ -31,6 +32,7 @@ from cleanroom.server.guard import RequestGuard
 from cleanroom.server.problems import problem_response
 from cleanroom.server.service import LOG_PAGE_LIMIT, CleanRoomService
 from cleanroom.server.tee import SIMULATION_WARNING
+from cleanroom.server.upstreams import UpstreamCaller
 
 __all__ = ["create_app"]
 
@@ -85,13 +87,21 @@ def sandbox_json(report: SandboxReport) -> dict[str, Any]:
     }
 
 
-def attested_upstream(request: Request) -> tuple[str, str | None] | None:
-    """(measurement, policy digest) of the clean room that proved itself on this connection."""
+def attested_upstream(request: Request) -> UpstreamCaller | None:
+    """The clean room that proved itself on this connection for a route covering this path.
+
+    A peer admitted only on some other route (another path) does not count.
+    """
     connection = connection_of(request.scope)
     peer = None if connection is None else connection.peer
-    if peer is None:
+    if peer is None or not any(prefix_matches(p, request.url.path) for p in peer.routes):
         return None
-    return peer.evidence.measurement.hex(), peer.policy_digest
+    return UpstreamCaller(
+        measurement=peer.evidence.measurement.hex(),
+        policy_digest=peer.policy_digest,
+        simulated=peer.evidence.simulated,
+        debug=peer.evidence.debug,
+    )
 
 
 def _bearer_token(request: Request) -> str | None:

@@ -50,7 +50,12 @@ from cleanroom.server.settings import ServerSettings
 from cleanroom.server.store import InstanceRecord, Store
 from cleanroom.server.streaming import relay_stream
 from cleanroom.server.tee import Tee
-from cleanroom.server.upstreams import UPSTREAMS_OPTION, check_upstream, parse_upstreams
+from cleanroom.server.upstreams import (
+    UPSTREAMS_OPTION,
+    UpstreamCaller,
+    check_upstream,
+    parse_upstreams,
+)
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import decode_tensors, encode_tensors
 
@@ -511,16 +516,19 @@ class CleanRoomService:
         *,
         key_id_hex: str | None,
         config: str | None,
-        upstream: tuple[str, str | None] | None = None,
+        upstream: UpstreamCaller | None = None,
     ) -> tuple[bytes, dict[str, Any]]:
         """Open, check, run, check, seal; returns the sealed response and its receipt.
 
-        *upstream* is the (measurement, policy digest) of the attested clean room
-        that made this call over mutually attested TLS, if any; an instance that
-        declares upstreams serves only them.
+        *upstream* is the attested clean room that made this call over mutually
+        attested TLS, if any; an instance that declares upstreams serves only them.
         """
         record = self.visible_instance(email, instance_id)
-        check_upstream(record.options.get(UPSTREAMS_OPTION), upstream)
+        check_upstream(
+            record.options.get(UPSTREAMS_OPTION),
+            upstream,
+            service_simulated=self.tee.simulated,
+        )
         with self._runners_lock:
             runner = self._runners.get(record.id)
         if runner is None:

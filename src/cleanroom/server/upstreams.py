@@ -8,11 +8,23 @@ part of the instance's attested configuration.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cleanroom.errors import AccessDenied, InvalidRequest
 
-__all__ = ["UPSTREAMS_OPTION", "check_upstream", "parse_upstreams"]
+__all__ = ["UPSTREAMS_OPTION", "UpstreamCaller", "check_upstream", "parse_upstreams"]
+
+
+@dataclass(frozen=True)
+class UpstreamCaller:
+    """The attested clean room that made a call, as its verified evidence describes it."""
+
+    measurement: str
+    policy_digest: str | None
+    simulated: bool
+    debug: bool
+
 
 UPSTREAMS_OPTION = "upstreams"
 MEASUREMENT_BYTES = 48
@@ -42,9 +54,17 @@ def parse_upstreams(declared: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def check_upstream(
-    declared: list[dict[str, str]] | None, upstream: tuple[str, str | None] | None
+    declared: list[dict[str, str]] | None,
+    upstream: UpstreamCaller | None,
+    *,
+    service_simulated: bool,
 ) -> None:
-    """Refuse a call unless the instance declares no upstreams or names this caller."""
+    """Refuse a call unless the instance declares no upstreams or names this caller.
+
+    The evidence rules a peer passed are the operator's (its peer routes, not
+    attested), so whatever they allow, a debug TEE never counts as a declared
+    upstream, nor does a simulated one unless this service is simulated too.
+    """
     if declared is None:
         return
     if upstream is None:
@@ -52,7 +72,11 @@ def check_upstream(
             "this instance serves only attested upstream clean rooms",
             remedy="call it over mutually attested TLS from a declared upstream",
         )
-    measurement, digest = upstream
+    if upstream.debug:
+        raise AccessDenied("a clean room running in a debug TEE is never a declared upstream")
+    if upstream.simulated and not service_simulated:
+        raise AccessDenied("a simulated clean room is never an upstream of a hardware one")
+    measurement, digest = upstream.measurement, upstream.policy_digest
     if {"measurement": measurement, "policy_digest": digest} not in declared:
         raise AccessDenied(
             f"upstream (measurement {measurement[:16]}…, policy {digest}) is not declared "
