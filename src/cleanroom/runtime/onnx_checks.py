@@ -9,11 +9,18 @@ with :class:`~cleanroom.errors.ModelRejected` naming the reason:
   "Versioning");
 * external data (``TensorProto.data_location == EXTERNAL`` or any
   ``external_data`` entry; ONNX IR spec, "External Tensor Data"), wherever
-  it hides: initializers, sparse initializers, ``Constant`` attributes and
-  sub-graphs of ``If``/``Loop``/``Scan``. A path such as ``/etc/passwd`` is
-  never opened;
+  it hides: initializers, sparse initializers, tensor attributes of any node
+  (also those that carry ``ref_attr_name``: ONNX Runtime reads their tensor
+  all the same), sub-graphs of ``If``/``Loop``/``Scan`` and model-local
+  functions, walked with an explicit stack to at most ``MAX_NESTING`` levels
+  of sub-graphs. A path such as ``/etc/passwd`` is never opened;
 * operators outside the standard domains, unless they call a function
-  defined in the model itself (whose body is checked the same way);
+  defined in the model itself (whose body is checked the same way), and
+  operators of a standard domain that the domain does not define;
+* a model-local function in a domain that ONNX Runtime implements operators
+  of (``ai.onnx``, ``ai.onnx.ml``, ``com.microsoft`` and the others it
+  registers): ONNX Runtime would run its own kernel of that name instead of
+  the body checked here;
 * declared tensor sizes beyond the limits, and tensors whose data does not
   match their declared size;
 * anything the ONNX checker refuses.
@@ -28,6 +35,7 @@ is read or copied here.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Iterable, Mapping
@@ -68,13 +76,79 @@ _ELEM_TYPES: dict[int, tuple[str, int]] = {
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 
+# Sub-graphs (If/Loop/Scan bodies) nested deeper than this are refused. The
+# protobuf parser stops near 31 levels; this bound holds whatever it allows.
+MAX_NESTING = 24
+
+# Domains whose operators ONNX Runtime implements itself (onnxruntime
+# core/graph/constants.h). A model-local function in one of them would be
+# shadowed by the built-in kernel. Those of the ONNX schemas and of ONNX
+# Runtime's registered schemas are added when the check runs.
+_RUNTIME_DOMAINS = frozenset(
+    {
+        "",
+        "ai.onnx",
+        "ai.onnx.ml",
+        "ai.onnx.preview",
+        "ai.onnx.preview.training",
+        "ai.onnx.training",
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.microsoft.experimental",
+        "com.microsoft.dml",
+        "com.ms.internal.nhwc",
+        "org.pytorch.aten",
+    }
+)
+
+
+@functools.cache
+def _runtime_domains() -> frozenset[str]:
+    """Every domain ONNX Runtime or ONNX define operators in."""
+    import onnx.defs
+
+    domains = set(_RUNTIME_DOMAINS)
+    domains.update(str(s.domain) for s in onnx.defs.get_all_schemas_with_history())
+    try:
+        # Untyped native module; absent from minimal builds.
+        state = importlib.import_module("onnxruntime.capi.onnxruntime_pybind11_state")
+        domains.update(str(s.domain) for s in state.get_all_operator_schema())
+    except (ImportError, AttributeError):
+        pass
+    return frozenset(domains)
+
+
+def _defines(domain: str, op_type: str) -> bool:
+    """Whether the ONNX schemas of the standard *domain* have an operator *op_type*."""
+    import onnx.defs
+
+    return bool(onnx.defs.has(op_type, "" if domain == "ai.onnx" else domain))
+
+
+# A graph (or a function's node list) still to walk: (proto, label, depth).
+_Pending = list[tuple[Any, str, int]]
+
+
 class _Walker:
-    """Walks every graph, node, attribute and tensor of a model once."""
+    """Walks every graph, node, attribute and tensor of a model once, without recursion."""
 
     def __init__(self, limits: RuntimeLimits, local_functions: set[tuple[str, str]]) -> None:
         self.limits = limits
         self.local_functions = local_functions
         self.declared_bytes = 0
+
+    def model(self, proto: Any, detached: Mapping[int, Detached] | None) -> None:
+        """Walk the functions, the main graph and every sub-graph of *proto*."""
+        pending: _Pending = []
+        for function in proto.functions:
+            where = f"function {function.name!r}"
+            for attr in function.attribute_proto:
+                self.attribute(attr, f"{where} attribute {attr.name!r}", 0, pending)
+            self.nodes(function.node, where, 0, pending)
+        self.graph(proto.graph, "graph", 0, pending, detached)
+        while pending:
+            graph, where, depth = pending.pop()
+            self.graph(graph, where, depth, pending)
 
     def tensor(self, tensor: object, where: str, detached: int | None = None) -> None:
         """Check one tensor; *detached* is the size of its payload if the split took it."""
@@ -98,6 +172,10 @@ class _Walker:
             self._check_data_matches(tensor, count, size, where)
         elif not size or detached != count * size:
             raise ModelRejected(f"{where} holds {detached} bytes but declares {count * size}")
+
+    def sparse(self, sparse: Any, where: str) -> None:
+        self.tensor(sparse.values, f"{where} values")
+        self.tensor(sparse.indices, f"{where} indices")
 
     @staticmethod
     def check_detached(tensor: object, where: str, detached: Detached) -> None:
@@ -154,52 +232,64 @@ class _Walker:
             raise ModelRejected(f"{where} declares a tensor larger than the memory limit")
 
     def graph(
-        self, graph: object, where: str, detached: Mapping[int, Detached] | None = None
+        self,
+        graph: Any,
+        where: str,
+        depth: int,
+        pending: _Pending,
+        detached: Mapping[int, Detached] | None = None,
     ) -> None:
-        for index, init in enumerate(getattr(graph, "initializer", ())):
+        for index, init in enumerate(graph.initializer):
             label = f"{where} initializer {init.name!r}"
             location = (detached or {}).get(index)
             if location is not None:
                 self.check_detached(init, label, location)
             self.tensor(init, label, None if location is None else location.nbytes)
-        for sparse in getattr(graph, "sparse_initializer", ()):
-            self.tensor(sparse.values, f"{where} sparse initializer values")
-            self.tensor(sparse.indices, f"{where} sparse initializer indices")
+        for sparse in graph.sparse_initializer:
+            self.sparse(sparse, f"{where} sparse initializer")
         for group in ("input", "output", "value_info"):
-            for info in getattr(graph, group, ()):
+            for info in getattr(graph, group):
                 self.value_info(info, f"{where} {group} {info.name!r}")
-        self.nodes(getattr(graph, "node", ()), where)
+        self.nodes(graph.node, where, depth, pending)
 
-    def nodes(self, nodes: Iterable[object], where: str) -> None:
+    def nodes(self, nodes: Iterable[Any], where: str, depth: int, pending: _Pending) -> None:
         for node in nodes:
-            domain = str(getattr(node, "domain", ""))
-            op_type = str(getattr(node, "op_type", ""))
-            label = f"{where} node {getattr(node, 'name', '') or op_type!r}"
-            if domain not in MAX_OPSET and (domain, op_type) not in self.local_functions:
+            domain = str(node.domain)
+            op_type = str(node.op_type)
+            label = f"{where} node {node.name or op_type!r}"
+            if domain in MAX_OPSET:
+                if not _defines(domain, op_type):
+                    raise ModelRejected(
+                        f"{label} uses operator {op_type!r}, "
+                        f"which domain {domain or 'ai.onnx'!r} does not define"
+                    )
+            elif (domain, op_type) not in self.local_functions:
                 raise ModelRejected(
                     f"{label} uses operator {op_type!r} from custom domain {domain!r}; "
                     "custom operators are not allowed"
                 )
-            for attr in getattr(node, "attribute", ()):
-                self.attribute(attr, f"{label} attribute {attr.name!r}")
+            for attr in node.attribute:
+                self.attribute(attr, f"{label} attribute {attr.name!r}", depth, pending)
 
-    def attribute(self, attr: object, where: str) -> None:
-        if getattr(attr, "ref_attr_name", ""):
-            return
-        if attr.HasField("t"):  # type: ignore[attr-defined]
-            self.tensor(attr.t, where)  # type: ignore[attr-defined]
-        for tensor in getattr(attr, "tensors", ()):
+    def attribute(self, attr: Any, where: str, depth: int, pending: _Pending) -> None:
+        """Check an attribute's tensors and queue its sub-graphs.
+
+        Every field is looked at whatever ``type`` and ``ref_attr_name`` say:
+        ONNX Runtime loads a tensor it finds on a reference all the same.
+        """
+        if attr.HasField("t"):
+            self.tensor(attr.t, where)
+        for tensor in attr.tensors:
             self.tensor(tensor, where)
-        if attr.HasField("sparse_tensor"):  # type: ignore[attr-defined]
-            self.tensor(attr.sparse_tensor.values, where)  # type: ignore[attr-defined]
-            self.tensor(attr.sparse_tensor.indices, where)  # type: ignore[attr-defined]
-        for sparse in getattr(attr, "sparse_tensors", ()):
-            self.tensor(sparse.values, where)
-            self.tensor(sparse.indices, where)
-        if attr.HasField("g"):  # type: ignore[attr-defined]
-            self.graph(attr.g, f"{where} subgraph")  # type: ignore[attr-defined]
-        for sub in getattr(attr, "graphs", ()):
-            self.graph(sub, f"{where} subgraph")
+        if attr.HasField("sparse_tensor"):
+            self.sparse(attr.sparse_tensor, f"{where} sparse tensor")
+        for sparse in attr.sparse_tensors:
+            self.sparse(sparse, f"{where} sparse tensor")
+        subgraphs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+        if subgraphs and depth >= MAX_NESTING:
+            raise ModelRejected(f"{where} nests sub-graphs more than {MAX_NESTING} levels deep")
+        for sub in subgraphs:
+            pending.append((sub, f"{where} subgraph", depth + 1))
 
 
 def _check_opsets(opsets: Iterable[object], where: str, local: frozenset[str]) -> None:
@@ -300,18 +390,22 @@ def validate_onnx(
         raise ModelRejected("the model has no graph")
     if len(proto.training_info) > 0:
         raise ModelRejected("training information is not supported in an inference model")
+    runtime_domains = _runtime_domains()
+    for function in proto.functions:
+        if function.domain in runtime_domains:
+            raise ModelRejected(
+                f"function {function.name!r} is defined in domain "
+                f"{function.domain or 'ai.onnx'!r}, whose operators ONNX Runtime implements "
+                "itself; its own kernel, not the function, would run"
+            )
     local = {(str(f.domain), str(f.name)) for f in proto.functions}
     local_domains = frozenset(domain for domain, _ in local)
     _check_opsets(proto.opset_import, "the model", local_domains)
-    walker = _Walker(limits, local)
     for function in proto.functions:
         _check_opsets(function.opset_import, f"function {function.name!r}", local_domains)
-        walker.nodes(function.node, f"function {function.name!r}")
-        for attr in function.attribute_proto:
-            walker.attribute(attr, f"function {function.name!r} attribute {attr.name!r}")
     if detached and not all(0 <= i < len(proto.graph.initializer) for i in detached):
         raise ModelRejected("weights were detached from initializers the graph does not have")
-    walker.graph(proto.graph, "graph", detached)
+    _Walker(limits, local).model(proto, detached)
     try:
         # Given bytes, the checker parses them itself; given the proto, it would
         # serialise the whole model first.

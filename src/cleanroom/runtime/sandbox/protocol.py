@@ -17,6 +17,8 @@ from typing import Any
 
 __all__ = [
     "MAX_HEADER",
+    "MODEL_FAILED",
+    "RUN_FAILURES",
     "FrameError",
     "PeerClosed",
     "recv_header",
@@ -29,11 +31,30 @@ __all__ = [
 _PREFIX = struct.Struct(">IQ")
 MAX_HEADER = 1024 * 1024
 
+# A failed run's message, whatever the runtime said: a model's error text may
+# spell out its inputs ("idx=<value>"), and it would leave as plaintext, past
+# the sealed envelope and the egress policy.
+MODEL_FAILED = (
+    "the model failed while running; its runtime's message is withheld because it may carry data"
+)
+# The only messages a service passes on from a worker's failed run: texts of
+# the worker's own code, which no model or input chooses. Anything else a
+# worker says becomes MODEL_FAILED.
+RUN_FAILURES = frozenset(
+    {
+        MODEL_FAILED,
+        "out of memory",
+        "no model is loaded in this worker",
+        "request does not fit the shared slot",
+    }
+)
+
 
 class FrameError(Exception):
     """The peer closed the socket or sent a frame that breaks the format.
 
-    Internal to the sandbox: the supervisor turns it into a public error.
+    Internal to the sandbox: the supervisor turns it into a public error, which
+    may quote its message, so messages never quote what the peer sent.
     """
 
 
@@ -73,15 +94,22 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 
 
 def recv_header(sock: socket.socket) -> tuple[dict[str, Any], int]:
-    """Read one frame's header; returns it with the length of the payload that follows."""
+    """Read one frame's header; returns it with the length of the payload that follows.
+
+    A header that cannot be read, whatever the reason, is a :class:`FrameError`:
+    the caller then stops the peer rather than stay out of step with it.
+    """
     prefix = _recv_exact(sock, _PREFIX.size)
     header_len, payload_len = _PREFIX.unpack(prefix)
     if header_len > MAX_HEADER:
         raise FrameError("frame header too large")
+    data = _recv_exact(sock, header_len)
     try:
-        header = json.loads(_recv_exact(sock, header_len))
-    except ValueError as exc:
-        raise FrameError("frame header is not JSON") from exc
+        header = json.loads(data)
+    except (ValueError, RecursionError):
+        # ValueError: not JSON, not UTF-8, an integer too long to read;
+        # RecursionError: nesting too deep. Not chained: messages quote the data.
+        raise FrameError("frame header is not JSON") from None
     if not isinstance(header, dict):
         raise FrameError("frame header is not an object")
     return header, int(payload_len)
@@ -89,7 +117,8 @@ def recv_header(sock: socket.socket) -> tuple[dict[str, Any], int]:
 
 def recv_payload(sock: socket.socket, size: int, limit: int) -> bytes:
     if size > limit:
-        raise FrameError(f"frame payload of {size} bytes is over the limit of {limit}")
+        # Not the size: a worker chooses it, and the message may reach a caller.
+        raise FrameError(f"a frame payload is over the limit of {limit} bytes")
     return _recv_exact(sock, size)
 
 
@@ -101,7 +130,7 @@ def recv_payload_into(sock: socket.socket, size: int, limit: int) -> bytearray |
     it (0.2-0.4 s for a 575 MB model), before the first byte is received.
     """
     if size > limit:
-        raise FrameError(f"frame payload of {size} bytes is over the limit of {limit}")
+        raise FrameError(f"a frame payload is over the limit of {limit} bytes")
     buffer: bytearray | mmap.mmap = bytearray()
     if size:
         buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)

@@ -3,7 +3,11 @@
 The filter is a deny-list on top of the kernel's defaults (see
 ``docs/sandbox.md``): it takes away what a model runtime never needs and an
 exfiltrating or escaping worker would — sockets, ``execve``, writable opens,
-filesystem changes, namespace and tracing calls, signals to other processes. It is installed with
+filesystem changes, namespace and tracing calls, signals to other processes;
+new processes (only threads may be created); changing the limits, scheduling
+or memory placement of any process but the worker; resizing the shared slot;
+memory outside ``RLIMIT_AS`` (``memfd_create``, System V and POSIX IPC); and
+asking the kernel to signal someone else (``F_SETOWN``, ``O_ASYNC``). It is installed with
 ``prctl(PR_SET_NO_NEW_PRIVS)`` and ``seccomp(SECCOMP_SET_MODE_FILTER,
 SECCOMP_FILTER_FLAG_TSYNC)`` so it covers threads the runtime already
 started. References: Linux ``Documentation/userspace-api/seccomp_filter.rst``,
@@ -51,6 +55,35 @@ def _off_arg_low(index: int) -> int:
 # O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | __O_TMPFILE.
 _WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000 | 0o20000000
 
+# include/uapi/linux/sched.h: a thread shares the worker's thread group, so it
+# dies with it; a new process (no CLONE_THREAD) would outlive it.
+CLONE_THREAD = 0x00010000
+# CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
+# | CLONE_NEWPID | CLONE_NEWNET (CLONE_NEWTIME shares its bit with the exit
+# signal in clone(2) and is ignored there).
+CLONE_NEW_MASK = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
+CLONE_NEW_MASK |= 0x20000000 | 0x40000000
+
+# fcntl(2) commands that make the kernel signal a chosen process (or take a
+# lease, which blocks other processes' opens): include/uapi/asm-generic/fcntl.h,
+# include/uapi/linux/fcntl.h.
+_F_SETFL = 4
+_F_SETOWN = 8
+_F_SETSIG = 10
+_F_SETOWN_EX = 15
+_F_SETLEASE = 1024
+_O_ASYNC = 0o20000  # FASYNC: SIGIO to the owner on every event
+_DENIED_FCNTL = (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX, _F_SETLEASE)
+# ioctl(2) requests doing the same, or pushing input into a terminal:
+# FIOASYNC, TIOCSTI, TIOCLINUX (include/uapi/asm-generic/ioctls.h),
+# FIOSETOWN, SIOCSPGRP (include/uapi/asm-generic/sockios.h).
+_DENIED_IOCTL = (0x5452, 0x5412, 0x541C, 0x8901, 0x8902)
+
+# setpriority(2) PRIO_PROCESS, ioprio_set(2) IOPRIO_WHO_PROCESS: "who" is one
+# process (0: the caller); the other "which" values name process groups or users.
+_PRIO_PROCESS = 0
+_IOPRIO_WHO_PROCESS = 1
+
 
 @dataclass(frozen=True)
 class _Arch:
@@ -60,6 +93,15 @@ class _Arch:
     open_flags_arg: dict[int, int]  # syscall number -> index of its flags argument
     # Signals may target this process only: these take the target pid as args[0].
     own_pid_arg0: dict[str, int]
+    # Limits, scheduling and memory placement: args[0] must be 0 (the caller)
+    # or this process's pid.
+    self_arg0: dict[str, int]
+    # (which, who) calls: args[0] must name one process, args[1] be 0 or this pid.
+    which_who: dict[str, tuple[int, int]]  # name -> (number, the "which" for one process)
+    fcntl: int
+    ioctl: int
+    clone: int  # flags are args[0] on both x86_64 and aarch64
+    enosys: dict[str, int]  # refused as "not implemented", so glibc falls back
     x32_guard: bool
 
 
@@ -123,9 +165,47 @@ _X86_64 = _Arch(
         "pidfd_getfd": 438,
         "pidfd_send_signal": 424,
         "kcmp": 312,
+        "process_madvise": 440,
+        "process_mrelease": 448,
+        # New processes would outlive the worker (threads go through clone).
+        "fork": 57,
+        "vfork": 58,
+        # The shared slot must keep its size (a shrunk one is SIGBUS in the service).
+        "ftruncate": 77,
+        "fallocate": 285,
+        # Memory that RLIMIT_AS does not count, or that outlives the worker.
+        "memfd_create": 319,
+        "memfd_secret": 447,
+        "shmget": 29,
+        "shmat": 30,
+        "shmctl": 31,
+        "msgget": 68,
+        "msgsnd": 69,
+        "msgrcv": 70,
+        "msgctl": 71,
+        "semget": 64,
+        "semop": 65,
+        "semctl": 66,
+        "semtimedop": 220,
+        "mq_open": 240,
+        "mq_unlink": 241,
     },
     open_flags_arg={2: 1, 257: 2},  # open(path, flags, ...), openat(dirfd, path, flags, ...)
     own_pid_arg0={"kill": 62, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297},
+    self_arg0={
+        "prlimit64": 302,
+        "sched_setscheduler": 144,
+        "sched_setparam": 142,
+        "sched_setattr": 314,
+        "sched_setaffinity": 203,
+        "migrate_pages": 256,
+        "move_pages": 279,
+    },
+    which_who={"setpriority": (141, _PRIO_PROCESS), "ioprio_set": (251, _IOPRIO_WHO_PROCESS)},
+    fcntl=72,
+    ioctl=16,
+    clone=56,
+    enosys={"clone3": 435},
     x32_guard=True,
 )
 
@@ -178,9 +258,42 @@ _AARCH64 = _Arch(
         "pidfd_getfd": 438,
         "pidfd_send_signal": 424,
         "kcmp": 272,
+        "process_madvise": 440,
+        "process_mrelease": 448,
+        "ftruncate": 46,
+        "fallocate": 47,
+        "memfd_create": 279,
+        "memfd_secret": 447,
+        "shmget": 194,
+        "shmat": 196,
+        "shmctl": 195,
+        "msgget": 186,
+        "msgsnd": 189,
+        "msgrcv": 188,
+        "msgctl": 187,
+        "semget": 190,
+        "semop": 193,
+        "semctl": 191,
+        "semtimedop": 192,
+        "mq_open": 180,
+        "mq_unlink": 181,
     },
     open_flags_arg={56: 2},  # openat
     own_pid_arg0={"kill": 129, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240},
+    self_arg0={
+        "prlimit64": 261,
+        "sched_setscheduler": 119,
+        "sched_setparam": 118,
+        "sched_setattr": 274,
+        "sched_setaffinity": 122,
+        "migrate_pages": 238,
+        "move_pages": 239,
+    },
+    which_who={"setpriority": (140, _PRIO_PROCESS), "ioprio_set": (30, _IOPRIO_WHO_PROCESS)},
+    fcntl=25,  # no fcntl64 on a 64-bit ABI
+    ioctl=29,
+    clone=220,  # no fork or vfork: glibc's fork is clone without CLONE_THREAD
+    enosys={"clone3": 435},
     x32_guard=False,
 )
 
@@ -195,54 +308,157 @@ def _errno(value: int) -> int:
     return SECCOMP_RET_ERRNO | (value & 0xFFFF)
 
 
+# An instruction whose jump targets may be labels, or a label (a str) naming
+# the next instruction. Classic BPF only jumps forward, by at most 255.
+_Target = int | str
+_Item = tuple[int, _Target, _Target, int] | str
+
+
+def _assemble(items: list[_Item]) -> list[bytes]:
+    labels: dict[str, int] = {}
+    count = 0
+    for item in items:
+        if isinstance(item, str):
+            if item in labels:
+                raise ValueError(f"BPF label defined twice: {item}")
+            labels[item] = count
+        else:
+            count += 1
+    program: list[bytes] = []
+    for item in items:
+        if isinstance(item, str):
+            continue
+        code, jt, jf, k = item
+        offsets = []
+        for target in (jt, jf):
+            offset = target if isinstance(target, int) else labels[target] - len(program) - 1
+            if not 0 <= offset <= 255:
+                raise ValueError(f"BPF jump out of range: {item}")
+            offsets.append(offset)
+        program.append(_insn(code, offsets[0], offsets[1], k))
+    return program
+
+
+def _arg(index: int) -> _Item:
+    return (_LD_W_ABS, 0, 0, _off_arg_low(index))
+
+
+def _ret(value: int) -> _Item:
+    return (_RET_K, 0, 0, value)
+
+
+_DENY = _errno(errno.EPERM)
+
+
+def _syscall_rule(name: str, number: int, body: list[_Item]) -> list[_Item]:
+    """*body* (which must return on every path) for syscall *number* only.
+
+    Labels inside *body* are ``name.deny`` / ``name.allow`` by convention.
+    """
+    return [(_JEQ_K, 0, f"{name}.next", number), *body, f"{name}.next"]
+
+
+def _verdicts(name: str) -> list[_Item]:
+    return [f"{name}.deny", _ret(_DENY), f"{name}.allow", _ret(SECCOMP_RET_ALLOW)]
+
+
+def _rules(arch: _Arch, pid: int) -> list[_Item]:
+    items: list[_Item] = []
+    for name, number in sorted(arch.own_pid_arg0.items()):
+        # pid_t is 32 bits; negative targets (process groups, -1 for all) never match.
+        body = [_arg(0), (_JEQ_K, f"{name}.allow", f"{name}.deny", pid), *_verdicts(name)]
+        items += _syscall_rule(name, number, body)
+    for name, number in sorted(arch.self_arg0.items()):
+        # 0 is the caller; a thread id is not the pid, so a call aimed at one of
+        # the worker's other threads is refused too (ONNX Runtime pins its pool
+        # threads so, and goes on unpinned when refused).
+        body = [
+            _arg(0),
+            (_JEQ_K, f"{name}.allow", 0, 0),
+            (_JEQ_K, f"{name}.allow", f"{name}.deny", pid),
+            *_verdicts(name),
+        ]
+        items += _syscall_rule(name, number, body)
+    for name, (number, one_process) in sorted(arch.which_who.items()):
+        body = [
+            _arg(0),
+            (_JEQ_K, 0, f"{name}.deny", one_process),
+            _arg(1),
+            (_JEQ_K, f"{name}.allow", 0, 0),
+            (_JEQ_K, f"{name}.allow", f"{name}.deny", pid),
+            *_verdicts(name),
+        ]
+        items += _syscall_rule(name, number, body)
+    # fcntl(fd, cmd, arg): no owner or signal for SIGIO, no lease, no O_ASYNC.
+    body = [_arg(1)]
+    body += [(_JEQ_K, "fcntl.deny", 0, cmd) for cmd in _DENIED_FCNTL]
+    body += [
+        (_JEQ_K, 0, "fcntl.allow", _F_SETFL),
+        _arg(2),
+        (_JSET_K, "fcntl.deny", "fcntl.allow", _O_ASYNC),
+        *_verdicts("fcntl"),
+    ]
+    items += _syscall_rule("fcntl", arch.fcntl, body)
+    body = [_arg(1)]
+    body += [(_JEQ_K, "ioctl.deny", 0, request) for request in _DENIED_IOCTL]
+    body += [_ret(SECCOMP_RET_ALLOW), "ioctl.deny", _ret(_DENY)]
+    items += _syscall_rule("ioctl", arch.ioctl, body)
+    # clone(flags, ...): threads only, and no new namespace.
+    body = [
+        _arg(0),
+        (_JSET_K, "clone.deny", 0, CLONE_NEW_MASK),
+        (_JSET_K, "clone.allow", "clone.deny", CLONE_THREAD),
+        *_verdicts("clone"),
+    ]
+    items += _syscall_rule("clone", arch.clone, body)
+    for number, arg in sorted(arch.open_flags_arg.items()):
+        # Opening read-only is allowed (the runtime reads /proc and its own
+        # libraries); any flag that could create or write a file is refused.
+        name = f"open{number}"
+        body = [
+            _arg(arg),
+            (_JSET_K, 0, f"{name}.allow", _WRITE_FLAGS),
+            _ret(_errno(errno.EACCES)),
+            f"{name}.allow",
+            _ret(SECCOMP_RET_ALLOW),
+        ]
+        items += _syscall_rule(name, number, body)
+    return items
+
+
 def build_filter(machine: str | None = None, own_pid: int | None = None) -> bytes:
     """The BPF program for *machine* (default: this one), as packed ``sock_filter``s.
 
     Signals (``kill``, ``tgkill``, ``rt_*sigqueueinfo``) are allowed only to
-    *own_pid* (default: this process), so a worker cannot stop the service.
+    *own_pid* (default: this process), so a worker cannot stop the service;
+    limits, scheduling and memory placement (``prlimit64``, ``sched_set*``,
+    ``setpriority``, ``ioprio_set``, ``*_pages``) only for the caller (0) or
+    *own_pid*; ``clone`` only for threads; ``clone3`` answers ``ENOSYS``, so
+    glibc falls back to ``clone``, whose flags the filter can read.
     """
-    pid = os.getpid() if own_pid is None else own_pid
+    pid = (os.getpid() if own_pid is None else own_pid) & 0xFFFFFFFF
     arch = _ARCHES.get(machine or platform.machine())
     if arch is None:
         raise ConfigurationError(
             f"no seccomp filter for architecture {machine or platform.machine()}"
         )
-    prog = [
+    items: list[_Item] = [
         # A syscall made under another ABI would be read with the wrong table: kill.
-        _insn(_LD_W_ABS, 0, 0, _OFF_ARCH),
-        _insn(_JEQ_K, 1, 0, arch.audit_arch),
-        _insn(_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
-        _insn(_LD_W_ABS, 0, 0, _OFF_NR),
+        (_LD_W_ABS, 0, 0, _OFF_ARCH),
+        (_JEQ_K, 1, 0, arch.audit_arch),
+        _ret(SECCOMP_RET_KILL_PROCESS),
+        (_LD_W_ABS, 0, 0, _OFF_NR),
     ]
     if arch.x32_guard:
         # x32 syscalls set bit 30 (__X32_SYSCALL_BIT) on x86_64.
-        prog += [
-            _insn(_JGE_K, 0, 1, 0x40000000),
-            _insn(_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
-        ]
+        items += [(_JGE_K, 0, 1, 0x40000000), _ret(SECCOMP_RET_KILL_PROCESS)]
     for number in sorted(set(arch.denied.values())):
-        prog += [_insn(_JEQ_K, 0, 1, number), _insn(_RET_K, 0, 0, _errno(errno.EPERM))]
-    for number in sorted(arch.own_pid_arg0.values()):
-        # pid_t is 32 bits; negative targets (process groups, -1 for all) never match.
-        prog += [
-            _insn(_JEQ_K, 0, 4, number),
-            _insn(_LD_W_ABS, 0, 0, _off_arg_low(0)),
-            _insn(_JEQ_K, 0, 1, pid & 0xFFFFFFFF),
-            _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW),
-            _insn(_RET_K, 0, 0, _errno(errno.EPERM)),
-        ]
-    for number, arg in sorted(arch.open_flags_arg.items()):
-        # Opening read-only is allowed (the runtime reads /proc and its own
-        # libraries); any flag that could create or write a file is refused.
-        prog += [
-            _insn(_JEQ_K, 0, 4, number),
-            _insn(_LD_W_ABS, 0, 0, _off_arg_low(arg)),
-            _insn(_JSET_K, 0, 1, _WRITE_FLAGS),
-            _insn(_RET_K, 0, 0, _errno(errno.EACCES)),
-            _insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW),
-        ]
-    prog.append(_insn(_RET_K, 0, 0, SECCOMP_RET_ALLOW))
-    return b"".join(prog)
+        items += [(_JEQ_K, 0, 1, number), _ret(_DENY)]
+    for number in sorted(set(arch.enosys.values())):
+        items += [(_JEQ_K, 0, 1, number), _ret(_errno(errno.ENOSYS))]
+    items += _rules(arch, pid)
+    items.append(_ret(SECCOMP_RET_ALLOW))
+    return b"".join(_assemble(items))
 
 
 class _SockFprog(ctypes.Structure):

@@ -29,7 +29,6 @@ from cleanroom.runtime.base import (
     ModelSignature,
     RuntimeLimits,
     Tensors,
-    TensorSpec,
 )
 from cleanroom.runtime.memory import wipe
 from cleanroom.runtime.sandbox.confine import forbid_dumping
@@ -51,20 +50,6 @@ NetworkIsolation = Literal["auto", "seccomp"]
 # Gives the model's plaintext again, in a fresh buffer, to restart a worker
 # (the service re-opens its sealed copy); the runner wipes it once sent.
 ModelSource = Callable[[], bytearray]
-
-
-def _signature_from_json(doc: Mapping[str, Any]) -> ModelSignature:
-    def specs(items: Any) -> tuple[TensorSpec, ...]:
-        return tuple(
-            TensorSpec(
-                name=str(item["name"]),
-                dtype=str(item["dtype"]),
-                shape=tuple(None if d is None else int(d) for d in item["shape"]),
-            )
-            for item in items
-        )
-
-    return ModelSignature(inputs=specs(doc["inputs"]), outputs=specs(doc["outputs"]))
 
 
 class ModelLoad:
@@ -146,6 +131,10 @@ class ModelLoad:
                 raise rejected[0] if rejected else errors[0]
             for worker in self._workers:
                 self._supervisor.check_confinement(worker.sandbox)
+            # Each worker parsed the same model: any that says otherwise is not
+            # to be believed, and outputs are checked against this signature.
+            if any(w.model_signature != self._workers[0].model_signature for w in self._workers):
+                raise ModelRejected("the workers loading the model disagree on its signature")
             runner = SandboxedRunner(
                 self._supervisor, self._fmt, self._workers, self._limits, model, self._reload
             )
@@ -194,7 +183,7 @@ class SandboxedRunner:
         self._lock = threading.Lock()
         self._restarting: list[threading.Thread] = []
         self.restarts = 0
-        self._signature = _signature_from_json(workers[0].signature)
+        self._signature = workers[0].model_signature
         for worker in workers:
             self._idle.put(worker)
 
@@ -249,14 +238,13 @@ class SandboxedRunner:
         remaining = max(deadline - time.monotonic(), 0.001)
         try:
             outputs, run_ns = worker.run_timed(feed, remaining, limit_s=timeout)
-        except InferenceFailed:
+        except BaseException:
+            # A worker that failed, broke the protocol or sent outputs its model
+            # does not declare was stopped (run_timed): replace it, never reuse it.
             if not worker.alive:
                 self._restart(worker, background=True)
             else:
                 self._idle.put(worker)
-            raise
-        except BaseException:
-            self._idle.put(worker)
             raise
         if worker.needs_recycle:
             self._restart(worker, background=True)
@@ -273,6 +261,8 @@ class SandboxedRunner:
                 try:
                     self._start(worker)
                     self._supervisor.check_confinement(worker.sandbox)
+                    if worker.model_signature != self._signature:
+                        raise ModelRejected("a restarted worker reports another signature")
                 except Exception:
                     # Left dead: the next request that takes it tries again.
                     worker.kill()
@@ -444,7 +434,24 @@ class Supervisor:
         return ModelLoad(self, instance_id, fmt, size, limits, reload)
 
     def new_worker(self, fmt: ModelFormat, limits: RuntimeLimits) -> WorkerProcess:
-        return WorkerProcess(fmt, limits, network=self.network)
+        return WorkerProcess(fmt, limits, network=self.network, require=self.required())
+
+    def required(self) -> tuple[str, ...]:
+        """The confinement a worker must have before it parses a model.
+
+        What :meth:`check_confinement` checks afterwards, told to the worker so a
+        worker without it refuses the model unparsed: seccomp always, the network
+        namespace and the filesystem restriction where the probe found them;
+        nothing under ``unsafe_allow_unconfined``.
+        """
+        if self.unsafe_allow_unconfined:
+            return ()
+        required = ["seccomp"]
+        if self._report.network_namespace:
+            required.append("network_namespace")
+        if self._report.filesystem:
+            required.append("filesystem")
+        return tuple(required)
 
     def check_free(self, instance_id: str) -> None:
         """Raise unless *instance_id* could be loaded now."""

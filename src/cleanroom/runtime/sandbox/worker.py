@@ -17,11 +17,21 @@ descriptors. It imports only ``cleanroom.runtime``, ``cleanroom.wire``,
    happen under all of it;
 5. wait for ``load``: the supervisor sends it once the upload was complete,
    authenticated and allowed, and kills the worker otherwise, so a refused
-   model is never parsed;
+   model is never parsed. ``load`` names the confinement the supervisor
+   requires (seccomp at least, unless it was told to run unconfined): if any
+   of it failed to take hold, the worker refuses without parsing the model;
 6. validate and load the model (an ONNX model's large weights stay in the
    buffer it was received into, see ``runtime/onnx_split.py``), reply with
    its signature and the confinement actually in force;
 7. serve ``run`` / ``probe`` requests until ``stop`` or end of file.
+
+Error messages: a failed load may say why (the checker's findings, or the
+runtime's first line about the model): no request has reached the worker
+yet, so there is no data for the text to carry, and it goes to whoever
+loads the model. A failed run never says what the runtime said, which a
+model can make quote its inputs: only the fixed texts of
+``protocol.RUN_FAILURES`` leave the worker, and the service passes on
+nothing else.
 """
 
 from __future__ import annotations
@@ -41,6 +51,8 @@ from cleanroom.errors import Error, InferenceFailed, ModelRejected, ServiceUnava
 from cleanroom.runtime.base import ModelRunner, RuntimeLimits
 from cleanroom.runtime.sandbox import seccomp
 from cleanroom.runtime.sandbox.protocol import (
+    MODEL_FAILED,
+    RUN_FAILURES,
     FrameError,
     recv_header,
     recv_payload,
@@ -58,11 +70,28 @@ def _cpu_used() -> float:
 
 
 def _error_reply(exc: BaseException) -> dict[str, Any]:
+    """A failed load's reply (see the module's docstring on messages)."""
     if isinstance(exc, Error):
         return {"ok": False, "code": exc.code, "message": exc.message[:500]}
     if isinstance(exc, MemoryError):
         return {"ok": False, "code": InferenceFailed.code, "message": "out of memory"}
     return {"ok": False, "code": InferenceFailed.code, "message": type(exc).__name__}
+
+
+def _run_failure(exc: BaseException) -> dict[str, Any]:
+    """A failed run's reply: a fixed text, never the runtime's, which may carry the inputs.
+
+    An ONNX Gather given an index out of range answers "indices element out of
+    data bounds, idx=<the index>": a model computing that index from its inputs
+    would otherwise send them out in plain text.
+    """
+    if isinstance(exc, MemoryError):
+        message = "out of memory"
+    elif isinstance(exc, Error) and exc.message in RUN_FAILURES:
+        message = exc.message
+    else:
+        message = MODEL_FAILED
+    return {"ok": False, "code": InferenceFailed.code, "message": message}
 
 
 def _read_service_memory() -> None:
@@ -162,6 +191,25 @@ class _Worker:
         if failure is not None:
             send_frame(self.sock, failure)
             raise FrameError("the runtime could not be imported")
+        # Without the confinement the supervisor requires, the model is never
+        # parsed (the supervisor would refuse this worker afterwards anyway).
+        # Seccomp unless told otherwise: only an unconfined supervisor says so.
+        required = go.get("require", ["seccomp"])
+        if not isinstance(required, list):
+            raise FrameError("malformed load message")
+        missing = [str(name) for name in required if not info.get(str(name))]
+        if fmt is not None and missing:
+            send_frame(
+                self.sock,
+                {
+                    "ok": False,
+                    "code": ServiceUnavailable.code,
+                    "message": "the sandboxed worker could not confine itself "
+                    f"({', '.join(missing)} failed); it did not load the model",
+                    "sandbox": info,
+                },
+            )
+            raise FrameError("confinement incomplete")
         reply: dict[str, Any] = {"ok": True, "sandbox": info, "pid": os.getpid()}
         if fmt is not None:
             try:
@@ -223,7 +271,7 @@ class _Worker:
                 reply = {"ok": True, "area": "inline", "nbytes": len(body), "run_ns": run_ns}
             del outputs
         except Exception as exc:
-            reply = _error_reply(exc)
+            reply = _run_failure(exc)
         del payload
         recycle_at = float(self.limits.extra.get("sandbox.recycle_cpu_fraction", "0.8"))
         if reply.get("ok") and _cpu_used() > recycle_at * self.limits.cpu_seconds:
