@@ -21,7 +21,6 @@ import ctypes
 import errno
 import inspect
 import os
-import re
 import struct
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.runtime.reference import assert_same, direct_onnx, direct_tflite
+from tests.runtime.sandbox.kernel_headers import header_numbers
 
 from cleanroom.runtime import RuntimeLimits, Supervisor
 from cleanroom.runtime.sandbox import process, seccomp
@@ -756,13 +756,6 @@ def test_the_filter_decides_as_the_table_says(machine: str) -> None:
     assert len(program) // 8 < 4096  # BPF_MAXINSNS
 
 
-def _header_numbers(path: Path) -> dict[str, int]:
-    numbers: dict[str, int] = {}
-    for match in re.finditer(r"#define __NR(?:3264)?_(\w+)\s+(\d+)\b", path.read_text()):
-        numbers.setdefault(match.group(1), int(match.group(2)))
-    return numbers
-
-
 @pytest.mark.parametrize(
     ("table", "header"),
     [
@@ -775,7 +768,7 @@ def test_argument_checked_syscalls_match_the_kernel_headers(
 ) -> None:
     if not header.exists():
         pytest.skip(f"{header} is not installed")
-    numbers = _header_numbers(header)
+    numbers = header_numbers(header)
     ours = {**table.self_arg0, **table.enosys, **table.own_pid_arg0}
     ours.update({name: number for name, (number, _) in table.which_who.items()})
     ours.update({"fcntl": table.fcntl, "ioctl": table.ioctl, "clone": table.clone})

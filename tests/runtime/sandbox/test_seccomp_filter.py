@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import struct
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests.runtime.sandbox.kernel_headers import header_numbers
 
 from cleanroom.errors import ConfigurationError
 from cleanroom.runtime.sandbox import seccomp
@@ -104,13 +104,6 @@ def test_filter_denies_sockets_execve_and_writes_in_a_real_process(tmp_path: Pat
     assert not target.exists()
 
 
-def _header_numbers(path: Path) -> dict[str, int]:
-    numbers: dict[str, int] = {}
-    for match in re.finditer(r"#define __NR(?:3264)?_(\w+)\s+(\d+)\b", path.read_text()):
-        numbers.setdefault(match.group(1), int(match.group(2)))
-    return numbers
-
-
 @pytest.mark.parametrize(
     ("table", "header"),
     [
@@ -122,7 +115,7 @@ def _header_numbers(path: Path) -> dict[str, int]:
 def test_syscall_numbers_match_the_kernel_headers(table: seccomp._Arch, header: Path) -> None:
     if not header.exists():
         pytest.skip(f"{header} is not installed")
-    numbers = _header_numbers(header)
+    numbers = header_numbers(header)
     wrong = {
         name: (number, numbers[name])
         for name, number in table.denied.items()
