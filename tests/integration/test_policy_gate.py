@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,26 @@ def test_budget_shaping_and_egress_range(party: Party, policy: AttestationPolicy
     # The owner is not in `users`, so this policy refuses even the owner's predictions.
     with pytest.raises(PolicyDenied):
         alice.predict(X)
+
+
+def test_parallel_predictions_never_run_past_the_query_budget(
+    party: Party, policy: AttestationPolicy
+) -> None:
+    _alice, bob = setup(party, policy, BUDGET_POLICY)
+
+    def predict(_: int) -> str:
+        try:
+            bob.predict(X)
+        except PolicyDenied as exc:
+            return str(exc)
+        return "allowed"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(predict, range(16)))
+    assert outcomes.count("allowed") == 2
+    assert all("query budget exhausted" in o for o in outcomes if o != "allowed")
+    decisions = [(e["action"], e["decision"]) for e in bob.usage_log()["entries"]]
+    assert decisions.count(("predict", "allow")) == 2
 
 
 def test_a_receipt_for_another_request_is_refused_by_the_sdk(

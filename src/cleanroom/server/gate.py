@@ -2,14 +2,17 @@
 and every decision lands in the signed decision log.
 
 Policies are compiled once per instance and policy version and reused for every
-request. Query counts per (instance, party) are the number of allowed
-predictions in the verified log.
+request. A party's query count (``usage.queries``) is the number of its allowed
+predictions in the verified log plus its predictions still in flight: each
+prediction reserves its place at ingress, so parallel requests cannot all see
+the same count and together run past a budget.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,7 @@ class GateTicket:
     context: Mapping[str, Any]
     inputs: Mapping[str, npt.NDArray[Any]]
     audit: Mapping[str, Any] | None = None
+    reserved: bool = False
 
 
 class Gate:
@@ -62,6 +66,9 @@ class Gate:
         self.log = DecisionLog(conn, signer)
         self._bundles: dict[str, PolicyBundle] = {}
         self._lock = threading.Lock()
+        # Predictions admitted at ingress and not yet logged, per (instance, party).
+        self._in_flight: Counter[tuple[str, str]] = Counter()
+        self._usage_lock = threading.Lock()
 
     @staticmethod
     def source_of(record: InstanceRecord) -> str:
@@ -85,8 +92,31 @@ class Gate:
             self._bundles.pop(instance_id, None)
 
     def queries(self, instance_id: str, user: str) -> int:
-        """Allowed predictions so far, counted from the verified log."""
+        """Allowed predictions so far (from the verified log) plus those in flight."""
+        with self._usage_lock:
+            return self._logged(instance_id, user) + self._in_flight[(instance_id, user)]
+
+    def _logged(self, instance_id: str, user: str) -> int:
         return self.log.count(instance_id, user, action=PREDICT, allowed=True)
+
+    def _reserve(self, instance_id: str, user: str) -> int:
+        """Count one more prediction in flight; returns the count it saw before."""
+        with self._usage_lock:
+            key = (instance_id, user)
+            seen = self._logged(instance_id, user) + self._in_flight[key]
+            self._in_flight[key] += 1
+            return seen
+
+    def release(self, ticket: GateTicket) -> None:
+        """End *ticket*'s reservation (idempotent): it was logged, denied or failed."""
+        with self._usage_lock:
+            if not ticket.reserved:
+                return
+            ticket.reserved = False
+            key = (ticket.record.id, ticket.user)
+            self._in_flight[key] -= 1
+            if self._in_flight[key] <= 0:
+                del self._in_flight[key]
 
     @staticmethod
     def _info(record: InstanceRecord) -> InstanceInfo:
@@ -107,23 +137,36 @@ class Gate:
         """Evaluate ``allow_ingress``; log and raise :class:`PolicyDenied` when denied.
 
         *audit* is the instance's privacy-audit summary, shown as ``input.audit``
-        here and again at egress.
+        here and again at egress. An admitted prediction holds a place in its
+        party's query count until :meth:`allowed` logs it or :meth:`release`
+        gives it back; callers release in a ``finally``.
         """
         bundle = self.bundle(record)
+        reserve = action == PREDICT
         ticket = GateTicket(
             record=record,
             bundle=bundle,
             user=user,
             action=action,
-            queries=self.queries(record.id, user),
+            queries=self._reserve(record.id, user) if reserve else self.queries(record.id, user),
             request_digest=request_digest,
             context=dict(context or {}),
             inputs=dict(inputs or {}),
             audit=None if audit is None else dict(audit),
+            reserved=reserve,
         )
+        try:
+            self._check_ingress(ticket, payload_nbytes)
+        except BaseException:
+            self.release(ticket)
+            raise
+        return ticket
+
+    def _check_ingress(self, ticket: GateTicket, payload_nbytes: int | None) -> None:
+        record = ticket.record
         document = ingress_input(
-            action=action,
-            user=user,
+            action=ticket.action,
+            user=ticket.user,
             instance=self._info(record),
             queries=ticket.queries,
             inputs=ticket.inputs,
@@ -133,10 +176,9 @@ class Gate:
         )
         if ticket.audit is not None:
             document["audit"] = dict(ticket.audit)
-        decision = bundle.evaluate_ingress(document)
+        decision = ticket.bundle.evaluate_ingress(document)
         if not decision.allowed:
             self._deny(ticket, decision.reason or "the policy denied the request")
-        return ticket
 
     def egress(
         self, ticket: GateTicket, outputs: Mapping[str, npt.NDArray[Any]]
@@ -161,6 +203,7 @@ class Gate:
         return shaped
 
     def _deny(self, ticket: GateTicket, reason: str) -> None:
+        self.release(ticket)
         self.log.append(
             ticket.record.id,
             ticket.action,
@@ -182,7 +225,16 @@ class Gate:
         model_digest: str | None = None,
     ) -> LogEntry:
         """Log an allowed request with its response digest (this is what counts it)."""
-        entry = self.log.append(
+        try:
+            entry = self._append_allowed(ticket, response_ciphertext, model_digest)
+        finally:
+            self.release(ticket)
+        return entry
+
+    def _append_allowed(
+        self, ticket: GateTicket, response_ciphertext: bytes | None, model_digest: str | None
+    ) -> LogEntry:
+        return self.log.append(
             ticket.record.id,
             ticket.action,
             ticket.user,
@@ -193,7 +245,6 @@ class Gate:
             ticket.request_digest,
             None if response_ciphertext is None else content_digest(response_ciphertext),
         )
-        return entry
 
     def receipt(self, entry: LogEntry) -> Receipt:
         """The receipt of an entry :meth:`allowed` just returned (not read back from storage)."""

@@ -562,11 +562,14 @@ class CleanRoomService:
             context=request.context,
             audit=self.audits.summary(record),
         )
-        runner = self.compose_runner(record, runner)  # pipeline stages (cleanroom.atls)
-        outputs = self.gate.egress(ticket, runner.run(inputs))
-        sealed = envelope.seal_response(request, {"status": "ok"}, encode_tensors(outputs))
-        receipt = self.gate.receipt(self.gate.allowed(ticket, sealed))
-        return sealed, receipt.to_json()
+        try:
+            runner = self.compose_runner(record, runner)  # pipeline stages (cleanroom.atls)
+            outputs = self.gate.egress(ticket, runner.run(inputs))
+            sealed = envelope.seal_response(request, {"status": "ok"}, encode_tensors(outputs))
+            entry = self.gate.allowed(ticket, sealed)
+        finally:
+            self.gate.release(ticket)  # a failed run gives its place in the budget back
+        return sealed, self.gate.receipt(entry).to_json()
 
     # privacy audits --------------------------------------------------------------------
 
