@@ -117,6 +117,22 @@ EXPECTED: dict[str, str] = {
     "CapAmb": ZERO_CAPS,
     "reboot(wrong magic)": "EPERM",
     "settimeofday(NULL, NULL)": "EPERM",
+    # 7. metadata of files the worker can open (here its own slot; an absent
+    # path where the kernel, were the call allowed, would answer ENOENT)
+    "fchmod(slot, unchanged mode)": "EPERM",
+    "fchown(slot, -1, -1)": "EPERM",
+    "futimens(slot, unchanged)": "EPERM",
+    "utimensat(absent path)": "EPERM",
+    "fsetxattr(slot, absent name, XATTR_REPLACE)": "EPERM",
+    "setxattr(absent path)": "EPERM",
+    "lsetxattr(absent path)": "EPERM",
+    "fremovexattr(slot, absent name)": "EPERM",
+    "removexattr(absent path)": "EPERM",
+    "lremovexattr(absent path)": "EPERM",
+    "fstat(slot)": "ok",
+    # 8. the host's clock and root (EINVAL and ENOENT, were they allowed)
+    "clock_settime(CLOCK_MONOTONIC)": "EPERM",
+    "chroot(absent path)": "EPERM",
 }
 
 
@@ -130,6 +146,7 @@ def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
     import resource
     import struct
     import threading
+    import time
 
     libc = ctypes.CDLL(None, use_errno=True)
     # Calls that may fork keep the GIL, so a child (were one made) can run Python to exit.
@@ -388,6 +405,28 @@ def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
                 results[field] = value.strip()
     attempt("reboot(wrong magic)", raw("reboot", 0, 0, 0, None))
     attempt("settimeofday(NULL, NULL)", raw("settimeofday", None, None))
+
+    slot = os.fstat(slot_fd)
+    absent, name = "/cleanroom-absent", "user.cleanroom-absent"
+    attempt("fchmod(slot, unchanged mode)", lambda: os.fchmod(slot_fd, slot.st_mode & 0o7777))
+    attempt("fchown(slot, -1, -1)", lambda: os.fchown(slot_fd, -1, -1))
+    times = (slot.st_atime_ns, slot.st_mtime_ns)
+    attempt("futimens(slot, unchanged)", lambda: os.utime(slot_fd, ns=times))
+    attempt("utimensat(absent path)", lambda: os.utime(absent, ns=(0, 0)))
+    attempt(
+        "fsetxattr(slot, absent name, XATTR_REPLACE)",
+        lambda: os.setxattr(slot_fd, name, b"", os.XATTR_REPLACE),
+    )
+    attempt("setxattr(absent path)", lambda: os.setxattr(absent, name, b""))
+    attempt("lsetxattr(absent path)", lambda: os.setxattr(absent, name, b"", follow_symlinks=False))
+    attempt("fremovexattr(slot, absent name)", lambda: os.removexattr(slot_fd, name))
+    attempt("removexattr(absent path)", lambda: os.removexattr(absent, name))
+    attempt(
+        "lremovexattr(absent path)", lambda: os.removexattr(absent, name, follow_symlinks=False)
+    )
+    attempt("fstat(slot)", lambda: os.fstat(slot_fd))
+    attempt("clock_settime(CLOCK_MONOTONIC)", lambda: time.clock_settime(time.CLOCK_MONOTONIC, 1.0))
+    attempt("chroot(absent path)", lambda: os.chroot(absent))
     return results
 
 

@@ -11,6 +11,7 @@ import pytest
 from cleanroom.errors import ServiceUnavailable
 from cleanroom.runtime import RuntimeLimits, SandboxReport, Supervisor
 from cleanroom.runtime.sandbox import SandboxedRunner, landlock
+from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.wire.formats import ModelFormat
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="reads another process's namespaces")
@@ -96,23 +97,81 @@ def test_seccomp_fallback_without_a_namespace(
         fallback.close()
 
 
+def _as_strong_as_the_probe(report: SandboxReport) -> dict[str, object]:
+    return {
+        "seccomp": True,
+        "network_namespace": report.network_namespace,
+        "filesystem": report.filesystem,
+    }
+
+
+def test_a_worker_as_confined_as_the_probe_is_accepted(supervisor: Supervisor) -> None:
+    supervisor.check_confinement(_as_strong_as_the_probe(supervisor.report()))
+
+
+# One protection taken away from a worker otherwise as confined as the probe.
+WEAKER_WORKERS = [
+    ("no seccomp", {"seccomp": False}, "seccomp filter", None),
+    ("seccomp not reported", {"seccomp": None}, "seccomp filter", None),
+    ("no namespace", {"network_namespace": None}, "namespaces", "netns"),
+    ("a network namespace alone", {"network_namespace": "netns"}, "namespaces", "userns+netns"),
+    ("an unknown namespace word", {"network_namespace": "yes"}, "namespaces", "netns"),
+    ("no filesystem restriction", {"filesystem": None}, "filesystem", "landlock"),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "sandbox"),
+    ("change", "reason", "needs"),
     [
-        ("no seccomp", {"seccomp": False, "network_namespace": "netns"}),
-        ("no namespace where the host allows one", {"seccomp": True}),
-        pytest.param(
-            "no filesystem restriction where the host allows one",
-            {"seccomp": True, "network_namespace": "userns+netns"},
-            marks=pytest.mark.skipif(landlock.abi_version() < 1, reason="no Landlock here"),
-        ),
+        pytest.param(change, reason, needs, id=name)
+        for name, change, reason, needs in WEAKER_WORKERS
     ],
 )
 def test_a_worker_weaker_than_the_probe_is_refused(
-    supervisor: Supervisor, name: str, sandbox: dict[str, object]
+    supervisor: Supervisor, change: dict[str, object], reason: str, needs: str | None
 ) -> None:
-    with pytest.raises(ServiceUnavailable):
-        supervisor.check_confinement(sandbox)
+    report = supervisor.report()
+    if needs == "landlock" and not report.filesystem:
+        pytest.skip("no Landlock on this host")
+    if needs in ("netns", "userns+netns") and needs not in str(report.network_namespace):
+        pytest.skip(f"this host's workers do not get {needs}")
+    with pytest.raises(ServiceUnavailable, match=reason):
+        supervisor.check_confinement({**_as_strong_as_the_probe(report), **change})
+
+
+@pytest.mark.parametrize(
+    ("probe_result", "problem"),
+    [
+        ({"socket_inet": "allowed"}, "socket is not denied"),
+        ({"socket_unix": "allowed"}, "socket is not denied"),
+        ({"execve": "allowed"}, "execve is not denied"),
+        ({"write_file": "allowed"}, "writing a file is not denied"),
+        ({"read_service_memory": "allowed"}, "reading the service's memory is not denied"),
+        ({"signal_service": "allowed"}, "signalling the service is not denied"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
+)
+def test_a_supervisor_refuses_to_start_where_the_probe_finds_a_hole(
+    monkeypatch: pytest.MonkeyPatch,
+    limits: RuntimeLimits,
+    probe_result: dict[str, str],
+    problem: str,
+) -> None:
+    probe = WorkerProcess.probe
+
+    def with_a_hole(worker: WorkerProcess, timeout_s: float = 10.0) -> dict[str, object]:
+        return {**probe(worker, timeout_s), **probe_result}
+
+    monkeypatch.setattr(WorkerProcess, "probe", with_a_hole)
+    with pytest.raises(ServiceUnavailable, match=problem):
+        Supervisor(limits)
+    # Development hosts may still start one, explicitly and visibly unconfined.
+    unconfined = Supervisor(limits, unsafe_allow_unconfined=True)
+    try:
+        assert not unconfined.report().confined
+        assert any(problem in p for p in unconfined.report().problems)
+    finally:
+        unconfined.close()
 
 
 def test_workers_failing_the_confinement_check_are_not_left_running(

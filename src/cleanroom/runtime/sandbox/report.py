@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SandboxReport", "mechanism_of"]
+__all__ = ["SandboxReport", "mechanism_of", "namespace_strength"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,13 @@ def mechanism_of(sandbox: Mapping[str, Any]) -> str:
     if sandbox.get("seccomp"):
         parts.append("seccomp")
     return "+".join(parts) or "none"
+
+
+# What a worker's namespaces isolate, weakest first: a network namespace alone
+# leaves the worker in the service's user namespace.
+_NAMESPACE_STRENGTH = {"netns": 1, "userns+netns": 2}
+
+
+def namespace_strength(isolation: object) -> int:
+    """Rank a worker's ``network_namespace`` report; 0 for none or anything unknown."""
+    return _NAMESPACE_STRENGTH.get(isolation, 0) if isinstance(isolation, str) else 0

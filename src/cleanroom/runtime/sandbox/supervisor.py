@@ -33,7 +33,7 @@ from cleanroom.runtime.base import (
 from cleanroom.runtime.memory import wipe
 from cleanroom.runtime.sandbox.confine import forbid_dumping
 from cleanroom.runtime.sandbox.process import WorkerProcess
-from cleanroom.runtime.sandbox.report import SandboxReport, mechanism_of
+from cleanroom.runtime.sandbox.report import SandboxReport, mechanism_of, namespace_strength
 from cleanroom.runtime.tensors import check_inputs
 from cleanroom.wire.formats import ModelFormat
 
@@ -392,8 +392,10 @@ class Supervisor:
             return
         if not sandbox.get("seccomp"):
             raise ServiceUnavailable("a sandboxed worker could not install its seccomp filter")
-        if self._report.network_namespace and not sandbox.get("network_namespace"):
-            raise ServiceUnavailable("a sandboxed worker could not enter its network namespace")
+        if namespace_strength(sandbox.get("network_namespace")) < namespace_strength(
+            self._report.network_namespace
+        ):
+            raise ServiceUnavailable("a sandboxed worker could not enter its namespaces")
         if self._report.filesystem and not sandbox.get("filesystem"):
             raise ServiceUnavailable("a sandboxed worker could not restrict its filesystem")
 
