@@ -15,7 +15,6 @@ The wrappers are removed afterwards; the first pass runs without them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,6 +30,7 @@ from benchmarks.inference.workload import example_input, feed, pooling_head_mode
 
 import cleanroom.server.service as service_module
 from cleanroom.crypto import envelope
+from cleanroom.crypto.key_proof import key_registration
 from cleanroom.crypto.keys import KeyPair
 from cleanroom.crypto.stream import seal_stream, stream_info
 from cleanroom.runtime.base import ModelRunner
@@ -124,10 +124,23 @@ def _instrumented(service: CleanRoomService, watch: _Stopwatch) -> Iterator[None
         service.compose_runner = compose
 
 
+def _register(
+    service: CleanRoomService, email: str, record: InstanceRecord, sender: KeyPair
+) -> None:
+    body = key_registration(
+        recipient=service.tee.hpke.public,
+        sender=sender,
+        instance_id=record.id,
+        config_digest=bytes.fromhex(service.current_config_digest(record)),
+        email=email,
+    )
+    service.register_key(email, record.id, body["public_key"], body["proof"])
+
+
 def _install(service: CleanRoomService, model: bytes) -> InstanceRecord:
     record = service.create_instance(OWNER, "fixed-cost", "onnx", [DATA])
     owner = KeyPair()
-    service.register_key(OWNER, record.id, base64.b64encode(owner.public.raw).decode())
+    _register(service, OWNER, record, owner)
 
     async def chunks() -> AsyncIterator[bytes]:
         for piece in seal_stream(
@@ -167,7 +180,7 @@ def measure_fixed_cost(n: int, warmup: int) -> dict[str, Any]:
         try:
             record = _install(service, model)
             sender = KeyPair()
-            service.register_key(DATA, record.id, base64.b64encode(sender.public.raw).decode())
+            _register(service, DATA, record, sender)
             body = encode_tensors(feed(x))
             key_id_hex = service.tee.hpke.public.key_id.hex()
             config = service.current_config_digest(record)

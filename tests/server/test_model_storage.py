@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import anyio
 import numpy as np
 import pytest
 from tests.models import single_input_model
+from tests.server.party_keys import register
 
 from cleanroom.crypto import envelope
 from cleanroom.crypto.keys import KeyPair
@@ -114,7 +114,7 @@ def _instance_with_a_model(service: CleanRoomService) -> tuple[str, KeyPair, byt
     assert service.models is not None
     record = service.create_instance(OWNER, "storage", "onnx", [])
     sender = KeyPair()
-    service.register_key(OWNER, record.id, base64.b64encode(sender.public.raw).decode())
+    register(service, OWNER, record.id, sender)
     _upload(service, record.id, sender, single_input_model())
     return record.id, sender, service.models.path(record.id).read_bytes()
 

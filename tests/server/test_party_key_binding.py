@@ -21,9 +21,9 @@ policy-checked as the attacker's. Keeping the binding costs one small row per
 key and closes that; the revoked party, granted again, may register the same
 key again.
 
-Not closed here (left to the API, which would need a proof of possession):
-registering a key before its holder does. The squatter gains nothing it can
-use, and the holder is told (409) to generate another key pair.
+Registering a key before its holder does is closed at the API, which needs
+a proof of possession (``tests/integration/test_key_proof.py``); here the
+store's own rule is checked, whoever registers.
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ in all, stopped when the sender goes quiet, and never installed into a deleted i
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.models import single_input_model
+from tests.server.party_keys import register
 
 from cleanroom.crypto.keys import KeyPair
 from cleanroom.crypto.stream import CHUNK_SIZE, seal_stream, stream_info
@@ -36,7 +36,7 @@ def service(tmp_path: Path) -> Iterator[CleanRoomService]:
 def _instance(service: CleanRoomService) -> tuple[str, KeyPair]:
     record = service.create_instance(OWNER, "uploads", "onnx", [])
     sender = KeyPair()
-    service.register_key(OWNER, record.id, base64.b64encode(sender.public.raw).decode())
+    register(service, OWNER, record.id, sender)
     return record.id, sender
 
 

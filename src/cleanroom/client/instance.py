@@ -20,10 +20,12 @@ from cleanroom.background import in_background
 from cleanroom.client.secret import Secret
 from cleanroom.crypto import envelope
 from cleanroom.crypto.binding import config_digest, report_data
+from cleanroom.crypto.key_proof import key_registration
 from cleanroom.crypto.keys import PublicKey
 from cleanroom.crypto.stream import CHUNK_SIZE, seal_stream, stream_info
 from cleanroom.errors import (
     AttestationError,
+    AuthenticationFailed,
     InvalidRequest,
     InvalidTensor,
     LogIntegrityError,
@@ -313,10 +315,33 @@ class Instance:
     # keys ---------------------------------------------------------------------------
 
     def set_secret(self, secret: Secret) -> None:
-        """Register this party's public key with the instance (after attestation)."""
-        self._require_attested()
-        public = base64.b64encode(secret.public_key.raw).decode()
-        self._client.request("PUT", f"/v1/instances/{self.id}/keys", json={"public_key": public})
+        """Register this party's public key with the instance (after attestation).
+
+        The registration carries a proof that this party holds the private key,
+        sealed to the attested clean room: nobody else can register the key.
+        """
+        email = self._client.email
+        if email is None:
+            raise AuthenticationFailed(
+                "sign in first", remedy="call Client.sign_in(email, password)"
+            )
+
+        def register(attested: _Attested) -> None:
+            body = key_registration(
+                recipient=attested.hpke_key,
+                sender=secret.key_pair,
+                instance_id=self.id,
+                config_digest=bytes.fromhex(attested.config_digest),
+                email=email,
+            )
+            self._client.request(
+                "PUT",
+                f"/v1/instances/{self.id}/keys",
+                json=body,
+                headers=self._binding_headers(attested),
+            )
+
+        self._fresh(register)
         self._secret = secret
 
     # model owner ------------------------------------------------------------------------

@@ -69,6 +69,8 @@ class UserRef(BaseModel):
 
 class PartyKey(BaseModel):
     public_key: str = Field(max_length=128)
+    # A sealed request from the key itself (cleanroom.crypto.key_proof), base64.
+    proof: str = Field(max_length=2048)
 
 
 def sandbox_json(report: SandboxReport) -> dict[str, Any]:
@@ -283,8 +285,18 @@ def create_app(service: CleanRoomService) -> FastAPI:
         return service.attestation(email, instance_id, nonce)
 
     @app.put("/v1/instances/{instance_id}/keys")
-    def register_key(instance_id: str, body: PartyKey, email: CallerEmail) -> dict[str, Any]:
-        return {"key_id": service.register_key(email, instance_id, body.public_key)}
+    def register_key(
+        instance_id: str, body: PartyKey, email: CallerEmail, request: Request
+    ) -> dict[str, Any]:
+        key_id = service.register_key(
+            email,
+            instance_id,
+            body.public_key,
+            body.proof,
+            key_id_hex=request.headers.get(KEY_ID_HEADER),
+            config=request.headers.get(CONFIG_HEADER),
+        )
+        return {"key_id": key_id}
 
     @app.put("/v1/instances/{instance_id}/model")
     async def upload_model(instance_id: str, request: Request) -> dict[str, Any]:

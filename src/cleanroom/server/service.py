@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cleanroom.crypto import envelope
 from cleanroom.crypto.binding import TLS_SPKI_KEY, config_digest, tls_key_digest
+from cleanroom.crypto.key_proof import open_key_proof
 from cleanroom.crypto.keys import PublicKey
 from cleanroom.crypto.stream import PlaintextSink, StreamOpener, stream_info
 from cleanroom.errors import (
@@ -378,13 +379,30 @@ class CleanRoomService:
 
     # party keys -------------------------------------------------------------------
 
-    def register_key(self, email: str, instance_id: str, public_key_b64: str) -> str:
-        self.visible_instance(email, instance_id)
-        try:
-            raw = base64.b64decode(public_key_b64, validate=True)
-        except ValueError:
-            raise InvalidRequest("public_key must be base64") from None
-        key = PublicKey(raw)
+    def register_key(
+        self,
+        email: str,
+        instance_id: str,
+        public_key_b64: str,
+        proof_b64: str,
+        *,
+        key_id_hex: str | None = None,
+        config: str | None = None,
+    ) -> str:
+        """Register *email*'s public key, once *proof_b64* shows it holds the private key
+        (:mod:`cleanroom.crypto.key_proof`)."""
+        record = self.visible_instance(email, instance_id)
+        self._check_fresh(record, key_id_hex, config)
+        key = PublicKey(_base64_field(public_key_b64, "public_key"))
+        proof = open_key_proof(
+            _base64_field(proof_b64, "proof"),
+            recipient=self.tee.hpke,
+            claimed=key,
+            instance_id=record.id,
+            config_digest=bytes.fromhex(self.current_config_digest(record)),
+            email=email,
+        )
+        self.replay.check(proof.enc, proof.created)
         self.store.add_party_key(instance_id, email, key.key_id, key.raw)
         return key.key_id.hex()
 
@@ -670,3 +688,10 @@ class CleanRoomService:
         if document is None:
             raise NotFound("this instance has no audit certificate yet")
         return document
+
+
+def _base64_field(value: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be base64") from None
