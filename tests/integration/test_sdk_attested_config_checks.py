@@ -90,6 +90,27 @@ def test_a_genuine_attestation_of_another_instance_is_refused(
     _assert_nothing_to_seal_to(inst)
 
 
+def test_a_failed_validation_drops_the_one_before(
+    party: Party, policy: AttestationPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wanted_id, other_id = _instances(party)
+    bob = party(BOB)
+    inst = bob.get_instance(wanted_id)
+    inst.validate_attestation(policy)
+    assert inst.attested_config is not None
+
+    def other_instances_attestation(
+        original: Request, method: str, path: str, kwargs: dict[str, Any]
+    ) -> httpx.Response:
+        return original(method, path.replace(wanted_id, other_id), **kwargs)
+
+    _intercept(monkeypatch, bob, "/attestation", other_instances_attestation)
+    with pytest.raises(PolicyViolation):
+        inst.validate_attestation(policy)
+    # The earlier validation no longer counts: nothing is sealed on its strength.
+    _assert_nothing_to_seal_to(inst)
+
+
 def _another_key() -> str:
     return base64.b64encode(Secret().public_key.raw).decode()
 

@@ -3,8 +3,8 @@
 :class:`ReplayGuard` refuses a request created more than ``window_s`` seconds
 before the clock, one dated more than a minute ahead of it, and any token it
 has already seen. It remembers the tokens it accepted until they are too old to
-pass the window check anyway, and past its capacity it forgets only those: a
-token that could still be replayed is never dropped.
+pass the window check anyway, and forgets only those: a token that could still
+be replayed is never dropped, however many are remembered.
 
 The clock is injected (``now=``); the edges are the code's own constants,
 named below.
@@ -19,8 +19,8 @@ from cleanroom.server.replay import ReplayGuard
 from cleanroom.server.settings import ServerSettings
 
 WINDOW_S = ServerSettings.replay_window_s  # the service's default window
-FUTURE_SKEW_S = 60  # replay.py: how far ahead of the clock a request may be dated
-CAPACITY = 4096  # replay.py: tokens kept before expired ones are pruned
+FUTURE_SKEW_S = 60  # how far ahead of the clock a request may be dated (docs/envelope.md)
+CAPACITY = 4096  # enough tokens that remembering them all would matter
 NOW = 1_800_000_000  # an arbitrary, whole-second clock reading
 JUST = 0.001  # far above float resolution at NOW, far below a second
 
@@ -98,7 +98,7 @@ def test_a_duplicate_is_refused_whatever_creation_time_it_claims(guard: ReplayGu
         guard.check(_token(1), NOW + 1, now=NOW)
 
 
-def test_past_its_capacity_the_guard_forgets_only_expired_tokens(guard: ReplayGuard) -> None:
+def test_the_guard_forgets_only_expired_tokens(guard: ReplayGuard) -> None:
     # Half of the tokens are accepted at the oldest creation time the window
     # admits, half at the newest; all are remembered until the guard is full.
     old = NOW - WINDOW_S
@@ -112,7 +112,7 @@ def test_past_its_capacity_the_guard_forgets_only_expired_tokens(guard: ReplayGu
             guard.check(_token(n), old if n < CAPACITY // 2 else NOW, now=NOW)
 
     # Later, the old half can no longer pass the window check: the next new
-    # token takes the guard past its capacity and prunes exactly that half.
+    # token's check forgets exactly that half.
     later = old + WINDOW_S + FUTURE_SKEW_S + 1
     guard.check(_token(CAPACITY), later, now=later)
     assert len(guard._seen) == CAPACITY // 2 + 1

@@ -222,8 +222,10 @@ class Instance:
         that REPORT_DATA commits to the HPKE key, the nonce and the
         configuration document the service returned. Raises
         :class:`cleanroom.errors.AttestationError` if anything is off; only
-        then may secrets be sent.
+        then may secrets be sent. A failed validation also drops any earlier
+        one: nothing is sealed to this instance until a validation succeeds.
         """
+        self._attested = None
         nonce = os.urandom(NONCE_SIZE)
         doc = self._client.request(
             "GET", f"/v1/instances/{self.id}/attestation", params={"nonce": nonce.hex()}
