@@ -37,7 +37,10 @@ def main() -> None:
         )
         at = parse_certificate(certs[0]).not_before + timedelta(days=1)
         parsed = parse_report(report)
-        policy = AttestationPolicy([parsed.MEASUREMENT.hex()], allow_debug=True)
+        # The stored vectors come without AMD CRLs: opt out of requiring one.
+        policy = AttestationPolicy(
+            [parsed.MEASUREMENT.hex()], allow_debug=True, snp_require_crl=False
+        )
         evidence = Evidence("sev-snp", report, certs)
         verify_evidence(evidence, policy, report_data=parsed.REPORT_DATA, at=at)  # warm caches
         times = []

@@ -8,6 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from snp_fakes import crl
 
 from cleanroom.attestation.certificates import split_certificates
 from cleanroom.attestation.simulated import SimulatedSnpTee
@@ -44,16 +47,33 @@ MILAN = [
 ]
 
 
+# The stored vectors come without AMD CRLs, so revocation cannot be checked:
+# refused unless the verifier opts out.
+NO_CRL = "--no-require-crl"
+
+
 def test_verify_real_milan_report_without_policy(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(["attestation", "verify", *MILAN]) == 0
+    assert _run(["attestation", "verify", *MILAN]) == 1
+    assert capsys.readouterr().out.startswith(
+        "rejected: CRL: got none current, expected a current AMD CRL of ARK-Milan"
+    )
+    assert _run(["attestation", "verify", *MILAN, NO_CRL]) == 0
     assert capsys.readouterr().out == "accepted: sev-snp evidence, root ARK-Milan\n"
 
 
+def test_no_require_crl_is_for_runs_without_a_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[sev-snp]\nmeasurements = ["' + "00" * 48 + '"]\n')
+    with pytest.raises(ConfigurationError, match="without --policy"):
+        _run(["attestation", "verify", *MILAN, "--policy", str(policy), NO_CRL])
+
+
 def test_verify_json_prints_claims(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(["attestation", "verify", *MILAN, "--json"]) == 0
+    assert _run(["attestation", "verify", *MILAN, NO_CRL, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["accepted"] is True
     assert doc["failures"] == []
+    assert doc["claims"]["revocation_checked"] is False
     assert doc["claims"]["platform"] == "sev-snp"
     assert doc["claims"]["measurement"].startswith("5feee30d6d7e1a29")
     assert doc["claims"]["tcb"] == {"BOOT_LOADER": 4, "TEE": 0, "SNP": 24, "MICROCODE": 219}
@@ -67,6 +87,7 @@ def test_verify_with_policy_lists_every_failure(
     policy = tmp_path / "policy.toml"
     policy.write_text(
         '[sev-snp]\nmeasurements = ["' + "00" * 48 + '"]\nmin_tcb = { SNP = 30, MICROCODE = 250 }\n'
+        "require_crl = false\n"
     )
     code = _run(["attestation", "verify", *MILAN, "--policy", str(policy), "--json"])
     assert code == 1
@@ -86,8 +107,8 @@ def test_verify_with_policy_lists_every_failure(
 
 
 def test_verify_report_data(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(["attestation", "verify", *MILAN, "--report-data", "00" * 64]) == 0
-    assert _run(["attestation", "verify", *MILAN, "--report-data", "01" * 64]) == 1
+    assert _run(["attestation", "verify", *MILAN, NO_CRL, "--report-data", "00" * 64]) == 0
+    assert _run(["attestation", "verify", *MILAN, NO_CRL, "--report-data", "01" * 64]) == 1
     assert "REPORT_DATA: got" in capsys.readouterr().out
 
 
@@ -115,6 +136,7 @@ def test_vlek_report_with_der_and_bundle_certificates(capsys: pytest.CaptureFixt
         str(COCO / "milan_ask_ark_asvk.pem"),
         "--at",
         _at(COCO / "test-vlek.der"),
+        NO_CRL,
     ]
     assert _run(argv) == 0
 
@@ -195,12 +217,17 @@ def test_fetch_completes_bare_evidence(
 
     report = (MS / "milan_attestation_report.bin").read_bytes()
     kds = fetch.KdsFetcher()
+    # No real AMD CRL is stored: the fake KDS serves one in ARK-Milan's name
+    # signed by another key, which the verifier must refuse.
+    not_amd = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ark_name = x509.load_pem_x509_certificate((MS / "milan_ark.pem").read_bytes()).subject
     pages = {
         kds.vcek_url(abi.parse_report(report), "Milan"): split_certificates(
             (MS / "milan_vcek.pem").read_bytes()
         )[0],
         kds.chain_url("Milan"): (MS / "milan_ask.pem").read_bytes()
         + (MS / "milan_ark.pem").read_bytes(),
+        kds.crl_url("Milan"): crl(ark_name, not_amd),
     }
     requested: list[str] = []
 
@@ -212,9 +239,14 @@ def test_fetch_completes_bare_evidence(
     argv = ["attestation", "verify", str(MS / "milan_attestation_report.bin"), "--at", MILAN[-1]]
     assert _run(argv) == 1  # offline by default: no VCEK, rejected
     assert requested == []
-    assert _run([*argv, "--fetch", "--cache-dir", str(tmp_path)]) == 0
-    assert len(requested) == 2
-    assert "accepted" in capsys.readouterr().out.splitlines()[-1]
+    capsys.readouterr()
+    assert _run([*argv, "--fetch", "--cache-dir", str(tmp_path)]) == 1
+    assert requested == list(pages)  # the VCEK, its chain, and the CRL
+    # The chain was completed and verifies; only the (forged) CRL is refused.
+    assert capsys.readouterr().out.splitlines() == [
+        "rejected: the SEV-SNP evidence is not authentic: CRL of ARK-Milan:"
+        " signature does not verify"
+    ]
 
 
 SGX = ASSETS.parent / "sgx" / "dcap-qvl-sgx-v3"

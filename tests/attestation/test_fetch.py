@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from snp_fakes import crl
 
 from cleanroom.attestation import Evidence
 from cleanroom.attestation.certificates import split_certificates
@@ -61,41 +65,54 @@ def test_kds_vcek_url_turin_uses_8_byte_hwid_and_fmc() -> None:
     )
 
 
+def _not_amd_crl(ark: Path) -> bytes:
+    """A CRL in the name of *ark* (no real AMD CRL is stored), signed by another key."""
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return crl(x509.load_pem_x509_certificate(ark.read_bytes()).subject, other)
+
+
 def test_complete_evidence_fetches_and_caches_the_vcek_chain(tmp_path: Path) -> None:
     report_bytes = (MS / "genoa_attestation_report.bin").read_bytes()
     report = abi.parse_report(report_bytes)
     kds = KdsFetcher(FakeWeb({}), cache_dir=tmp_path)
+    amd_crl = _not_amd_crl(MS / "genoa_ark.pem")
     web = FakeWeb(
         {
             kds.vcek_url(report, "Genoa"): _ok(_der(MS / "genoa_vcek.pem")),
             kds.chain_url("Genoa"): _ok(
                 (MS / "genoa_ask.pem").read_bytes() + (MS / "genoa_ark.pem").read_bytes()
             ),
+            kds.crl_url("Genoa"): _ok(amd_crl),
         }
     )
     kds = KdsFetcher(web, cache_dir=tmp_path)
     bare = Evidence("sev-snp", report_bytes)
     complete = complete_evidence(bare, kds=kds)
     assert len(complete.certificates) == 3
+    assert complete.collateral == {"amd_crls": [base64.b64encode(amd_crl).decode()]}
     at = parse_certificate(complete.certificates[0]).not_before + timedelta(days=1)
     assert SnpVerifier().verify(complete.report, complete.certificates, None, at=at).root == (
         "ARK-Genoa"
     )
-    # Second time from the cache: no new requests.
+    # Second time from the caches (certificates on disk, the CRL in memory).
     before = len(web.requests)
     assert complete_evidence(bare, kds=kds) == complete
     assert len(web.requests) == before
 
 
-def test_complete_evidence_keeps_supplied_certificates() -> None:
-    web = FakeWeb({})
+def test_complete_evidence_keeps_supplied_certificates_and_adds_the_crl() -> None:
+    kds = KdsFetcher(FakeWeb({}))
+    amd_crl = _not_amd_crl(MS / "milan_ark.pem")
+    web = FakeWeb({kds.crl_url("Milan"): _ok(amd_crl)})
     evidence = Evidence(
         "sev-snp",
         (MS / "milan_attestation_report.bin").read_bytes(),
         (_der(MS / "milan_vcek.pem"),),
     )
-    assert complete_evidence(evidence, kds=KdsFetcher(web)) == evidence
-    assert web.requests == []
+    complete = complete_evidence(evidence, kds=KdsFetcher(web))
+    assert complete.certificates == evidence.certificates
+    assert complete.collateral == {"amd_crls": [base64.b64encode(amd_crl).decode()]}
+    assert web.requests == [kds.crl_url("Milan")]
 
 
 def test_fetching_is_off_without_a_fetcher() -> None:

@@ -365,16 +365,26 @@ def test_configfs_tdx_evidence_verifies_end_to_end(tmp_path: Path) -> None:
 
 
 def test_provider_for_can_fetch_missing_certificates(tmp_path: Path) -> None:
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from snp_fakes import crl
+
     from cleanroom.attestation.fetch import HttpResponse, KdsFetcher
     from cleanroom.attestation.providers import FetchingProvider
     from cleanroom.attestation.snp import abi
 
     root = _fake_configfs(tmp_path / "tsm")
     kds = KdsFetcher()
+    # No real AMD CRL is stored: a CRL in ARK-Genoa's name, signed by another key.
+    not_amd = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    amd_crl = crl(x509.load_der_x509_certificate(ARK).subject, not_amd)
     pages = {
         kds.vcek_url(abi.parse_report(REPORT), "Genoa"): VCEK,
         kds.chain_url("Genoa"): (MS / "genoa_ask.pem").read_bytes()
         + (MS / "genoa_ark.pem").read_bytes(),
+        kds.crl_url("Genoa"): amd_crl,
     }
 
     def get(url: str) -> HttpResponse:
@@ -391,4 +401,5 @@ def test_provider_for_can_fetch_missing_certificates(tmp_path: Path) -> None:
     assert isinstance(provider, EvidenceProvider)
     evidence = provider.evidence(bytes(64))
     assert evidence.certificates == (VCEK, ASK, ARK)
+    assert evidence.collateral == {"amd_crls": [base64.b64encode(amd_crl).decode()]}
     SnpVerifier().verify(evidence.report, evidence.certificates, None, at=AT)

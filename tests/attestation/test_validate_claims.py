@@ -196,6 +196,7 @@ def test_snp_status_not_applicable_is_not_judged_by_status() -> None:
         tcb_status="NotApplicable",
         signing_key="vcek",
         fields={"VMPL": 0},
+        revocation_checked=True,  # a current AMD CRL was checked (required by default)
     )
     assert claim_failures(snp, AttestationPolicy([MRTD.hex()]), report_data=REPORT_DATA) == []
     # A SEV-SNP claim with any other status is judged like everyone else's.

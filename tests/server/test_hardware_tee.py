@@ -13,6 +13,7 @@ import pytest
 from cleanroom import AttestationPolicy, Client, ModelFormat
 from cleanroom.attestation import Evidence
 from cleanroom.attestation.certificates import split_certificates
+from cleanroom.attestation.fetch import AMD_KDS, KdsFetcher
 from cleanroom.attestation.providers import ConfigfsTsmProvider
 from cleanroom.attestation.providers.certtable import (
     ARK_GUID,
@@ -21,6 +22,7 @@ from cleanroom.attestation.providers.certtable import (
     build_cert_table,
 )
 from cleanroom.errors import PolicyViolation
+from cleanroom.server import tee as tee_module
 from cleanroom.server.runner import ServerThread
 from cleanroom.server.settings import ServerSettings
 from cleanroom.server.tee import Tee
@@ -64,7 +66,8 @@ def test_real_report_is_verified_and_refused_for_its_binding(tmp_path: Path) -> 
         health = client.health()
         assert health["simulated"] is False
         inst = client.create_instance("Real", ModelFormat.ONNX, [])
-        policy = AttestationPolicy(measurements=[MEASUREMENT.hex()])
+        # The stored vector comes without an AMD CRL: opt out of requiring one.
+        policy = AttestationPolicy(measurements=[MEASUREMENT.hex()], snp_require_crl=False)
         with pytest.raises(PolicyViolation) as info:
             inst.validate_attestation(policy)
         # Authentic AMD evidence (chain to the pinned Genoa ARK, signature): only the
@@ -103,3 +106,38 @@ def test_firmware_derived_key_seals_models_and_keeps_the_log_identity(tmp_path: 
     # Another guest (other code, other chip) derives another key: it can open nothing.
     assert other.sealing_key not in (None, first.sealing_key)
     assert other.signing_public_key_pem() != first.signing_public_key_pem()
+
+
+@pytest.mark.parametrize(
+    ("kind", "amd_kds_url", "fetches_from"),
+    [
+        ("sev-snp", "https://kds.example", "https://kds.example"),
+        ("sev-snp", None, None),
+        ("tdx", "https://kds.example", None),  # DCAP collateral is not AMD's
+    ],
+)
+def test_snp_evidence_is_completed_from_the_configured_kds(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    amd_kds_url: str | None,
+    fetches_from: str | None,
+) -> None:
+    chosen: dict[str, object] = {}
+
+    def provider_for(kind: str, data_dir: Path, *, fetcher: KdsFetcher | None) -> object:
+        chosen["fetcher"] = fetcher
+        return ConfigfsTsmProvider(_fake_configfs(tmp_path / "tsm"), entry_name=lambda: "entry")
+
+    monkeypatch.setattr(tee_module, "provider_for", provider_for)
+    Tee(kind, tmp_path / "data", amd_kds_url=amd_kds_url)
+    fetcher = chosen["fetcher"]
+    if fetches_from is None:
+        assert fetcher is None
+    else:
+        assert isinstance(fetcher, KdsFetcher)
+        assert fetcher.crl_url("Genoa").startswith(f"{fetches_from}/vcek/v1/Genoa/")
+
+
+def test_the_service_asks_amd_kds_by_default(tmp_path: Path) -> None:
+    assert ServerSettings(data_dir=tmp_path).amd_kds_url == AMD_KDS

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cleanroom.attestation.fetch import AMD_KDS
 from cleanroom.cli import serve
 from cleanroom.cli.defaults import ENVIRONMENT
 from cleanroom.cli.main import build_parser
@@ -98,3 +99,22 @@ def test_the_readme_names_every_environment_variable_read() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     for variable, flag in ENVIRONMENT.items():
         assert f"`{variable}` (`{flag}`" in readme
+
+
+@pytest.mark.parametrize(
+    ("argv", "url"),
+    [
+        ([], AMD_KDS),
+        (["--amd-kds", "https://kds.mirror.example"], "https://kds.mirror.example"),
+        (["--no-amd-kds"], None),
+    ],
+)
+def test_where_snp_evidence_is_completed_from(argv: list[str], url: str | None) -> None:
+    settings = serve.settings_from(_serve_args(argv), open_registration=False)
+    assert settings.amd_kds_url == url
+
+
+def test_a_kds_and_no_kds_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _serve_args(["--amd-kds", "https://kds.mirror.example", "--no-amd-kds"])
+    assert "not allowed with argument" in capsys.readouterr().err

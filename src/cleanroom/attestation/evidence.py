@@ -46,7 +46,8 @@ class Evidence:
     certificates that came with it (SEV-SNP: VCEK or VLEK, ASK or ASVK, maybe
     the ARK, which is never trusted from here); ``collateral`` Intel DCAP
     collateral (JSON-shaped, like PCS responses); for SEV-SNP ``None``, or
-    ``{"amd_crls": [base64 DER CRL, ...]}`` to check AMD revocation lists;
+    ``{"amd_crls": [base64 DER CRL, ...]}`` to check AMD revocation lists
+    (the default policy requires a current one for hardware evidence);
     ``simulated`` is True when a simulated TEE produced it.
     """
 

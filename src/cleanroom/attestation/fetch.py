@@ -5,7 +5,13 @@ evidence. A server that does not get its certificates from the host, or a
 client that wants to complete bare evidence, may use these fetchers
 explicitly (``complete_evidence``, ``cleanroom attestation verify --fetch``).
 The HTTP transport is injected (``get``), so tests never use the network,
-and AMD artifacts (immutable for a given URL) are cached in a directory.
+and AMD certificates (immutable for a given URL) are cached in a directory.
+AMD CRLs change: they are kept in memory only, for a short while.
+
+A verifier that completes SEV-SNP evidence itself also gets the current AMD
+CRL: the host being verified supplies the evidence and could leave a CRL out
+(the attestation policy's ``snp_require_crl`` refuses hardware evidence
+without one).
 
 URLs: AMD "Versioned Chip Endorsement Key (VCEK) Certificate and KDS
 Interface Specification" (57230), section "KDS Interface"; Intel "SGX and
@@ -14,9 +20,11 @@ TDX PCS API v4" (``/sgx|tdx/certification/v4/...``).
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -25,6 +33,7 @@ from cleanroom.attestation.certificates import split_certificates
 from cleanroom.attestation.evidence import Evidence
 from cleanroom.attestation.snp import abi
 from cleanroom.attestation.snp.certs import parse_certificate
+from cleanroom.attestation.snp.crl import COLLATERAL_KEY, parse_crl
 from cleanroom.errors import ConfigurationError, EvidenceFormatError, ServiceUnavailable
 
 __all__ = [
@@ -43,6 +52,7 @@ AMD_KDS = "https://kdsintf.amd.com"
 INTEL_PCS = "https://api.trustedservices.intel.com"
 INTEL_ROOT_CA_CRL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
 _MAX_BODY = 1024 * 1024
+_CRL_MAX_AGE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,10 @@ class KdsFetcher:
     """VCEKs, ASK/ASVK+ARK chains and CRLs from AMD's Key Distribution Service.
 
     ``product`` names the product line for version 2 reports, which do not
-    carry CPUID; ``cache_dir`` keeps every fetched file (by URL digest).
-    VLEKs are not published by KDS: the cloud provider supplies them.
+    carry CPUID; ``cache_dir`` keeps every fetched certificate (by URL
+    digest). CRLs are kept in memory for at most ``crl_max_age`` and never
+    past their nextUpdate (``clock`` tells the time). VLEKs are not
+    published by KDS: the cloud provider supplies them.
     """
 
     def __init__(
@@ -93,11 +105,16 @@ class KdsFetcher:
         base_url: str = AMD_KDS,
         cache_dir: Path | None = None,
         product: str | None = None,
+        crl_max_age: timedelta = _CRL_MAX_AGE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._get = get
         self._base = base_url.rstrip("/")
         self._cache = Path(cache_dir) if cache_dir is not None else None
         self._product = product
+        self._crl_max_age = crl_max_age
+        self._clock = clock
+        self._crls: dict[str, tuple[bytes, datetime]] = {}
 
     def vcek_url(self, report: abi.AttestationReport, product: str) -> str:
         tcb = abi.decode_tcb(report.REPORTED_TCB, product)
@@ -147,8 +164,41 @@ class KdsFetcher:
         return (vcek, *chain)
 
     def crl(self, product: str, key: str = "vcek") -> bytes:
-        """The DER CRL of *product* (not cached: CRLs change)."""
-        return bytes(_fetch(self._get, self.crl_url(product, key)).content)
+        """The DER CRL of *product* for *key* (``"vcek"`` or ``"vlek"``).
+
+        Kept in memory for at most ``crl_max_age`` and never past its
+        nextUpdate, so that completing every evidence does not ask KDS each
+        time. Its signature is not checked here: the verifier checks it
+        against the pinned ARK.
+        """
+        url = self.crl_url(product, key)
+        now = self._clock()
+        held = self._crls.get(url)
+        if held is not None and now < held[1]:
+            return held[0]
+        body = bytes(_fetch(self._get, url).content)
+        try:
+            parsed = parse_crl(body)
+        except EvidenceFormatError as exc:
+            raise ServiceUnavailable(f"{url} did not answer a DER CRL") from exc
+        until = now + self._crl_max_age
+        if parsed.next_update is not None:
+            until = min(until, parsed.next_update)
+        self._crls[url] = (body, until)
+        return body
+
+    def crl_for(self, report_bytes: bytes, certificates: tuple[bytes, ...] = ()) -> bytes:
+        """The CRL that covers the chain of the report in *report_bytes*: its
+        product line (from CPUID, else the VEK's productName among
+        *certificates*, else the configured ``product``) and its key type."""
+        report = abi.parse_report(report_bytes)
+        key = "vlek" if report.signing_key == abi.SIGNING_KEY_VLEK else "vcek"
+        product = report.product or _vek_product(certificates) or self._product
+        if product is None:
+            raise ConfigurationError(
+                "the product line of a version 2 report must be configured to fetch its CRL"
+            )
+        return self.crl(product, key)
 
 
 class PcsFetcher:
@@ -210,6 +260,28 @@ def _has_snp_leaf(evidence: Evidence) -> bool:
     return False
 
 
+def _vek_product(certificates: tuple[bytes, ...]) -> str | None:
+    for der in certificates:
+        try:
+            cert = parse_certificate(der)
+        except EvidenceFormatError:
+            continue
+        if cert.subject_cn in ("SEV-VCEK", "SEV-VLEK") and cert.extensions.product:
+            return cert.extensions.product
+    return None
+
+
+def _with_amd_crl(evidence: Evidence, kds: KdsFetcher) -> Evidence:
+    crl = base64.b64encode(kds.crl_for(evidence.report, evidence.certificates)).decode("ascii")
+    collateral = dict(evidence.collateral or {})
+    carried = collateral.get(COLLATERAL_KEY, [])
+    if not isinstance(carried, list):
+        raise EvidenceFormatError(f"collateral {COLLATERAL_KEY} must be a list")
+    if crl not in carried:
+        collateral[COLLATERAL_KEY] = [crl, *carried]
+    return replace(evidence, collateral=collateral)
+
+
 def _pck_identity(report: bytes) -> tuple[bytes, str, str]:
     """FMSPC, PCK CA kind and TEE of a DCAP quote, from its PCK certificate."""
     from cleanroom.attestation.dcap import parse_quote
@@ -225,11 +297,16 @@ def _pck_identity(report: bytes) -> tuple[bytes, str, str]:
 def complete_evidence(
     evidence: Evidence, *, kds: KdsFetcher | None = None, pcs: PcsFetcher | None = None
 ) -> Evidence:
-    """*evidence* with what it lacks fetched: the SEV-SNP VCEK chain (when no
-    VCEK/VLEK came with it) and Intel DCAP collateral (when none came)."""
-    if evidence.platform == "sev-snp" and kds is not None and not _has_snp_leaf(evidence):
-        fetched = kds.certificates(evidence.report)
-        return replace(evidence, certificates=(*evidence.certificates, *fetched))
+    """*evidence* with what it lacks fetched: for SEV-SNP the VCEK chain (when
+    no VCEK/VLEK came with it) and, always, the current AMD CRL of the
+    report's product line and key type, put first among any CRLs that came
+    with it (those are still checked); Intel DCAP collateral (when none
+    came). Evidence marked simulated is returned as it is."""
+    if evidence.platform == "sev-snp" and kds is not None and not evidence.simulated:
+        if not _has_snp_leaf(evidence):
+            fetched = kds.certificates(evidence.report)
+            evidence = replace(evidence, certificates=(*evidence.certificates, *fetched))
+        return _with_amd_crl(evidence, kds)
     if evidence.platform in ("tdx", "sgx") and pcs is not None and not evidence.collateral:
         fmspc, ca, tee = _pck_identity(evidence.report)
         return replace(evidence, collateral=pcs.collateral(fmspc, ca, tee))

@@ -80,6 +80,13 @@ class Claims:
         (SNP: ``VERSION``, ``VMPL``, ``POLICY``, ``GUEST_SVN``,
         ``PLATFORM_INFO``, ...). Values are ``int``, ``str``, ``bool`` or
         ``bytes``.
+    ``revocation_checked``
+        True when the chain was checked against at least one authentic
+        revocation list of its root that is current at the verification time
+        and says until when (has a nextUpdate). SEV-SNP: an AMD CRL in the
+        collateral (optional in the evidence, so the host can leave it out;
+        the policy's ``snp_require_crl`` decides); Intel DCAP: always, the
+        collateral's CRLs are required.
     """
 
     platform: str
@@ -94,6 +101,7 @@ class Claims:
     root: str
     simulated: bool = False
     fields: Mapping[str, Any] = field(default_factory=dict)
+    revocation_checked: bool = False
 
 
 @runtime_checkable

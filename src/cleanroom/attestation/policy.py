@@ -47,6 +47,7 @@ _SNP_KEYS = frozenset(
         "min_guest_svn",
         "allow_migration_agent",
         "vlek_csp_ids",
+        "require_crl",
     }
 )
 _SNP_PRODUCTS = ("Milan", "Genoa", "Turin")
@@ -182,6 +183,16 @@ class AttestationPolicy:
     ``snp_allow_migration_agent`` (default False)
         Accept guests launched with POLICY.MIGRATE_MA, whose memory a
         migration agent may export.
+    ``snp_require_crl`` (default True)
+        Refuse hardware evidence whose chain was not checked against a
+        current AMD CRL of its ARK (one with a nextUpdate that has not
+        passed). The host being verified supplies the evidence and can leave
+        the CRL out, so without this a host whose ASK, ASVK or VEK AMD revoked
+        would still be accepted. Get the CRL on the verifier's side with
+        :func:`cleanroom.attestation.fetch.complete_evidence`. False accepts
+        that risk: CRLs that come with the evidence are still checked.
+        Simulated evidence is not affected (its CRL would be signed by the
+        same local key as everything else).
 
     Intel TDX: ``mrtd`` allowed MRTD values (48-byte hex; empty: no TDX
     evidence accepted); ``rtmrs`` allowed values per register (``RTMR0`` to
@@ -224,6 +235,7 @@ class AttestationPolicy:
         snp_min_guest_svn: int | None = None,
         snp_allow_migration_agent: bool = False,
         snp_vlek_csp_ids: Sequence[str] = (),
+        snp_require_crl: bool = True,
     ) -> None:
         self.measurements = _hex_values(measurements, "measurements", 48)
         self.allow_simulated = _bool(allow_simulated, "allow_simulated")
@@ -268,6 +280,7 @@ class AttestationPolicy:
         self.snp_min_guest_svn = _optional_int(snp_min_guest_svn, "min_guest_svn")
         self.snp_allow_migration_agent = _bool(snp_allow_migration_agent, "allow_migration_agent")
         self.snp_vlek_csp_ids = _strings(snp_vlek_csp_ids, "vlek_csp_ids")
+        self.snp_require_crl = _bool(snp_require_crl, "require_crl")
         self._authenticity_only = False
 
     @staticmethod
@@ -351,6 +364,7 @@ class AttestationPolicy:
             snp_min_guest_svn=snp.get("min_guest_svn"),
             snp_allow_migration_agent=snp.get("allow_migration_agent", False),
             snp_vlek_csp_ids=snp.get("vlek_csp_ids", ()),
+            snp_require_crl=snp.get("require_crl", True),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -371,6 +385,7 @@ class AttestationPolicy:
             "products": list(self.snp_products),
             "allow_migration_agent": self.snp_allow_migration_agent,
             "vlek_csp_ids": list(self.snp_vlek_csp_ids),
+            "require_crl": self.snp_require_crl,
         }
         snp["vmpl"] = "any" if self.vmpl is None else self.vmpl
         if self.snp_min_guest_svn is not None:
@@ -405,18 +420,24 @@ class AttestationPolicy:
 
     @classmethod
     def authenticity_only(
-        cls, *, simulated_root: str | os.PathLike[str] | None = None
+        cls,
+        *,
+        simulated_root: str | os.PathLike[str] | None = None,
+        snp_require_crl: bool = True,
     ) -> AttestationPolicy:
         """A policy that checks no claim but the TCB status (``UpToDate``
-        only): authenticity alone. With ``simulated_root``, evidence of
-        that simulated TEE is accepted too. For inspecting evidence (the CLI without
-        ``--policy``); never for deciding to send secrets."""
+        only) and, for SEV-SNP hardware, a current AMD CRL (unless
+        ``snp_require_crl`` is False): authenticity alone. With
+        ``simulated_root``, evidence of that simulated TEE is accepted too.
+        For inspecting evidence (the CLI without ``--policy``); never for
+        deciding to send secrets."""
         policy = cls(
             allow_debug=True,
             vmpl=None,
             snp_allow_migration_agent=True,
             allow_simulated=simulated_root is not None,
             simulated_root=simulated_root,
+            snp_require_crl=snp_require_crl,
         )
         policy._authenticity_only = True
         return policy
@@ -431,5 +452,5 @@ class AttestationPolicy:
             f"AttestationPolicy(measurements={len(self.measurements)},"
             f" allow_simulated={self.allow_simulated}, allow_debug={self.allow_debug},"
             f" mrtd={len(self.mrtd)}, mrenclave={len(self.mrenclave)},"
-            f" mrsigner={len(self.mrsigner)})"
+            f" mrsigner={len(self.mrsigner)}, snp_require_crl={self.snp_require_crl})"
         )

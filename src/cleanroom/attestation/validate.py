@@ -98,6 +98,9 @@ def claim_failures(
     secret).
     """
     failures: list[str] = []
+    # Defence in depth: check_evidence already refuses evidence marked
+    # simulated, and gives the verifier no simulated root, unless the policy
+    # allows simulation; this holds for any other caller of claim_failures.
     if claims.simulated and not policy.allow_simulated:
         failures.append(
             "simulated: got evidence from a simulated TEE, expected hardware evidence"

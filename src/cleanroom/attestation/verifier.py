@@ -47,7 +47,9 @@ class VerifiedEvidence:
     ``measurement`` is the platform's main code identity (SEV-SNP
     MEASUREMENT, TDX MRTD, SGX MRENCLAVE); ``measurements`` has all of them
     by spec name. ``simulated`` is True for simulated-TEE evidence, which
-    gives no confidentiality.
+    gives no confidentiality. ``revocation_checked`` is True when the chain
+    was checked against a current revocation list of its root (SEV-SNP: an
+    AMD CRL; always for Intel DCAP).
     """
 
     platform: str
@@ -63,6 +65,7 @@ class VerifiedEvidence:
     signing_key: str
     root: str
     fields: Mapping[str, Any]
+    revocation_checked: bool = False
 
     @classmethod
     def from_claims(cls, claims: Claims, *, simulated: bool) -> VerifiedEvidence:
@@ -80,6 +83,7 @@ class VerifiedEvidence:
             signing_key=claims.signing_key,
             root=claims.root,
             fields=dict(claims.fields),
+            revocation_checked=claims.revocation_checked,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -98,6 +102,7 @@ class VerifiedEvidence:
             "signing_key": self.signing_key,
             "root": self.root,
             "fields": _jsonable(self.fields),
+            "revocation_checked": self.revocation_checked,
         }
 
 

@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="without --policy: also accept evidence of the simulated TEE with this root",
     )
     verify.add_argument(
+        "--no-require-crl",
+        dest="require_crl",
+        action="store_false",
+        help="without --policy: accept SEV-SNP evidence that comes without a current AMD CRL "
+        "(revocation unchecked; a policy file says require_crl = false instead)",
+    )
+    verify.add_argument(
         "--at",
         metavar="TIME",
         help="verify as of this ISO 8601 time (default: now; a time without zone is UTC)",
@@ -69,8 +76,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     verify.add_argument(
         "--fetch",
         action="store_true",
-        help="fetch what the evidence lacks (SEV-SNP VCEK chain from AMD KDS, Intel collateral "
-        "from PCS); off by default: verification is offline",
+        help="fetch what the evidence lacks (SEV-SNP VCEK chain and current CRL from AMD KDS, "
+        "Intel collateral from PCS); off by default: verification is offline",
     )
     verify.add_argument(
         "--cache-dir", type=Path, help="with --fetch: keep fetched AMD certificates here"
@@ -188,9 +195,16 @@ def _parsed(evidence: Evidence) -> dict[str, Any] | None:
 
 def run_verify(args: argparse.Namespace) -> int:
     if args.policy is not None:
+        if not args.require_crl:
+            raise ConfigurationError(
+                "--no-require-crl applies without --policy",
+                remedy="set require_crl = false in the policy's [sev-snp] section",
+            )
         policy = AttestationPolicy.from_file(args.policy)
     else:
-        policy = AttestationPolicy.authenticity_only(simulated_root=args.simulated_root)
+        policy = AttestationPolicy.authenticity_only(
+            simulated_root=args.simulated_root, snp_require_crl=args.require_crl
+        )
     at = _parse_time(args.at)
     expected = _report_data(args.report_data)
     evidence = _load_evidence(args)

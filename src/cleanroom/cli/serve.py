@@ -53,6 +53,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="TOML/JSON file of routes only attested upstream clean rooms may call "
         "(see docs/attested-tls.md); implies --tls",
     )
+    kds = parser.add_mutually_exclusive_group()
+    kds.add_argument(
+        "--amd-kds",
+        metavar="URL",
+        default=ServerSettings.amd_kds_url,
+        help="SEV-SNP: complete evidence from this AMD Key Distribution Service (the VCEK "
+        "chain when the host gives none, and the current CRL, which clients require by "
+        "default) (%(default)s)",
+    )
+    kds.add_argument(
+        "--no-amd-kds",
+        dest="amd_kds",
+        action="store_const",
+        const=None,
+        help="SEV-SNP: send evidence as the host gives it (clients must then fetch the CRL "
+        "themselves, or they refuse it)",
+    )
     limits = parser.add_argument_group("limits (defaults in parentheses)")
     limits.add_argument(
         "--max-request-mib",
@@ -95,6 +112,7 @@ def settings_from(args: argparse.Namespace, *, open_registration: bool) -> Serve
         replay_window_s=args.replay_window,
         max_request_bytes=args.max_request_mib * MIB,
         max_model_bytes=args.max_model_mib * MIB,
+        amd_kds_url=args.amd_kds,
     )
 
 

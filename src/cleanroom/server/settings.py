@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cleanroom.attestation.fetch import AMD_KDS
 from cleanroom.runtime.base import RuntimeLimits
 
 __all__ = ["ServerSettings"]
@@ -27,6 +28,10 @@ class ServerSettings:
     # one per instance at a time, and stopped when the sender goes quiet.
     max_concurrent_uploads: int = 4
     upload_idle_timeout_s: float = 60.0
+    # On SEV-SNP hardware, evidence is completed from AMD's Key Distribution
+    # Service: the VCEK chain when the host gave none, and the current CRL that
+    # clients require by default. None: evidence goes out as the host gives it.
+    amd_kds_url: str | None = AMD_KDS
     runtime: RuntimeLimits = field(default_factory=RuntimeLimits)
 
     @property

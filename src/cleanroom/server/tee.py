@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from cleanroom.attestation import Evidence
+from cleanroom.attestation.fetch import KdsFetcher
 from cleanroom.attestation.measurement import package_measurement
 from cleanroom.attestation.providers import EvidenceProvider, SevGuestProvider, provider_for
 from cleanroom.attestation.providers.sev_guest import SEV_GUEST_DEVICE
@@ -63,7 +64,12 @@ class Tee:
     """Keys and evidence of one running clean room."""
 
     def __init__(
-        self, kind: str, data_dir: Path, *, provider: EvidenceProvider | None = None
+        self,
+        kind: str,
+        data_dir: Path,
+        *,
+        provider: EvidenceProvider | None = None,
+        amd_kds_url: str | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ConfigurationError(f"unknown TEE kind {kind!r}; use one of {list(KINDS)}")
@@ -88,7 +94,9 @@ class Tee:
             # On hardware the launch digest is measured by the platform, not by us.
             self.measurement = None
             self._simulator = None
-            self._provider = provider or provider_for(kind, data_dir)
+            self._provider = provider or provider_for(
+                kind, data_dir, fetcher=_kds_fetcher(kind, data_dir, amd_kds_url)
+            )
             root = self._hardware_sealing_root(kind)
             if root is not None:
                 self.sealing_key, self.sealing_label = _sealing_key(root, salt=b"")
@@ -187,3 +195,10 @@ def _sealing_key(root: bytes, *, salt: bytes) -> tuple[bytes, bytes]:
     key = HKDF(hashes.SHA256(), 32, salt=salt, info=b"cleanroom/v1 sealing key").derive(root)
     label = hashlib.sha256(b"cleanroom/v1 sealing key label\x00" + key).digest()
     return key, label
+
+
+def _kds_fetcher(kind: str, data_dir: Path, amd_kds_url: str | None) -> KdsFetcher | None:
+    """Where SEV-SNP evidence is completed from (certificates cached on disk), if anywhere."""
+    if kind != "sev-snp" or amd_kds_url is None:
+        return None
+    return KdsFetcher(base_url=amd_kds_url, cache_dir=data_dir / "amd-kds")

@@ -97,6 +97,8 @@ def tdx_claims(verified: VerifiedQuote) -> Claims:
         root=verified.anchor.name,
         simulated=verified.anchor.simulated,
         fields=fields,
+        # The PCK and root CA CRLs are required collateral, checked current.
+        revocation_checked=True,
     )
 
 
@@ -136,4 +138,6 @@ def sgx_claims(verified: VerifiedQuote) -> Claims:
         root=verified.anchor.name,
         simulated=verified.anchor.simulated,
         fields=fields,
+        # The PCK and root CA CRLs are required collateral, checked current.
+        revocation_checked=True,
     )

@@ -78,8 +78,9 @@ def provider_for(
 
     ``configfs_root``, ``sev_guest_device`` and ``configfs_entry_name`` (the
     report item's name, random by default) locate the kernel interfaces.
-    ``fetcher`` (off by default) completes SEV-SNP evidence that came
-    without a VCEK chain from AMD KDS, e.g. ``KdsFetcher(cache_dir=...)``.
+    ``fetcher`` (off by default) completes SEV-SNP evidence from AMD KDS,
+    e.g. ``KdsFetcher(cache_dir=...)``: the VCEK chain when the host gave
+    none, and the current AMD CRL, which clients require by default.
     """
     if kind == "simulated":
         from cleanroom.attestation.simulated import SimulatedSnpTee
@@ -114,8 +115,9 @@ def provider_for(
 
 
 class FetchingProvider:
-    """Wraps a SEV-SNP provider: evidence without a VCEK chain is completed
-    from AMD KDS (through *fetcher*, which caches)."""
+    """Wraps a SEV-SNP provider: evidence is completed from AMD KDS (through
+    *fetcher*, which caches): the VCEK chain when none came with it, and the
+    current AMD CRL."""
 
     simulated = False
 

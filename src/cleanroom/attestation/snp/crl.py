@@ -4,7 +4,13 @@ KDS publishes one CRL per product line and key type
 (``/vcek/v1/{product}/crl``, ``/vlek/v1/{product}/crl``), DER, signed by the
 ARK with RSASSA-PSS SHA-384. It lists revoked ASK/ASVK (and VEK) serial
 numbers. Verification is offline: CRLs are checked when they are supplied
-(SEV-SNP ``collateral["amd_crls"]``), never fetched here.
+(SEV-SNP ``collateral["amd_crls"]``), never fetched here
+(:mod:`cleanroom.attestation.fetch` fetches them on the verifier's side).
+
+The evidence comes from the host being verified, which can leave a CRL out;
+:func:`check_revocation` therefore also says whether a current CRL of the
+root was there, and the attestation policy (``snp_require_crl``, on by
+default) refuses hardware evidence without one.
 """
 
 from __future__ import annotations
@@ -92,11 +98,18 @@ def check_revocation(
     anchor: AmdCertificate,
     chain: Sequence[AmdCertificate],
     at: datetime,
-) -> None:
+) -> bool:
     """Raise :class:`EvidenceSignatureError` if a CRL issued by *anchor* is
     forged or out of date at *at*, or lists a certificate of *chain*.
-    CRLs of other issuers (other product lines) are ignored."""
+    CRLs of other issuers (other product lines) are ignored.
+
+    Returns whether *chain* was checked against at least one authentic CRL of
+    *anchor* that is current at *at* and has a nextUpdate. A CRL without
+    nextUpdate is still applied but does not count: it never goes stale, so
+    an old copy could be replayed forever.
+    """
     failures: list[str] = []
+    checked = False
     for crl in crls:
         if crl.issuer != anchor.subject:
             continue
@@ -123,6 +136,7 @@ def check_revocation(
                 f" {crl.next_update.isoformat() if crl.next_update else 'none'})"
             )
             continue
+        checked = checked or crl.next_update is not None
         for cert in chain:
             if cert.serial_number in crl.revoked:
                 failures.append(
@@ -133,3 +147,4 @@ def check_revocation(
         raise EvidenceSignatureError(
             "an AMD certificate is revoked or a CRL is bad", failures=failures
         )
+    return checked

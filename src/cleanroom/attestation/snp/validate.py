@@ -79,4 +79,11 @@ def snp_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
     migrate_ma = isinstance(guest_policy, int) and bool(guest_policy & _POLICY_MIGRATE_MA)
     if migrate_ma and not policy.snp_allow_migration_agent:
         failures.append("POLICY.MIGRATE_MA: got 1, expected 0 (no migration agent)")
+    # The host chooses what collateral comes with its evidence: a revoked host
+    # would leave the CRL out. Simulated chains are exempt (nothing to revoke).
+    if policy.snp_require_crl and not claims.simulated and not claims.revocation_checked:
+        failures.append(
+            f"CRL: got none current, expected a current AMD CRL of {claims.root} (fetch it"
+            " from AMD KDS, or set require_crl to false to accept unchecked revocation)"
+        )
     return failures

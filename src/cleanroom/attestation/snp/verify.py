@@ -16,7 +16,10 @@ and the VCEK specification (57230):
    and CHIP_ID the VCEK's hwID (first 8 bytes on Turin, the rest zero).
 
 AMD CRLs are checked when supplied (``collateral={"amd_crls": [...]}``,
-base64 DER); verification never fetches anything.
+base64 DER); verification never fetches anything. Whether a current CRL of
+the chain's root was checked is in :attr:`Claims.revocation_checked`; the
+attestation policy refuses hardware evidence without one unless it opts out
+(``snp_require_crl``).
 """
 
 from __future__ import annotations
@@ -126,7 +129,13 @@ def _tcb_fields(raw: int, product: str) -> dict[str, int]:
 
 
 def claims_from_report(
-    report: abi.AttestationReport, product: str, leaf: AmdCertificate, *, root: str, simulated: bool
+    report: abi.AttestationReport,
+    product: str,
+    leaf: AmdCertificate,
+    *,
+    root: str,
+    simulated: bool,
+    revocation_checked: bool = False,
 ) -> Claims:
     """The :class:`Claims` of an authenticated report."""
     fields: dict[str, Any] = {
@@ -174,6 +183,7 @@ def claims_from_report(
         root=root,
         simulated=simulated,
         fields=fields,
+        revocation_checked=revocation_checked,
     )
 
 
@@ -275,20 +285,30 @@ class SnpVerifier:
                 failures=["productName: unknown product line, no pinned ARK applies"],
             )
         failures: list[str] = []
+        kind = "ASVK" if report.signing_key == abi.SIGNING_KEY_VLEK else "ASK"
         for anchor, simulated in anchors:
             expected_product = None if simulated else product
-            intermediates = [
+            linking = [
                 c
                 for c in certs
-                if c.subject == leaf.issuer
-                and not c.is_self_issued
-                and _intermediate_cn_ok(c.subject_cn, report.signing_key, expected_product)
-                and c.issuer == anchor.subject
+                if c.subject == leaf.issuer and not c.is_self_issued and c.issuer == anchor.subject
+            ]
+            intermediates = [
+                c
+                for c in linking
+                if _intermediate_cn_ok(c.subject_cn, report.signing_key, expected_product)
             ]
             if not intermediates:
+                # An ASVK may not issue VCEKs, nor an ASK VLEKs, nor one product
+                # line's intermediate the other's: the CN says which it is.
+                of = f" of {expected_product}" if expected_product else ""
+                failures.extend(
+                    f"certificates: {c.subject_cn!r} issued the {leaf.subject_cn} but is not"
+                    f" named as an {kind}{of}"
+                    for c in linking
+                )
                 failures.append(
-                    f"certificates: no {'ASVK' if report.signing_key else 'ASK'} linking"
-                    f" {leaf.subject_cn} to {anchor.subject_cn}"
+                    f"certificates: no {kind} linking {leaf.subject_cn} to {anchor.subject_cn}"
                 )
                 continue
             for intermediate in intermediates:
@@ -307,7 +327,7 @@ class SnpVerifier:
                     raise EvidenceSignatureError(
                         "a certificate of the SEV-SNP chain is not valid now", failures=expired
                     )
-                check_revocation(crls, anchor, (intermediate, leaf), at)
+                revocation_checked = check_revocation(crls, anchor, (intermediate, leaf), at)
                 _check_report_signature(report, leaf)
                 binding = _binding_failures(report, leaf, product)
                 if binding:
@@ -315,7 +335,12 @@ class SnpVerifier:
                         "the SEV-SNP report does not match its endorsement key", failures=binding
                     )
                 return claims_from_report(
-                    report, product, leaf, root=anchor.subject_cn, simulated=simulated
+                    report,
+                    product,
+                    leaf,
+                    root=anchor.subject_cn,
+                    simulated=simulated,
+                    revocation_checked=revocation_checked,
                 )
         raise EvidenceSignatureError(
             f"the {leaf.subject_cn} does not chain to a trusted AMD root", failures=failures
