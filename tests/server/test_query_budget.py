@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -125,3 +126,32 @@ def test_parallel_predictions_never_run_past_the_budget(gate: Gate) -> None:
     assert outcomes.count(True) == 2
     assert gate.log.count("inst-1", USER, action=PREDICT, allowed=True) == 2
     assert gate.queries("inst-1", USER) == 2
+
+
+def test_a_prediction_being_logged_is_never_counted_twice(
+    gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between its log entry and the end of its reservation, a prediction must not
+    count both as logged and as in flight: the next request in budget would be denied."""
+    first = admit(gate)
+    appended, go = threading.Event(), threading.Event()
+    append = gate.log.append
+
+    def slow_append(*args: Any, **kwargs: Any) -> Any:
+        entry = append(*args, **kwargs)
+        appended.set()
+        go.wait(10)
+        return entry
+
+    monkeypatch.setattr(gate.log, "append", slow_append)
+    logging = threading.Thread(target=gate.allowed, args=(first, b"sealed"))
+    logging.start()
+    assert appended.wait(10)
+    seen: list[int] = []
+    reserving = threading.Thread(target=lambda: seen.append(admit(gate).queries))
+    reserving.start()
+    reserving.join(0.2)  # it waits for the logging step to finish...
+    go.set()
+    logging.join(10)
+    reserving.join(10)
+    assert seen == [1]  # ...and then counts the first prediction once

@@ -110,13 +110,16 @@ class Gate:
     def release(self, ticket: GateTicket) -> None:
         """End *ticket*'s reservation (idempotent): it was logged, denied or failed."""
         with self._usage_lock:
-            if not ticket.reserved:
-                return
-            ticket.reserved = False
-            key = (ticket.record.id, ticket.user)
-            self._in_flight[key] -= 1
-            if self._in_flight[key] <= 0:
-                del self._in_flight[key]
+            self._release_locked(ticket)
+
+    def _release_locked(self, ticket: GateTicket) -> None:
+        if not ticket.reserved:
+            return
+        ticket.reserved = False
+        key = (ticket.record.id, ticket.user)
+        self._in_flight[key] -= 1
+        if self._in_flight[key] <= 0:
+            del self._in_flight[key]
 
     @staticmethod
     def _info(record: InstanceRecord) -> InstanceInfo:
@@ -225,11 +228,13 @@ class Gate:
         model_digest: str | None = None,
     ) -> LogEntry:
         """Log an allowed request with its response digest (this is what counts it)."""
-        try:
-            entry = self._append_allowed(ticket, response_ciphertext, model_digest)
-        finally:
-            self.release(ticket)
-        return entry
+        # One step for whoever reserves next: the prediction moves from in flight
+        # to logged, never counted twice (which would deny a request in budget).
+        with self._usage_lock:
+            try:
+                return self._append_allowed(ticket, response_ciphertext, model_digest)
+            finally:
+                self._release_locked(ticket)
 
     def _append_allowed(
         self, ticket: GateTicket, response_ciphertext: bytes | None, model_digest: str | None
