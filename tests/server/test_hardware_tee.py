@@ -137,6 +137,7 @@ def test_snp_evidence_is_completed_from_the_configured_kds(
     else:
         assert isinstance(fetcher, KdsFetcher)
         assert fetcher.crl_url("Genoa").startswith(f"{fetches_from}/vcek/v1/Genoa/")
+        assert fetcher._cache is None  # the data directory is the host's: memory only
 
 
 def test_the_service_asks_amd_kds_by_default(tmp_path: Path) -> None:

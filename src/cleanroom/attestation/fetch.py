@@ -21,7 +21,11 @@ TDX PCS API v4" (``/sgx|tdx/certification/v4/...``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import os
+import stat
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -92,10 +96,14 @@ class KdsFetcher:
     """VCEKs, ASK/ASVK+ARK chains and CRLs from AMD's Key Distribution Service.
 
     ``product`` names the product line for version 2 reports, which do not
-    carry CPUID; ``cache_dir`` keeps every fetched certificate (by URL
-    digest). CRLs are kept in memory for at most ``crl_max_age`` and never
-    past their nextUpdate (``clock`` tells the time). VLEKs are not
-    published by KDS: the cloud provider supplies them.
+    carry CPUID. Certificates are kept in memory, and in ``cache_dir`` (by URL
+    digest) if given: a cached file is used only if it is a regular file, not
+    a link, that parses as the certificates expected, so a directory others
+    can write may feed it wrong certificates (which the verifier refuses) but
+    never another file's contents. A clean room passes none: its data
+    directory is the host's. CRLs are kept in memory for at most
+    ``crl_max_age`` and never past their nextUpdate (``clock`` tells the
+    time). VLEKs are not published by KDS: the cloud provider supplies them.
     """
 
     def __init__(
@@ -115,6 +123,7 @@ class KdsFetcher:
         self._crl_max_age = crl_max_age
         self._clock = clock
         self._crls: dict[str, tuple[bytes, datetime]] = {}
+        self._held: dict[str, tuple[bytes, ...]] = {}
 
     def vcek_url(self, report: abi.AttestationReport, product: str) -> str:
         tcb = abi.decode_tcb(report.REPORTED_TCB, product)
@@ -134,17 +143,31 @@ class KdsFetcher:
     def crl_url(self, product: str, key: str = "vcek") -> str:
         return f"{self._base}/{key}/v1/{product}/crl"
 
-    def _cached(self, url: str) -> bytes:
+    def _certificates(self, url: str, count: int) -> list[bytes]:
+        """The *count* DER certificates at *url*: from memory, else the cache
+        directory, else KDS. Whatever is read or fetched must parse as exactly
+        that many certificates before it is used or kept; their signatures are
+        the verifier's to check against the pinned ARK."""
+        held = self._held.get(url)
+        if held is not None:
+            return list(held)
         path = None
         if self._cache is not None:
             path = self._cache / hashlib.sha256(url.encode()).hexdigest()
-            if path.is_file():
-                return path.read_bytes()
+            stored = _read_cached(path)
+            if stored is not None:
+                found = _as_certificates(stored, count)
+                if found is not None:
+                    self._held[url] = tuple(found)
+                    return found
         body = bytes(_fetch(self._get, url).content)
+        found = _as_certificates(body, count)
+        if found is None:
+            raise ServiceUnavailable(f"{url} did not answer {count} certificate(s)")
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(body)
-        return body
+            _write_cached(path, body)
+        self._held[url] = tuple(found)
+        return found
 
     def certificates(self, report_bytes: bytes) -> tuple[bytes, ...]:
         """VCEK, ASK and ARK for the report in *report_bytes*."""
@@ -159,8 +182,8 @@ class KdsFetcher:
             raise ConfigurationError(
                 "the product line of a version 2 report must be configured to fetch its VCEK"
             )
-        vcek = self._cached(self.vcek_url(report, product))
-        chain = split_certificates(self._cached(self.chain_url(product)))
+        (vcek,) = self._certificates(self.vcek_url(report, product), 1)
+        chain = self._certificates(self.chain_url(product), 2)
         return (vcek, *chain)
 
     def crl(self, product: str, key: str = "vcek") -> bytes:
@@ -199,6 +222,49 @@ class KdsFetcher:
                 "the product line of a version 2 report must be configured to fetch its CRL"
             )
         return self.crl(product, key)
+
+
+def _as_certificates(body: bytes, count: int) -> list[bytes] | None:
+    """*body* as exactly *count* parsable DER certificates, or None."""
+    try:
+        found = split_certificates(body)
+        for der in found:
+            parse_certificate(der)
+    except EvidenceFormatError:
+        return None
+    return found if len(found) == count else None
+
+
+def _read_cached(path: Path) -> bytes | None:
+    """A cached body: a regular file of at most ``_MAX_BODY`` bytes, never through
+    a symbolic link (the directory may be writable by others)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_BODY:
+            return None
+        return file.read(_MAX_BODY + 1)[:_MAX_BODY]
+
+
+def _write_cached(path: Path, body: bytes) -> None:
+    """Write *body* to a new file and rename it over *path* (a link there is replaced,
+    never followed). Caching is best effort: a failure only means fetching again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".fetch-")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(body)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    except OSError:
+        return
 
 
 class PcsFetcher:

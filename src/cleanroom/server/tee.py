@@ -95,7 +95,7 @@ class Tee:
             self.measurement = None
             self._simulator = None
             self._provider = provider or provider_for(
-                kind, data_dir, fetcher=_kds_fetcher(kind, data_dir, amd_kds_url)
+                kind, data_dir, fetcher=_kds_fetcher(kind, amd_kds_url)
             )
             root = self._hardware_sealing_root(kind)
             if root is not None:
@@ -197,8 +197,10 @@ def _sealing_key(root: bytes, *, salt: bytes) -> tuple[bytes, bytes]:
     return key, label
 
 
-def _kds_fetcher(kind: str, data_dir: Path, amd_kds_url: str | None) -> KdsFetcher | None:
-    """Where SEV-SNP evidence is completed from (certificates cached on disk), if anywhere."""
+def _kds_fetcher(kind: str, amd_kds_url: str | None) -> KdsFetcher | None:
+    """Where SEV-SNP evidence is completed from, if anywhere. What it fetches is kept
+    in memory only: the data directory is the host's, and a file the host planted
+    there must never be read into the evidence."""
     if kind != "sev-snp" or amd_kds_url is None:
         return None
-    return KdsFetcher(base_url=amd_kds_url, cache_dir=data_dir / "amd-kds")
+    return KdsFetcher(base_url=amd_kds_url)

@@ -79,7 +79,7 @@ def provider_for(
     ``configfs_root``, ``sev_guest_device`` and ``configfs_entry_name`` (the
     report item's name, random by default) locate the kernel interfaces.
     ``fetcher`` (off by default) completes SEV-SNP evidence from AMD KDS,
-    e.g. ``KdsFetcher(cache_dir=...)``: the VCEK chain when the host gave
+    e.g. ``KdsFetcher()``: the VCEK chain when the host gave
     none, and the current AMD CRL, which clients require by default.
     """
     if kind == "simulated":
