@@ -24,7 +24,6 @@ import base64
 import contextlib
 import hashlib
 import os
-import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -35,6 +34,7 @@ from urllib.parse import unquote
 
 from cleanroom.attestation.certificates import split_certificates
 from cleanroom.attestation.evidence import Evidence
+from cleanroom.attestation.host_files import read_regular_file
 from cleanroom.attestation.snp import abi
 from cleanroom.attestation.snp.certs import parse_certificate
 from cleanroom.attestation.snp.crl import COLLATERAL_KEY, parse_crl
@@ -154,7 +154,7 @@ class KdsFetcher:
         path = None
         if self._cache is not None:
             path = self._cache / hashlib.sha256(url.encode()).hexdigest()
-            stored = _read_cached(path)
+            stored = read_regular_file(path, _MAX_BODY)
             if stored is not None:
                 found = _as_certificates(stored, count)
                 if found is not None:
@@ -233,20 +233,6 @@ def _as_certificates(body: bytes, count: int) -> list[bytes] | None:
     except EvidenceFormatError:
         return None
     return found if len(found) == count else None
-
-
-def _read_cached(path: Path) -> bytes | None:
-    """A cached body: a regular file of at most ``_MAX_BODY`` bytes, never through
-    a symbolic link (the directory may be writable by others)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_BODY:
-            return None
-        return file.read(_MAX_BODY + 1)[:_MAX_BODY]
 
 
 def _write_cached(path: Path, body: bytes) -> None:

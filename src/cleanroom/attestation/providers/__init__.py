@@ -19,9 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asn1crypto.x509
+
 from cleanroom.attestation.certificates import split_certificates
 from cleanroom.attestation.evidence import Evidence
 from cleanroom.attestation.fetch import KdsFetcher, complete_evidence
+from cleanroom.attestation.host_files import read_regular_file
 from cleanroom.attestation.providers.base import EvidenceProvider
 from cleanroom.attestation.providers.configfs import CONFIGFS_TSM_REPORT, ConfigfsTsmProvider
 from cleanroom.attestation.providers.sev_guest import SEV_GUEST_DEVICE, SevGuestProvider
@@ -41,24 +44,51 @@ COLLATERAL_FILE = "tdx-collateral.json"
 KINDS = ("simulated", "sev-snp", "tdx")
 
 
+# Host-supplied files are read only as regular files of at most this size.
+_MAX_HOST_FILE = 4 * 1024 * 1024
+
+
 def cached_certificates(data_dir: Path) -> tuple[bytes, ...]:
-    """DER certificates from ``data_dir/tee-certificates/`` (sorted by file name)."""
+    """DER certificates from ``data_dir/tee-certificates/`` (sorted by file name).
+
+    The directory is the host's: a file is used only if it is a regular file,
+    not a link, and every certificate in it parses; anything else is refused.
+    """
     directory = Path(data_dir) / CERTIFICATE_DIR
-    if not directory.is_dir():
+    if not directory.is_dir() or directory.is_symlink():
         return ()
     out: list[bytes] = []
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        out.extend(split_certificates(path.read_bytes()))
+    for path in sorted(directory.iterdir()):
+        data = read_regular_file(path, _MAX_HOST_FILE)
+        if data is None:
+            raise ConfigurationError(
+                f"{str(path)!r} is not a regular file of at most {_MAX_HOST_FILE} bytes",
+                remedy="put certificate files (PEM or DER) there, not links or directories",
+            )
+        found = split_certificates(data)
+        for der in found:
+            try:
+                asn1crypto.x509.Certificate.load(der, strict=True).native  # noqa: B018
+            except (ValueError, TypeError):
+                raise ConfigurationError(
+                    f"{str(path)!r} holds something else than certificates"
+                ) from None
+        out.extend(found)
     return tuple(out)
 
 
 def _cached_collateral(data_dir: Path) -> dict[str, Any] | None:
     path = Path(data_dir) / COLLATERAL_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
+    data = read_regular_file(path, _MAX_HOST_FILE)
+    if data is None:
+        raise ConfigurationError(
+            f"{str(path)!r} is not a regular file of at most {_MAX_HOST_FILE} bytes"
+        )
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        doc = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
         raise ConfigurationError(f"cannot read {str(path)!r} as JSON") from exc
     if not isinstance(doc, dict):
         raise ConfigurationError(f"{str(path)!r} must hold a JSON object")
