@@ -9,7 +9,14 @@ which falls as either rate rises; Clopper-Pearson upper bounds on FPR and
 FNR (each at (1 - confidence)/2) therefore give a μ lower bound holding with
 probability ≥ ``confidence``. G_μ is symmetric, so the swapped form gives the
 same value. :func:`gdp_epsilon` converts μ to the (ε, δ) curve it implies
-(Dong, Roth & Su, Cor. 2.13) so a μ_LB can be compared with an (ε, δ) claim.
+(Dong, Roth & Su, Cor. 2.13). Applied to a μ_LB it gives an ε lower bound
+only under the assumption that the mechanism's trade-off curve *is* G_μ for
+some μ (the assumption Nasr et al. make for DP-SGD): gdp_epsilon is
+increasing in μ, so then ε(δ) ≥ gdp_epsilon(μ_LB, δ). Without that
+assumption it is no bound: ε-randomized response with ε = ln 3 has a test
+with FPR = FNR = 1/4, hence μ_LB can approach 2Φ⁻¹(3/4) ≈ 1.35, and
+gdp_epsilon(1.35, 1e-5) ≈ 6.2, yet the mechanism is (ln 3, 0)-DP. For ε lower
+bounds that need no assumption use :mod:`cleanroom.audit.epsilon`.
 """
 
 from __future__ import annotations
@@ -18,12 +25,11 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import numpy.typing as npt
 from scipy import optimize, stats
 
 from cleanroom.audit._binomial import check_confidence, clopper_pearson_upper
-from cleanroom.audit.epsilon import ConfusionCounts
+from cleanroom.audit.epsilon import ConfusionCounts, _as_bool_vector
 from cleanroom.errors import AuditError
 
 __all__ = [
@@ -93,10 +99,10 @@ def gdp_mu_lower_bound(
     member_guesses: npt.ArrayLike, nonmember_guesses: npt.ArrayLike, *, confidence: float = 0.95
 ) -> GaussianDPBound:
     """μ_LB from boolean "member" decisions made with a rule fixed before the data."""
-    on_m = np.asarray(member_guesses).astype(np.bool_)
-    on_n = np.asarray(nonmember_guesses).astype(np.bool_)
-    if on_m.ndim != 1 or on_n.ndim != 1:
-        raise AuditError("guesses must be one-dimensional")
+    # Decisions only (booleans or 0/1), as for epsilon_lower_bound: a cast
+    # would silently turn scores such as 0.3 into "member".
+    on_m = _as_bool_vector(member_guesses, "member_guesses")
+    on_n = _as_bool_vector(nonmember_guesses, "nonmember_guesses")
     tp, fp = int(on_m.sum()), int(on_n.sum())
     counts = ConfusionCounts(tp, on_m.size - tp, fp, on_n.size - fp)
     return gdp_mu_lower_bound_from_counts(counts, confidence=confidence)
@@ -113,7 +119,11 @@ def gdp_delta(mu: float, epsilon: float) -> float:
 
 
 def gdp_epsilon(mu: float, delta: float) -> float:
-    """The smallest ε with δ(ε) ≤ *delta* for a μ-GDP mechanism."""
+    """The smallest ε with δ(ε) ≤ *delta* for a μ-GDP mechanism.
+
+    A conversion of a GDP *guarantee*, not of a GDP lower bound: applied to a
+    μ_LB it bounds ε only for mechanisms whose trade-off curve is Gaussian.
+    """
     if not 0.0 < delta < 1.0:
         raise AuditError("delta must be in (0, 1) to convert μ-GDP to (ε, δ)")
     if mu < 0.0:
