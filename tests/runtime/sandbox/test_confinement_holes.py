@@ -34,6 +34,7 @@ import pytest
 from tests.runtime.reference import assert_same, direct_onnx, direct_tflite
 from tests.runtime.sandbox.kernel_headers import header_numbers
 
+from cleanroom.errors import ServiceUnavailable
 from cleanroom.runtime import RuntimeLimits, Supervisor
 from cleanroom.runtime.sandbox import process, seccomp
 from cleanroom.runtime.sandbox.process import WorkerProcess
@@ -129,6 +130,9 @@ EXPECTED: dict[str, str] = {
     "fremovexattr(slot, absent name)": "EPERM",
     "removexattr(absent path)": "EPERM",
     "lremovexattr(absent path)": "EPERM",
+    "ioctl(slot, FS_IOC_SETFLAGS, unchanged)": "EPERM",
+    "ioctl(slot, FS_IOC_FSSETXATTR, unchanged)": "EPERM",
+    "file_setattr(absent path)": "EPERM",
     "fstat(slot)": "ok",
     # 8. the host's clock and root (EINVAL and ENOENT, were they allowed)
     "clock_settime(CLOCK_MONOTONIC)": "EPERM",
@@ -138,6 +142,7 @@ EXPECTED: dict[str, str] = {
 
 def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
     """Runs inside the worker, as its probe: every attempt of ``EXPECTED``, and its outcome."""
+    import contextlib
     import ctypes
     import errno
     import fcntl
@@ -177,6 +182,7 @@ def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
             "reboot": 169,
             "settimeofday": 164,
             "sched_setparam": 142,
+            "file_setattr": 469,
         },
         "aarch64": {
             "clone": 220,
@@ -202,6 +208,7 @@ def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
             "reboot": 142,
             "settimeofday": 170,
             "sched_setparam": 118,
+            "file_setattr": 469,
         },
     }[platform.machine()]
     results: dict[str, str] = {}
@@ -424,6 +431,24 @@ def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
     attempt(
         "lremovexattr(absent path)", lambda: os.removexattr(absent, name, follow_symlinks=False)
     )
+    flags = bytearray(8)
+    attr = bytearray(28)
+    for get, buffer in ((0x80086601, flags), (0x801C581F, attr)):  # FS_IOC_GETFLAGS, FSGETXATTR
+        with contextlib.suppress(OSError):  # unchanged then means zeros
+            fcntl.ioctl(slot_fd, get, buffer)
+    attempt(
+        "ioctl(slot, FS_IOC_SETFLAGS, unchanged)",
+        lambda: fcntl.ioctl(slot_fd, 0x40086602, bytes(flags)),
+    )
+    attempt(
+        "ioctl(slot, FS_IOC_FSSETXATTR, unchanged)",
+        lambda: fcntl.ioctl(slot_fd, 0x401C5820, bytes(attr)),
+    )
+    file_attr = ctypes.create_string_buffer(24)  # struct file_attr, FILE_ATTR_SIZE_VER0
+    attempt(
+        "file_setattr(absent path)",
+        raw("file_setattr", -100, ctypes.c_char_p(absent.encode()), file_attr, 24, 0),
+    )
     attempt("fstat(slot)", lambda: os.fstat(slot_fd))
     attempt("clock_settime(CLOCK_MONOTONIC)", lambda: time.clock_settime(time.CLOCK_MONOTONIC, 1.0))
     attempt("chroot(absent path)", lambda: os.chroot(absent))
@@ -525,10 +550,11 @@ def _confined_worker(
     *,
     network: str = "auto",
     without_user_namespaces: bool = False,
+    require: tuple[str, ...] = ("seccomp",),
 ) -> WorkerProcess:
     hook = _hook(other.pid, os.getpgid(other.pid), without_user_namespaces=without_user_namespaces)
     monkeypatch.setattr(process, "_BOOTSTRAP", hook)
-    worker = WorkerProcess(fmt, limits, network=network)
+    worker = WorkerProcess(fmt, limits, network=network, require=require)
     worker.start(model)
     return worker
 
@@ -815,3 +841,33 @@ def test_argument_checked_syscalls_match_the_kernel_headers(
     if "fork" in numbers:
         assert table.denied["fork"] == numbers["fork"]
         assert table.denied["vfork"] == numbers["vfork"]
+
+
+@needs_root
+def test_a_worker_that_lost_its_user_namespace_never_parses_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+    other: subprocess.Popen[bytes],
+    model_bytes: Callable[[str], bytes],
+    limits: RuntimeLimits,
+) -> None:
+    """Where the probe had user and network namespaces, the supervisor requires the
+    user namespace too: a worker left with a network namespace alone refuses the
+    model before parsing it."""
+    with pytest.raises(ServiceUnavailable, match="user_namespace failed"):
+        _confined_worker(
+            monkeypatch,
+            other,
+            ModelFormat.ONNX,
+            model_bytes("mixed_io.onnx"),
+            limits,
+            without_user_namespaces=True,
+            require=("seccomp", "network_namespace", "user_namespace"),
+        )
+
+
+def test_the_supervisor_requires_what_its_probe_found(supervisor: Supervisor) -> None:
+    report = supervisor.report()
+    required = supervisor.required()
+    assert "seccomp" in required
+    assert ("user_namespace" in required) == (report.network_namespace == "userns+netns")
+    assert ("network_namespace" in required) == bool(report.network_namespace)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SandboxReport", "mechanism_of", "namespace_strength"]
+__all__ = ["SandboxReport", "has_confinement", "mechanism_of", "namespace_strength"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,17 @@ _NAMESPACE_STRENGTH = {"netns": 1, "userns+netns": 2}
 def namespace_strength(isolation: object) -> int:
     """Rank a worker's ``network_namespace`` report; 0 for none or anything unknown."""
     return _NAMESPACE_STRENGTH.get(isolation, 0) if isinstance(isolation, str) else 0
+
+
+# A confinement requirement a supervisor sends a worker: a field of the
+# worker's own report that must be set, or "user_namespace" (a network
+# namespace inside a user namespace of its own, not a network namespace alone).
+USER_NAMESPACE = "user_namespace"
+
+
+def has_confinement(sandbox: Mapping[str, Any], requirement: str) -> bool:
+    """Whether a worker's *sandbox* report meets *requirement*."""
+    if requirement == USER_NAMESPACE:
+        strength = namespace_strength(sandbox.get("network_namespace"))
+        return strength >= _NAMESPACE_STRENGTH["userns+netns"]
+    return bool(sandbox.get(requirement))

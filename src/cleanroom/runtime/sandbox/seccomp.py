@@ -3,7 +3,8 @@
 The filter is a deny-list on top of the kernel's defaults (see
 ``docs/sandbox.md``): it takes away what a model runtime never needs and an
 exfiltrating or escaping worker would — sockets, ``execve``, writable opens,
-filesystem changes (names, modes, owners, times and extended attributes),
+filesystem changes (names, modes, owners, times, inode flags and extended
+attributes),
 mounts, namespace and tracing calls, the host's clock, name and power state,
 signals to other processes;
 new processes (only threads may be created); changing the limits, scheduling
@@ -78,8 +79,32 @@ _O_ASYNC = 0o20000  # FASYNC: SIGIO to the owner on every event
 _DENIED_FCNTL = (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX, _F_SETLEASE)
 # ioctl(2) requests doing the same, or pushing input into a terminal:
 # FIOASYNC, TIOCSTI, TIOCLINUX (include/uapi/asm-generic/ioctls.h),
-# FIOSETOWN, SIOCSPGRP (include/uapi/asm-generic/sockios.h).
-_DENIED_IOCTL = (0x5452, 0x5412, 0x541C, 0x8901, 0x8902)
+# FIOSETOWN, SIOCSPGRP (include/uapi/asm-generic/sockios.h); and those changing
+# a file the worker only reads (include/uapi/linux/fs.h, fscrypt.h): inode
+# flags and extended attributes (FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS,
+# FS_IOC_FSSETXATTR), its generation (FS_IOC_SETVERSION, FS_IOC32_SETVERSION),
+# encryption policies and keys, the filesystem's label, and shared extents
+# (FICLONE, FICLONERANGE, FIDEDUPERANGE). The same numbers on both architectures.
+_DENIED_IOCTL = (
+    0x5452,
+    0x5412,
+    0x541C,
+    0x8901,
+    0x8902,
+    0x40086602,
+    0x40046602,
+    0x401C5820,
+    0x40087602,
+    0x40047602,
+    0x800C6613,
+    0xC0506617,
+    0xC0406618,
+    0xC0406619,
+    0x41009432,
+    0x40049409,
+    0x4020940D,
+    0xC0189436,
+)
 
 # setpriority(2) PRIO_PROCESS, ioprio_set(2) IOPRIO_WHO_PROCESS: "who" is one
 # process (0: the caller); the other "which" values name process groups or users.
@@ -160,6 +185,8 @@ _X86_64 = _Arch(
         "fremovexattr": 199,
         "setxattrat": 463,
         "removexattrat": 466,
+        "file_setattr": 469,
+        "quotactl_fd": 443,
         "mount": 165,
         "umount2": 166,
         "unshare": 272,
@@ -206,6 +233,11 @@ _X86_64 = _Arch(
         "fsmount": 432,
         "fspick": 433,
         "mount_setattr": 442,
+        "open_tree_attr": 467,
+        # Old interfaces no model runtime uses: the local descriptor table, and
+        # loading a shared library the pre-ELF way.
+        "modify_ldt": 154,
+        "uselib": 134,
         "tkill": 200,
         "pidfd_open": 434,
         "pidfd_getfd": 438,
@@ -292,6 +324,8 @@ _AARCH64 = _Arch(
         "fremovexattr": 16,
         "setxattrat": 463,
         "removexattrat": 466,
+        "file_setattr": 469,
+        "quotactl_fd": 443,
         "mount": 40,
         "umount2": 39,
         "unshare": 97,
@@ -334,6 +368,7 @@ _AARCH64 = _Arch(
         "fsmount": 432,
         "fspick": 433,
         "mount_setattr": 442,
+        "open_tree_attr": 467,
         "tkill": 130,
         "pidfd_open": 434,
         "pidfd_getfd": 438,

@@ -33,7 +33,13 @@ from cleanroom.runtime.base import (
 from cleanroom.runtime.memory import wipe
 from cleanroom.runtime.sandbox.confine import forbid_dumping
 from cleanroom.runtime.sandbox.process import WorkerProcess
-from cleanroom.runtime.sandbox.report import SandboxReport, mechanism_of, namespace_strength
+from cleanroom.runtime.sandbox.report import (
+    USER_NAMESPACE,
+    SandboxReport,
+    has_confinement,
+    mechanism_of,
+    namespace_strength,
+)
 from cleanroom.runtime.tensors import check_inputs
 from cleanroom.wire.formats import ModelFormat
 
@@ -443,7 +449,8 @@ class Supervisor:
 
         What :meth:`check_confinement` checks afterwards, told to the worker so a
         worker without it refuses the model unparsed: seccomp always, the network
-        namespace and the filesystem restriction where the probe found them;
+        namespace (inside a user namespace where the probe had one) and the
+        filesystem restriction where the probe found them;
         nothing under ``unsafe_allow_unconfined``.
         """
         if self.unsafe_allow_unconfined:
@@ -451,6 +458,8 @@ class Supervisor:
         required = ["seccomp"]
         if self._report.network_namespace:
             required.append("network_namespace")
+        if has_confinement({"network_namespace": self._report.network_namespace}, USER_NAMESPACE):
+            required.append(USER_NAMESPACE)
         if self._report.filesystem:
             required.append("filesystem")
         return tuple(required)

@@ -58,6 +58,7 @@ from cleanroom.runtime.sandbox.protocol import (
     recv_payload,
     send_frame,
 )
+from cleanroom.runtime.sandbox.report import has_confinement
 from cleanroom.runtime.sandbox.slot import write_tensors
 from cleanroom.runtime.sandbox.startup import Started
 from cleanroom.wire.formats import ModelFormat
@@ -197,7 +198,7 @@ class _Worker:
         required = go.get("require", ["seccomp"])
         if not isinstance(required, list):
             raise FrameError("malformed load message")
-        missing = [str(name) for name in required if not info.get(str(name))]
+        missing = [str(name) for name in required if not has_confinement(info, str(name))]
         if fmt is not None and missing:
             send_frame(
                 self.sock,
