@@ -99,13 +99,13 @@ class Gate:
     def _logged(self, instance_id: str, user: str) -> int:
         return self.log.count(instance_id, user, action=PREDICT, allowed=True)
 
-    def _reserve(self, instance_id: str, user: str) -> int:
-        """Count one more prediction in flight; returns the count it saw before."""
+    def _reserve(self, ticket: GateTicket) -> None:
+        """Count *ticket*'s prediction in flight; its ``queries`` is the count before."""
         with self._usage_lock:
-            key = (instance_id, user)
-            seen = self._logged(instance_id, user) + self._in_flight[key]
+            key = (ticket.record.id, ticket.user)
+            ticket.queries = self._logged(*key) + self._in_flight[key]
             self._in_flight[key] += 1
-            return seen
+            ticket.reserved = True
 
     def release(self, ticket: GateTicket) -> None:
         """End *ticket*'s reservation (idempotent): it was logged, denied or failed."""
@@ -145,19 +145,21 @@ class Gate:
         gives it back; callers release in a ``finally``.
         """
         bundle = self.bundle(record)
-        reserve = action == PREDICT
         ticket = GateTicket(
             record=record,
             bundle=bundle,
             user=user,
             action=action,
-            queries=self._reserve(record.id, user) if reserve else self.queries(record.id, user),
+            queries=0,
             request_digest=request_digest,
             context=dict(context or {}),
             inputs=dict(inputs or {}),
             audit=None if audit is None else dict(audit),
-            reserved=reserve,
         )
+        if action == PREDICT:
+            self._reserve(ticket)  # the last step before the try that releases it
+        else:
+            ticket.queries = self.queries(record.id, user)
         try:
             self._check_ingress(ticket, payload_nbytes)
         except BaseException:
