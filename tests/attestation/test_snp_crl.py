@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cleanroom.attestation import AttestationPolicy, verify_evidence
 from cleanroom.attestation.simulated import SimulatedSnpTee
-from cleanroom.attestation.snp.crl import parse_crl
+from cleanroom.attestation.snp.certs import AmdCertificate, parse_certificate
+from cleanroom.attestation.snp.crl import check_revocation, parse_crl
 from cleanroom.errors import AttestationError, EvidenceFormatError, EvidenceSignatureError
 
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
@@ -61,6 +62,14 @@ def _ask_serial(tee: SimulatedSnpTee) -> int:
     return x509.load_der_x509_certificate(ask).serial_number
 
 
+def _anchor_and_chain(tee: SimulatedSnpTee) -> tuple[AmdCertificate, list[AmdCertificate]]:
+    certificates = tee.evidence(bytes(64)).certificates
+    anchor = parse_certificate(
+        x509.load_pem_x509_certificate(tee.root_pem).public_bytes(serialization.Encoding.DER)
+    )
+    return anchor, [parse_certificate(der) for der in certificates[:2]]
+
+
 def _verify(tee: SimulatedSnpTee, crls: list[str]) -> None:
     evidence = dataclasses.replace(
         tee.evidence(bytes(64), measurement=bytes(48)), collateral={"amd_crls": crls}
@@ -73,6 +82,20 @@ def _verify(tee: SimulatedSnpTee, crls: list[str]) -> None:
 
 def test_a_current_crl_without_our_serials_passes(simulated_tee: SimulatedSnpTee) -> None:
     _verify(simulated_tee, [_crl(simulated_tee, revoked=(12345,))])
+
+
+def test_an_expired_crl_neither_refuses_nor_counts(simulated_tee: SimulatedSnpTee) -> None:
+    """Evidence that carried a CRL stays verifiable once the CRL expires: it is still
+    applied, but the verification no longer counts as checked against a current one."""
+    stale = _crl(
+        simulated_tee, this_update=NOW - timedelta(days=60), next_update=NOW - timedelta(days=30)
+    )
+    _verify(simulated_tee, [stale])
+    anchor, chain = _anchor_and_chain(simulated_tee)
+    crls = [parse_crl(base64.b64decode(stale))]
+    assert check_revocation(crls, anchor, chain, NOW) is False
+    fresh = parse_crl(base64.b64decode(_crl(simulated_tee)))
+    assert check_revocation([*crls, fresh], anchor, chain, NOW) is True
 
 
 def test_a_crl_with_our_issuer_name_but_another_key_is_refused(
@@ -115,12 +138,18 @@ CASES: list[CrlCase] = [
         "revoked",
     ),
     (
-        "stale CRL",
+        # Expired, yet what it revokes stays revoked.
+        "a stale CRL revoking the ASK",
         lambda tee: [
-            _crl(tee, this_update=NOW - timedelta(days=60), next_update=NOW - timedelta(days=30))
+            _crl(
+                tee,
+                revoked=(_ask_serial(tee),),
+                this_update=NOW - timedelta(days=60),
+                next_update=NOW - timedelta(days=30),
+            )
         ],
         EvidenceSignatureError,
-        "not current",
+        "revoked",
     ),
     (
         "CRL from the future",
@@ -128,7 +157,7 @@ CASES: list[CrlCase] = [
             _crl(tee, this_update=NOW + timedelta(days=2), next_update=NOW + timedelta(days=3))
         ],
         EvidenceSignatureError,
-        "not current",
+        "issued after",
     ),
     (
         "PKCS#1 v1.5 signature",

@@ -93,8 +93,9 @@ def _crls(tee: SimulatedSnpTee, name: x509.Name, case: str) -> list[bytes]:
 
 REFUSALS: list[tuple[str, type[AttestationError], str]] = [
     ("no CRL", PolicyViolation, NO_CRL),
-    ("stale CRL", EvidenceSignatureError, "not current"),
-    ("CRL from the future", EvidenceSignatureError, "not current"),
+    # Applied, but expired: a newer one may revoke more.
+    ("stale CRL", PolicyViolation, NO_CRL),
+    ("CRL from the future", EvidenceSignatureError, "issued after"),
     # Applied, but it never goes stale: an old copy could be replayed forever.
     ("CRL without nextUpdate", PolicyViolation, NO_CRL),
     ("only a CRL of another ARK", PolicyViolation, NO_CRL),

@@ -100,13 +100,16 @@ def check_revocation(
     at: datetime,
 ) -> bool:
     """Raise :class:`EvidenceSignatureError` if a CRL issued by *anchor* is
-    forged or out of date at *at*, or lists a certificate of *chain*.
-    CRLs of other issuers (other product lines) are ignored.
+    forged or issued after *at*, or lists a certificate of *chain*. CRLs of
+    other issuers (other product lines) are ignored.
 
     Returns whether *chain* was checked against at least one authentic CRL of
-    *anchor* that is current at *at* and has a nextUpdate. A CRL without
-    nextUpdate is still applied but does not count: it never goes stale, so
-    an old copy could be replayed forever.
+    *anchor* that is current at *at* and has a nextUpdate. An expired CRL, or
+    one without nextUpdate, is still applied but does not count: a newer one
+    may revoke more, and one without nextUpdate never goes stale, so an old
+    copy could be replayed forever. Evidence that carried a CRL thus stays
+    verifiable once that CRL expires, with a newer CRL added or under a
+    policy that does not require one.
     """
     failures: list[str] = []
     checked = False
@@ -129,14 +132,16 @@ def check_revocation(
         except InvalidSignature:
             failures.append(f"CRL of {anchor.subject_cn}: signature does not verify")
             continue
-        if at < crl.this_update or (crl.next_update is not None and at > crl.next_update):
+        if at < crl.this_update:
             failures.append(
-                f"CRL of {anchor.subject_cn}: not current at {at.isoformat()} (thisUpdate"
-                f" {crl.this_update.isoformat()}, nextUpdate"
-                f" {crl.next_update.isoformat() if crl.next_update else 'none'})"
+                f"CRL of {anchor.subject_cn}: issued after {at.isoformat()} (thisUpdate"
+                f" {crl.this_update.isoformat()})"
             )
             continue
-        checked = checked or crl.next_update is not None
+        # An expired CRL still counts against what it revokes (a revocation is never
+        # undone) but not as a check: a newer one may revoke more.
+        current = crl.next_update is not None and at <= crl.next_update
+        checked = checked or current
         for cert in chain:
             if cert.serial_number in crl.revoked:
                 failures.append(
