@@ -9,11 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from tests.attestation.snp_fakes import crl
 
 from cleanroom import AttestationPolicy, Client, ModelFormat
 from cleanroom.attestation import Evidence
 from cleanroom.attestation.certificates import split_certificates
-from cleanroom.attestation.fetch import AMD_KDS, KdsFetcher
+from cleanroom.attestation.fetch import AMD_KDS, HttpResponse, KdsFetcher
 from cleanroom.attestation.providers import ConfigfsTsmProvider
 from cleanroom.attestation.providers.certtable import (
     ARK_GUID,
@@ -21,7 +24,7 @@ from cleanroom.attestation.providers.certtable import (
     VCEK_GUID,
     build_cert_table,
 )
-from cleanroom.errors import PolicyViolation
+from cleanroom.errors import EvidenceSignatureError, PolicyViolation
 from cleanroom.server import tee as tee_module
 from cleanroom.server.runner import ServerThread
 from cleanroom.server.settings import ServerSettings
@@ -142,3 +145,32 @@ def test_snp_evidence_is_completed_from_the_configured_kds(
 
 def test_the_service_asks_amd_kds_by_default(tmp_path: Path) -> None:
     assert ServerSettings(data_dir=tmp_path).amd_kds_url == AMD_KDS
+
+
+def test_the_sdk_can_fetch_the_crl_itself_instead_of_trusting_the_hosts(tmp_path: Path) -> None:
+    """With ``Client(kds=...)`` the verifier completes SEV-SNP evidence on its own side:
+    the CRL it fetched is the one checked (here a CRL in the Genoa ARK's name that the
+    ARK did not sign, so the fetched copy, not the host's absence of one, refuses it)."""
+    provider = ConfigfsTsmProvider(_fake_configfs(tmp_path / "tsm"), entry_name=lambda: "entry")
+    tee = Tee("sev-snp", tmp_path / "data", provider=provider)
+    ark = x509.load_pem_x509_certificate((GENOA / "genoa_ark.pem").read_bytes())
+    forged = crl(ark.subject, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    asked: list[str] = []
+
+    def kds_web(url: str) -> HttpResponse:
+        asked.append(url)
+        return HttpResponse(200, forged, {})
+
+    kds = KdsFetcher(kds_web)
+    with ServerThread(ServerSettings(data_dir=tmp_path / "data", tee="sev-snp"), tee=tee) as server:
+        client = Client(server.url, kds=kds)
+        client.sign_up("alice@lender.example", "correct horse battery staple")
+        client.sign_in("alice@lender.example", "correct horse battery staple")
+        inst = client.create_instance("Real", ModelFormat.ONNX, [])
+        try:
+            with pytest.raises(EvidenceSignatureError) as info:
+                inst.validate_attestation(AttestationPolicy(measurements=[MEASUREMENT.hex()]))
+            assert info.value.failures == ["CRL of ARK-Genoa: signature does not verify"]
+            assert asked == [kds.crl_url("Genoa")]
+        finally:
+            client.close()

@@ -12,6 +12,7 @@ import httpx
 from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.transport import AttestedTransport, ServerAttestation
 from cleanroom.attestation import AttestationPolicy
+from cleanroom.attestation.fetch import KdsFetcher
 from cleanroom.client.http import raise_for_problem, transport_error
 from cleanroom.client.instance import Instance, read_audit_spec, read_policy
 from cleanroom.errors import AuthenticationFailed, ConfigurationError
@@ -33,7 +34,9 @@ class Client:
     connection, before anything (even credentials) is sent; a failure raises
     :class:`~cleanroom.errors.AttestationError`. ``identity``: a calling
     clean room's own attested-TLS identity, presented when the server asks
-    (docs/attested-tls.md).
+    (docs/attested-tls.md). ``kds``: complete SEV-SNP evidence on this side
+    (``KdsFetcher()``: the current AMD CRL, and the VCEK chain if none came)
+    instead of relying on the copy the host being verified sends.
     """
 
     def __init__(
@@ -44,8 +47,10 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         attestation: AttestationPolicy | None = None,
         identity: AttestedTlsIdentity | None = None,
+        kds: KdsFetcher | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.kds = kds
         self._attested: AttestedTransport | None = None
         if (attestation is not None or identity is not None) and transport is not None:
             # Fail closed: a custom transport would silently skip attested TLS.
