@@ -55,15 +55,16 @@ def make_identity(
     measurement: bytes | None = None,
     debug: bool = False,
     policy_digest: str | None = None,
+    purpose: str | None = CONFIG_PURPOSE,
 ) -> AttestedTlsIdentity:
-    """An identity on the simulated TEE in *tee_dir* (its root is tee_dir/simulated-root.pem)."""
+    """An identity on the simulated TEE in *tee_dir* (its root is tee_dir/simulated-root.pem);
+    its attested configuration names *purpose* (none if None)."""
     simulator = SimulatedSnpTee.open(tee_dir)
     hpke = KeyPair()
     key = ec.generate_private_key(ec.SECP256R1())
     spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    config = {
+    config: dict[str, Any] = {
         "version": 1,
-        "purpose": CONFIG_PURPOSE,
         "service": {"tee": "simulated", "simulated": True},
         "keys": {
             "hpke": base64.b64encode(hpke.public.raw).decode(),
@@ -72,6 +73,8 @@ def make_identity(
         "policy_digest": policy_digest,
         "routes": [],
     }
+    if purpose is not None:
+        config["purpose"] = purpose
 
     def evidence(nonce: bytes, doc: dict[str, Any]) -> Evidence:
         data = report_data(

@@ -12,7 +12,6 @@ fresh evidence, whatever the caller asks for.
 
 from __future__ import annotations
 
-import base64
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,18 +26,14 @@ from atls_fakes import (
     post_raw,
     raw_tls,
 )
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cleanroom.atls import AtlsSettings, AttestedTlsIdentity, PeerRoute, Upstream
 from cleanroom.atls.certificate import certificate_document
 from cleanroom.atls.document import CONFIG_PURPOSE, verify_document
 from cleanroom.atls.peer import PeerProof
-from cleanroom.attestation import AttestationPolicy, Evidence, verify_evidence
+from cleanroom.attestation import AttestationPolicy, verify_evidence
 from cleanroom.attestation.measurement import package_measurement
-from cleanroom.attestation.simulated import SimulatedSnpTee
-from cleanroom.crypto.binding import TLS_SPKI_KEY, config_digest, report_data, tls_key_digest
-from cleanroom.crypto.keys import KeyPair
+from cleanroom.crypto.binding import TLS_SPKI_KEY
 from cleanroom.errors import ConfigurationError, PolicyViolation
 from cleanroom.server.runner import ServerThread
 from cleanroom.server.settings import ServerSettings
@@ -79,36 +74,6 @@ def gated(tee_dir: Path) -> Iterator[ServerThread]:
     settings = ServerSettings(data_dir=tee_dir)
     with ServerThread(settings, tls=AtlsSettings(routes=routes)) as server:
         yield server
-
-
-def _identity(
-    tee_dir: Path, *, purpose: str | None, policy_digest: str = STAGE_POLICY_DIGEST
-) -> AttestedTlsIdentity:
-    """A caller on the simulated TEE whose attested configuration names *purpose* (or none)."""
-    simulator = SimulatedSnpTee.open(tee_dir)
-    hpke = KeyPair()
-    key = ec.generate_private_key(ec.SECP256R1())
-    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    config: dict[str, Any] = {
-        "version": 1,
-        "service": {"tee": "simulated", "simulated": True},
-        "keys": {
-            "hpke": base64.b64encode(hpke.public.raw).decode(),
-            TLS_SPKI_KEY: tls_key_digest(spki).hex(),
-        },
-        "policy_digest": policy_digest,
-        "routes": [],
-    }
-    if purpose is not None:
-        config["purpose"] = purpose
-
-    def evidence(nonce: bytes, doc: dict[str, Any]) -> Evidence:
-        data = report_data(
-            hpke_public_key=hpke.public.raw, nonce=nonce, config_digest=config_digest(doc)
-        )
-        return simulator.evidence(data)
-
-    return AttestedTlsIdentity(key, evidence, config)
 
 
 def _prove(
@@ -188,7 +153,7 @@ PURPOSES = [
 def test_verify_document_checks_the_purpose(
     purpose: str | None, accepted: bool, role: str, tee_dir: Path, policy: AttestationPolicy
 ) -> None:
-    attester = _identity(tee_dir, purpose=purpose)
+    attester = make_identity(tee_dir, policy_digest=STAGE_POLICY_DIGEST, purpose=purpose)
     verifier_spki = make_identity(tee_dir).spki_der if role == "client" else None
     nonce = b"\x11" * 32
     document = attester.document(nonce, role=role, peer_spki_der=verifier_spki)
@@ -215,7 +180,9 @@ def test_verify_document_checks_the_purpose(
 def test_a_caller_attesting_another_purpose_is_refused_on_every_route(
     gated: ServerThread, tee_dir: Path
 ) -> None:
-    caller = _identity(tee_dir, purpose="cleanroom/v1 instance attestation")
+    caller = make_identity(
+        tee_dir, policy_digest=STAGE_POLICY_DIGEST, purpose="cleanroom/v1 instance attestation"
+    )
     with raw_tls(gated.url) as sock:
         status, answer = _prove(sock, caller, gated)
         assert (status, answer["code"]) == (403, "attestation-policy-violation"), answer
