@@ -56,9 +56,11 @@ def make_identity(
     debug: bool = False,
     policy_digest: str | None = None,
     purpose: str | None = CONFIG_PURPOSE,
+    evidence_for: Callable[[bytes], Evidence] | None = None,
 ) -> AttestedTlsIdentity:
     """An identity on the simulated TEE in *tee_dir* (its root is tee_dir/simulated-root.pem);
-    its attested configuration names *purpose* (none if None)."""
+    its attested configuration names *purpose* (none if None). *evidence_for* turns
+    REPORT_DATA into evidence instead of the simulator (hardware-like evidence, say)."""
     simulator = SimulatedSnpTee.open(tee_dir)
     hpke = KeyPair()
     key = ec.generate_private_key(ec.SECP256R1())
@@ -80,6 +82,8 @@ def make_identity(
         data = report_data(
             hpke_public_key=hpke.public.raw, nonce=nonce, config_digest=config_digest(doc)
         )
+        if evidence_for is not None:
+            return evidence_for(data)
         return simulator.evidence(
             data, measurement=measurement or package_measurement(), debug=debug
         )

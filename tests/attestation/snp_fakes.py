@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from cleanroom.attestation import Evidence
+from cleanroom.attestation.fetch import HttpResponse
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.attestation.snp import verify as snp_verify
 from cleanroom.attestation.snp.certs import AmdCertificate, parse_certificate
@@ -247,3 +248,16 @@ def hardware_evidence(
     return dataclasses.replace(
         evidence, certificates=(der(milan_vcek), der(milan_ask)), simulated=False
     )
+
+
+class FakeKds:
+    """AMD's KDS as a dictionary of URL -> body (404 for anything else); records requests."""
+
+    def __init__(self, pages: dict[str, bytes]) -> None:
+        self.pages = pages
+        self.requests: list[str] = []
+
+    def __call__(self, url: str) -> HttpResponse:
+        self.requests.append(url)
+        body = self.pages.get(url)
+        return HttpResponse(404, b"", {}) if body is None else HttpResponse(200, body, {})

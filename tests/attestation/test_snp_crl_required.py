@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from snp_fakes import (
     NOW,
+    FakeKds,
     ark_key,
     b64,
     crl,
@@ -34,7 +35,7 @@ from snp_fakes import (
 
 from cleanroom.attestation import AttestationPolicy, Evidence, verify_evidence
 from cleanroom.attestation.certificates import split_certificates
-from cleanroom.attestation.fetch import HttpResponse, KdsFetcher, complete_evidence
+from cleanroom.attestation.fetch import KdsFetcher, complete_evidence
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.attestation.snp.certs import parse_certificate
 from cleanroom.errors import (
@@ -170,17 +171,6 @@ def test_simulated_evidence_needs_no_crl(simulated_tee: SimulatedSnpTee) -> None
 
 
 # --- the verifier fetches the CRL itself ------------------------------------------------
-
-
-class FakeKds:
-    def __init__(self, pages: dict[str, bytes]) -> None:
-        self.pages = pages
-        self.requests: list[str] = []
-
-    def __call__(self, url: str) -> HttpResponse:
-        self.requests.append(url)
-        body = self.pages.get(url)
-        return HttpResponse(404, b"", {}) if body is None else HttpResponse(200, body, {})
 
 
 def test_a_verifier_that_fetches_the_crl_accepts_what_the_host_left_out(

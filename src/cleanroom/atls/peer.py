@@ -23,6 +23,7 @@ from cleanroom.atls.document import AttestationDocument, verify_document
 from cleanroom.atls.identity import proof_message
 from cleanroom.atls.settings import PeerRoute
 from cleanroom.attestation import VerifiedEvidence
+from cleanroom.attestation.fetch import KdsFetcher
 from cleanroom.errors import (
     AttestationError,
     EvidenceFormatError,
@@ -96,8 +97,13 @@ def verify_peer(
     own_spki_der: bytes,
     routes: tuple[PeerRoute, ...],
     at: datetime | None = None,
+    kds: KdsFetcher | None = None,
 ) -> VerifiedPeer:
-    """The routes *proof* admits its sender to; raises if it admits it to none."""
+    """The routes *proof* admits its sender to; raises if it admits it to none.
+
+    *kds*: complete the caller's SEV-SNP evidence on this side
+    (:func:`~cleanroom.atls.document.verify_document`).
+    """
     if not routes:
         raise PolicyViolation("this clean room admits no upstream clean rooms")
     peer_spki = _check_possession(proof, challenge, own_spki_der)
@@ -116,6 +122,7 @@ def verify_peer(
                 tls_spki_der=peer_spki,
                 peer_spki_der=own_spki_der,
                 at=at,
+                kds=kds,
             )
         except AttestationError as exc:
             failures.extend(f"{route.prefix}: {f}" for f in exc.failures or [exc.message])

@@ -29,6 +29,7 @@ from cleanroom.atls.document import AttestationDocument
 from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.settings import AtlsSettings
 from cleanroom.attestation import AttestationPolicy, VerifiedEvidence, verify_evidence
+from cleanroom.attestation.fetch import KdsFetcher, complete_evidence
 from cleanroom.client.client import Client
 from cleanroom.client.instance import Instance
 from cleanroom.client.secret import Secret
@@ -64,9 +65,17 @@ class Downstream:
 class _Caller:
     """One stage's connection to its downstream instance, attested once and reused."""
 
-    def __init__(self, downstream: Downstream, identity: AttestedTlsIdentity) -> None:
+    def __init__(
+        self,
+        downstream: Downstream,
+        identity: AttestedTlsIdentity,
+        *,
+        kds: KdsFetcher | None = None,
+    ) -> None:
         self.downstream = downstream
-        self._client = Client(downstream.url, attestation=downstream.policy, identity=identity)
+        self._client = Client(
+            downstream.url, attestation=downstream.policy, identity=identity, kds=kds
+        )
         self._instance: Instance | None = None
         self._lock = threading.Lock()
 
@@ -162,7 +171,7 @@ class Pipeline:
                 return current[1]
             settings = AtlsSettings(policy_digest=digest)
             identity = AttestedTlsIdentity.for_tee(self._service.tee, settings)
-            caller = _Caller(downstream, identity)
+            caller = _Caller(downstream, identity, kds=self._service.tee.kds)
             self._callers[record.id] = (digest, caller)
         if current is not None:
             current[1].close()
@@ -184,7 +193,11 @@ class Pipeline:
 
 
 def verify_chain(
-    chain: str | bytes, policy: AttestationPolicy, *, at: datetime | None = None
+    chain: str | bytes,
+    policy: AttestationPolicy,
+    *,
+    at: datetime | None = None,
+    kds: KdsFetcher | None = None,
 ) -> VerifiedEvidence:
     """Check, with the data owner's own *policy*, what a stage reports of its downstream.
 
@@ -193,7 +206,8 @@ def verify_chain(
     that this configuration names the key of the certificate the stage saw,
     and that the instance configuration the stage verified names the same
     key. Freshness rests on the stage: it chose the nonce, and the data
-    owner attested the stage's code.
+    owner attested the stage's code. *kds* completes the downstream's SEV-SNP
+    evidence on this side (the current AMD CRL, and the VCEK chain if none came).
     """
     try:
         report: Any = json.loads(chain)
@@ -204,7 +218,10 @@ def verify_chain(
     except (KeyError, TypeError, ValueError) as exc:
         raise EvidenceFormatError(f"the chain report is malformed: {type(exc).__name__}") from None
     verified = verify_evidence(
-        document.evidence, policy, report_data=document.expected_report_data(document.nonce), at=at
+        complete_evidence(document.evidence, kds=kds),
+        policy,
+        report_data=document.expected_report_data(document.nonce),
+        at=at,
     )
     key = tls_key_digest(spki_der(certificate)).hex()
     failures: list[str] = []

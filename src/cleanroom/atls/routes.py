@@ -93,6 +93,7 @@ def _verify(proof_doc: Any, challenge: bytes, atls: AtlsServer) -> VerifiedPeer:
             challenge=challenge,
             own_spki_der=atls.identity.spki_der,
             routes=atls.settings.routes,
+            kds=atls.kds,
         )
     except AttestationError:
         raise

@@ -30,8 +30,10 @@ from cleanroom.atls.document import AttestationDocument, verify_document
 from cleanroom.atls.identity import AttestedTlsIdentity, client_context
 from cleanroom.atls.peer import PeerProof
 from cleanroom.attestation import AttestationPolicy, VerifiedEvidence
+from cleanroom.attestation.fetch import KdsFetcher
 from cleanroom.errors import (
     AttestationError,
+    Error,
     EvidenceFormatError,
     ServiceUnavailable,
     error_class_for_code,
@@ -120,9 +122,15 @@ def _refusal(status: int, doc: Any, what: str) -> AttestationError:
 
 
 class _Attestor:
-    def __init__(self, policy: AttestationPolicy, identity: AttestedTlsIdentity | None) -> None:
+    def __init__(
+        self,
+        policy: AttestationPolicy,
+        identity: AttestedTlsIdentity | None,
+        kds: KdsFetcher | None,
+    ) -> None:
         self.policy = policy
         self.identity = identity
+        self.kds = kds
         self.lock = threading.Lock()
         self.verified: list[ServerAttestation] = []
 
@@ -140,7 +148,12 @@ class _Attestor:
             raise _refusal(status, answer, "the server offers no attested-TLS handshake")
         document = AttestationDocument.from_json(answer.get("document"))
         evidence = verify_document(
-            document, self.policy, nonce=nonce, role="server", tls_spki_der=server_spki
+            document,
+            self.policy,
+            nonce=nonce,
+            role="server",
+            tls_spki_der=server_spki,
+            kds=self.kds,
         )
         if self.identity is not None:
             self._prove(stream, host, answer.get("challenge"), server_spki)
@@ -196,7 +209,9 @@ class _AttestingStream(httpcore.NetworkStream):
         tls = self._inner.start_tls(ssl_context, server_hostname, timeout)
         try:
             self._attestor.attest(tls, self._host)
-        except AttestationError:
+        except Error:
+            # Refused, or the verifier's own fetch of collateral failed
+            # (ServiceUnavailable): either way the connection is not used.
             tls.close()
             raise
         except (httpcore.NetworkError, httpcore.TimeoutException, OSError) as exc:
@@ -239,8 +254,9 @@ class AttestedTransport(httpx.HTTPTransport):
     """An httpx transport whose every connection is attested before use.
 
     *policy* judges the server's evidence; *identity* (a calling clean room)
-    is presented when the server challenges. ``verified`` lists what every
-    connection verified, oldest first.
+    is presented when the server challenges. *kds* completes the server's
+    SEV-SNP evidence on this side (the current AMD CRL, and the VCEK chain if
+    none came). ``verified`` lists what every connection verified, oldest first.
     """
 
     def __init__(
@@ -249,10 +265,11 @@ class AttestedTransport(httpx.HTTPTransport):
         *,
         identity: AttestedTlsIdentity | None = None,
         limits: httpx.Limits = DEFAULT_LIMITS,
+        kds: KdsFetcher | None = None,
     ) -> None:
         context = identity.client_context() if identity is not None else client_context()
         super().__init__(verify=context, limits=limits)
-        self._attestor = _Attestor(policy, identity)
+        self._attestor = _Attestor(policy, identity, kds)
         self._pool = httpcore.ConnectionPool(
             ssl_context=context,
             max_connections=limits.max_connections,

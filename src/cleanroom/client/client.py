@@ -36,7 +36,8 @@ class Client:
     clean room's own attested-TLS identity, presented when the server asks
     (docs/attested-tls.md). ``kds``: complete SEV-SNP evidence on this side
     (``KdsFetcher()``: the current AMD CRL, and the VCEK chain if none came)
-    instead of relying on the copy the host being verified sends.
+    instead of relying on the copy the host being verified sends, both for
+    ``validate_attestation`` and for every attested-TLS connection.
     """
 
     def __init__(
@@ -58,7 +59,7 @@ class Client:
         if identity is not None and attestation is None:
             raise ConfigurationError("an attested-TLS identity needs an attestation policy")
         if attestation is not None:
-            transport = self._attested = AttestedTransport(attestation, identity=identity)
+            transport = self._attested = AttestedTransport(attestation, identity=identity, kds=kds)
         self._http = httpx.Client(
             base_url=self.url,
             timeout=httpx.Timeout(timeout, connect=10.0),

@@ -68,7 +68,9 @@ def serve_forever(
         f"execve denied: {sandbox.execve_denied})",
         file=sys.stderr,
     )
-    atls = None if tls is None else AtlsServer(AttestedTlsIdentity.for_tee(service.tee, tls), tls)
+    atls = None
+    if tls is not None:
+        atls = AtlsServer(AttestedTlsIdentity.for_tee(service.tee, tls), tls, kds=service.tee.kds)
     server = uvicorn.Server(_config(service, atls))
     # What start-up built lives as long as the process: keep it out of every
     # later collection (a full one over it took 30-80 ms, a stall on some request).
@@ -96,7 +98,9 @@ class ServerThread:
         self.url = f"{'https' if tls else 'http'}://{bound_host}:{bound_port}"
         self.atls: AtlsServer | None = None
         if tls is not None:
-            self.atls = AtlsServer(AttestedTlsIdentity.for_tee(self.service.tee, tls), tls)
+            self.atls = AtlsServer(
+                AttestedTlsIdentity.for_tee(self.service.tee, tls), tls, kds=self.service.tee.kds
+            )
         self._server = uvicorn.Server(_config(self.service, self.atls))
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),

@@ -77,6 +77,9 @@ class Tee:
         self.kind = kind
         self.simulated = kind == "simulated"
         self.hpke = KeyPair()
+        # Completes SEV-SNP evidence (this clean room's own, and its attested-TLS
+        # peers'): None without --amd-kds.
+        self.kds = _kds_fetcher(amd_kds_url)
         # The attested-TLS key (docs/attested-tls.md): made here, never leaves memory.
         self.tls_key = ec.generate_private_key(ec.SECP256R1())
         self._provider: EvidenceProvider
@@ -95,7 +98,7 @@ class Tee:
             self.measurement = None
             self._simulator = None
             self._provider = provider or provider_for(
-                kind, data_dir, fetcher=_kds_fetcher(kind, amd_kds_url)
+                kind, data_dir, fetcher=self.kds if kind == "sev-snp" else None
             )
             root = self._hardware_sealing_root(kind)
             if root is not None:
@@ -197,10 +200,10 @@ def _sealing_key(root: bytes, *, salt: bytes) -> tuple[bytes, bytes]:
     return key, label
 
 
-def _kds_fetcher(kind: str, amd_kds_url: str | None) -> KdsFetcher | None:
+def _kds_fetcher(amd_kds_url: str | None) -> KdsFetcher | None:
     """Where SEV-SNP evidence is completed from, if anywhere. What it fetches is kept
     in memory only: the data directory is the host's, and a file the host planted
     there must never be read into the evidence."""
-    if kind != "sev-snp" or amd_kds_url is None:
+    if amd_kds_url is None:
         return None
     return KdsFetcher(base_url=amd_kds_url)
