@@ -69,6 +69,35 @@ def test_guess_rule_counts() -> None:
     assert one_run_guesses(scores, included, k_in=0, k_out=0) == (0, 0)
 
 
+def test_tied_scores_at_a_boundary_are_abstained_on() -> None:
+    scores = np.array([0.9, 0.5, 0.5, 0.5, 0.1, 0.2])
+    included = np.array([1, 1, 0, 1, 0, 0], dtype=bool)
+    # The second "in" guess would fall inside the run of 0.5s: only 0.9 is guessed in.
+    assert one_run_guesses(scores, included, k_in=2, k_out=2) == (3, 3)
+    # A run that fits inside the group entirely is guessed on.
+    assert one_run_guesses(scores, included, k_in=4, k_out=2) == (6, 5)
+
+
+def test_the_order_of_the_arrays_does_not_choose_the_guesses() -> None:
+    """Canaries listed by inclusion (non-members first) with scores that carry no signal."""
+    m = 1000
+    included = np.r_[np.zeros(m // 2), np.ones(m // 2)].astype(bool)
+    assert one_run_guesses(np.zeros(m), included, k_in=100, k_out=100) == (0, 0)
+    rng = np.random.default_rng(7)
+    alarms = 0
+    for _ in range(200):
+        # Label-only scores: right with probability 0.8, whatever the inclusion bit.
+        scores = rng.binomial(1, 0.8, size=m).astype(float)
+        guesses, correct = one_run_guesses(scores, included, k_in=100, k_out=100)
+        shuffled = rng.permutation(m)
+        assert one_run_guesses(scores[shuffled], included[shuffled], k_in=100, k_out=100) == (
+            guesses,
+            correct,
+        )
+        alarms += one_run_epsilon_lower_bound(m, guesses, correct).epsilon > 0
+    assert alarms / 200 <= 0.05
+
+
 @pytest.mark.parametrize(
     ("name", "call"),
     [

@@ -134,8 +134,12 @@ def one_run_guesses(
 ) -> tuple[int, int]:
     """(guesses, correct) of "the k_in highest scores are in, the k_out lowest are out".
 
-    ``included`` is the canaries' true inclusion bits. Ties are broken by
-    position, which does not depend on the inclusion bits.
+    ``included`` is the canaries' true inclusion bits. A group whose boundary
+    falls inside a run of equal scores leaves that run out (abstains on it):
+    the guesses depend on the scores alone. Breaking the tie by position
+    would make them depend on the order of the arrays, which a caller may
+    have laid out by inclusion (non-members first, say); on tied scores
+    that order alone would make every guess right.
     """
     s = np.asarray(scores, dtype=np.float64)
     bits = np.asarray(included).astype(np.bool_)
@@ -145,8 +149,14 @@ def one_run_guesses(
         raise AuditError("k_in + k_out must be between 0 and the number of canaries")
     if not np.isfinite(s).all():
         raise AuditError("scores must be finite")
-    order = np.argsort(s, kind="stable")
-    out_idx = order[:k_out]
-    in_idx = order[s.size - k_in :] if k_in else order[:0]
-    correct = int(bits[in_idx].sum()) + int((~bits[out_idx]).sum())
-    return k_in + k_out, correct
+    ascending = np.sort(s)
+    guessed_in = np.zeros(s.size, dtype=np.bool_)
+    guessed_out = np.zeros(s.size, dtype=np.bool_)
+    if k_in:
+        cut = ascending[s.size - k_in]  # the k_in-th highest score
+        guessed_in = s > cut if np.count_nonzero(s >= cut) > k_in else s >= cut
+    if k_out:
+        cut = ascending[k_out - 1]  # the k_out-th lowest score
+        guessed_out = s < cut if np.count_nonzero(s <= cut) > k_out else s <= cut
+    correct = int(np.count_nonzero(bits & guessed_in)) + int(np.count_nonzero(~bits & guessed_out))
+    return int(np.count_nonzero(guessed_in)) + int(np.count_nonzero(guessed_out)), correct
