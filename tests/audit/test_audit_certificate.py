@@ -152,6 +152,17 @@ def test_unparseable_documents_are_refused(name: str, document: bytes) -> None:
         verify_certificate(document, public_key=ed25519.Ed25519PrivateKey.generate().public_key())
 
 
+def test_a_repeated_name_is_refused_though_the_signature_holds(payload: dict[str, Any]) -> None:
+    """A reader keeping the first of two names would see another verdict than the signed one."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    document = sign_certificate(payload, key)
+    assert document.startswith(b'{"certificate":{')
+    shadow = b'{"certificate":{"verdict":"CONSISTENT",' + document[len(b'{"certificate":{') :]
+    assert json.loads(shadow)["certificate"] == json.loads(document)["certificate"]
+    with pytest.raises(LogIntegrityError, match="repeats a name"):
+        verify_certificate(shadow, public_key=key.public_key())
+
+
 def test_wrong_trusted_key_is_refused(payload: dict[str, Any]) -> None:
     document = sign_certificate(payload, ec.generate_private_key(ec.SECP384R1()))
     for other in (ec.generate_private_key(ec.SECP384R1()), ed25519.Ed25519PrivateKey.generate()):

@@ -78,11 +78,13 @@ def test_only_aggregates_leave_the_audit(
     assert len(json.dumps(doc)) < 8_000
 
 
+@pytest.mark.parametrize("seed", [0, 2**32, 2**53 - 1], ids=["0", "2**32", "2**53-1"])
 def test_reference_model_attack(
-    task: TabularTask, overfit_model: Path, spec_doc: SpecFactory
+    task: TabularTask, overfit_model: Path, spec_doc: SpecFactory, seed: int
 ) -> None:
+    """Any seed a spec may hold trains the reference models (their trainer takes 32 bits)."""
     attacks = [{"name": "reference-model", "threshold": {"policy": "split"}, "reference_models": 2}]
-    spec = AuditSpec.from_json(spec_doc(attacks=attacks, attribute_inference=[]))
+    spec = AuditSpec.from_json(spec_doc(attacks=attacks, attribute_inference=[], seed=seed))
     predict, _ = load_onnx_model(overfit_model)
     result = run_membership_audit(
         spec,

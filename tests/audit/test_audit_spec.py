@@ -109,6 +109,7 @@ def test_refusals(
         ("not utf-8", b"\xff\xfe"),
         ("NaN literal", b'{"confidence": NaN}'),
         ("array", b"[]"),
+        ("a name twice", b'{"confidence": 0.95, "confidence": 0.5}'),
     ],
 )
 def test_byte_level_refusals(name: str, raw: bytes) -> None:

@@ -152,6 +152,7 @@ def test_split_is_deterministic_for_a_seed() -> None:
         ("split with unknown member", {"policy": "split", "peek": True}),
         ("split with negative seed", {"policy": "split", "seed": -1}),
         ("split with boolean seed", {"policy": "split", "seed": True}),
+        ("split with a seed past 2**53 - 1", {"policy": "split", "seed": 2**53}),
         ("split with non-boolean direction", {"policy": "split", "both_directions": 1}),
     ],
 )

@@ -14,9 +14,9 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from cleanroom.errors import InvalidRequest
+from cleanroom.errors import Error, InvalidRequest
 
-__all__ = ["canonical_json", "sha256_digest"]
+__all__ = ["canonical_json", "parse_json", "sha256_digest"]
 
 # RFC 8785 §3.2.2.3: numbers are I-JSON (IEEE 754 doubles); integers beyond
 # 2**53 would silently lose precision in other implementations.
@@ -28,6 +28,29 @@ def canonical_json(value: Any) -> bytes:
     parts: list[str] = []
     _encode(value, parts)
     return "".join(parts).encode("utf-8")
+
+
+def parse_json(data: bytes, what: str, error: type[Error]) -> Any:
+    """*data* as UTF-8 JSON, refusing what would let two readers see different documents.
+
+    A name repeated in one object (RFC 8259 leaves which one counts to the
+    parser: Python keeps the last, others the first or refuse) and the
+    non-standard ``NaN`` and ``Infinity`` raise *error*, naming *what*.
+    """
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            raise error(f"{what} repeats a name in one object")
+        return dict(pairs)
+
+    def constant(name: str) -> Any:
+        raise error(f"{what}: {name} is not valid JSON")
+
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=unique, parse_constant=constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise error(f"{what} is not UTF-8 JSON") from None
 
 
 def sha256_digest(data: bytes) -> str:

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from cleanroom.audit._canonical import canonical_json
+from cleanroom.audit._canonical import canonical_json, parse_json
 from cleanroom.audit.membership import AuditResult
 from cleanroom.errors import ConfigurationError, InvalidRequest, LogIntegrityError, PolicyDenied
 
@@ -263,10 +263,7 @@ def verify_certificate(
     """
     if (public_key is None) == (evidence_key is None):
         raise ConfigurationError("give exactly one of a trusted public key or an evidence verifier")
-    try:
-        doc = json.loads(document.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise LogIntegrityError("the certificate is not UTF-8 JSON") from None
+    doc = parse_json(document, "the certificate", LogIntegrityError)
     if not isinstance(doc, dict) or set(doc) - {"certificate", "signature", "evidence"}:
         raise LogIntegrityError("the certificate document has unexpected members")
     signature = doc.get("signature")
@@ -296,10 +293,6 @@ def verify_certificate(
         raise LogIntegrityError("the certificate body has no canonical form") from None
     _verify_signature(trusted, algorithm, _unb64url(signature["value"]), message)
     return Certificate(payload=payload, key_id=signature["key_id"], algorithm=algorithm)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise LogIntegrityError(f"{name} is not valid JSON")
 
 
 def require_current_certificate(

@@ -211,7 +211,7 @@ def _reference_attack(
         else:
             pick = rng.choice(len(reference), size=max(2, len(reference) // 2), replace=False)
             training = reference.subset(pick)
-        ref_predict = trainer(training, spec.seed + k)
+        ref_predict = trainer(training, _reference_seed(spec.seed, k))
         ref_losses_m += cross_entropy(
             class_probabilities(ref_predict, spec.model, members.features), members.labels
         )
@@ -235,6 +235,12 @@ def _reference_attack(
         spec,
         confidence,
     )
+
+
+def _reference_seed(seed: int, k: int) -> int:
+    """The *k*-th reference model's seed: 32 bits (what trainers such as
+    scikit-learn accept), derived from the spec's seed of up to 53 bits."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
 
 
 def run_membership_audit(

@@ -28,12 +28,11 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cleanroom.audit._canonical import canonical_json, sha256_digest
+from cleanroom.audit._canonical import canonical_json, parse_json, sha256_digest
 from cleanroom.audit.thresholds import ThresholdPolicy, threshold_policy_from_json
 from cleanroom.errors import AuditError
 
@@ -133,11 +132,7 @@ class AuditSpec:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AuditSpec:
-        try:
-            doc = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise AuditError("the audit spec is not UTF-8 JSON") from None
-        return cls.from_json(doc)
+        return cls.from_json(parse_json(data, "the audit spec", AuditError))
 
     @classmethod
     def from_json(cls, doc: object) -> AuditSpec:
@@ -194,10 +189,6 @@ class AuditSpec:
             epsilon_claim=claim,
             seed=_int(d["seed"], "seed", low=0),
         )
-
-
-def _refuse_constant(name: str) -> Any:
-    raise AuditError(f"{name} is not allowed in an audit spec")
 
 
 def _object(value: object, where: str) -> dict[str, Any]:

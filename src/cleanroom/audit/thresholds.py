@@ -54,6 +54,9 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+# A spec is I-JSON: its integers stay within what a double holds exactly.
+_MAX_SEED = 2**53 - 1
+
 
 @dataclass(frozen=True)
 class FixedThreshold:
@@ -124,8 +127,8 @@ def threshold_policy_from_json(doc: object) -> ThresholdPolicy:
             return BonferroniThresholds(tuple(_finite(c) for c in candidates))
         seed = doc.get("seed", 0)
         both = doc.get("both_directions", False)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise AuditError("split seed must be a non-negative integer")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _MAX_SEED:
+            raise AuditError("split seed must be an integer between 0 and 2**53 - 1")
         if not isinstance(both, bool):
             raise AuditError("both_directions must be a boolean")
         return SplitThreshold(_finite(doc.get("selection_fraction", 0.25)), seed, both)
