@@ -209,3 +209,48 @@ def test_verify_document_refuses_a_role_that_is_not_fresh_evidence(
         verify_document(
             document, policy, nonce=document.nonce, role=role, tls_spki_der=identity.spki_der
         )
+
+
+BROAD = "/v1/instances"  # another allow-list: the other policy digest
+
+
+@pytest.mark.parametrize("broad_first", [True, False], ids=["broad first", "narrow first"])
+def test_overlapping_routes_must_all_admit_a_peer_whatever_their_order(
+    broad_first: bool, tee_dir: Path
+) -> None:
+    """A broad route's allow-list never widens a narrower route's, nor the other way round."""
+    narrow = PeerRoute(
+        PREDICT, policy_for(tee_dir), (Upstream(package_measurement().hex(), STAGE_POLICY_DIGEST),)
+    )
+    broad = PeerRoute(
+        BROAD, policy_for(tee_dir), (Upstream(package_measurement().hex(), OTHER_POLICY_DIGEST),)
+    )
+    routes = (broad, narrow) if broad_first else (narrow, broad)
+    settings = ServerSettings(data_dir=tee_dir)
+    with ServerThread(settings, tls=AtlsSettings(routes=routes)) as server:
+        for digest, admitted in ((OTHER_POLICY_DIGEST, BROAD), (STAGE_POLICY_DIGEST, PREDICT)):
+            with raw_tls(server.url) as sock:
+                status, answer = _prove(sock, make_identity(tee_dir, policy_digest=digest), server)
+                assert (status, answer["routes"]) == (200, [admitted])
+                # Guarded by both routes, the predict path needs both.
+                status, headers, answer = post_raw(sock, _path(PREDICT), {})
+                assert (status, answer["code"]) == (403, "access-denied"), (digest, answer)
+                assert headers.get("connection") == "close"
+        with raw_tls(server.url) as sock:
+            _prove(sock, make_identity(tee_dir, policy_digest=OTHER_POLICY_DIGEST), server)
+            # A path only the broad route guards is open to whom it admits.
+            status, _, answer = post_raw(sock, _path(USERS), {})
+            assert (status, answer["code"]) == (401, "authentication-failed"), answer
+
+
+def test_routes_for_a_path_are_every_route_that_guards_it(policy: AttestationPolicy) -> None:
+    narrow = PeerRoute(PREDICT, policy, ())
+    broad = PeerRoute(BROAD, policy, ())
+    settings = AtlsSettings(routes=(broad, narrow))
+    assert settings.routes_for(_path(PREDICT)) == (broad, narrow)
+    assert settings.routes_for(_path(USERS)) == (broad,)
+    assert settings.routes_for("/v1/health") == ()
+    assert settings.admits(frozenset({BROAD, PREDICT}), _path(PREDICT))
+    assert not settings.admits(frozenset({PREDICT}), _path(PREDICT))
+    assert not settings.admits(frozenset({BROAD}), _path(PREDICT))
+    assert not settings.admits(frozenset({BROAD, PREDICT}), "/v1/health")

@@ -116,13 +116,15 @@ class PeerRouteGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self.settings.route_for(str(scope.get("path", "")))
-            if route is not None:
+            path = str(scope.get("path", ""))
+            guarding = self.settings.routes_for(path)
+            if guarding:
                 connection = connection_of(scope)
                 peer = connection.peer if connection is not None else None
-                if peer is None or route.prefix not in peer.routes:
+                if peer is None or not self.settings.admits(peer.routes, path):
                     log.warning(
-                        "refused a call to %s: no attested upstream on the connection", route.prefix
+                        "refused a call to %s: no attested upstream on the connection",
+                        guarding[0].prefix,
                     )
                     refusal = closing_refusal(
                         AccessDenied(

@@ -97,11 +97,19 @@ class AtlsSettings:
     policy_digest: str | None = None
     hosts: tuple[str, ...] = field(default=("localhost", "127.0.0.1"))
 
-    def route_for(self, path: str) -> PeerRoute | None:
-        for route in self.routes:
-            if route.matches(path):
-                return route
-        return None
+    def routes_for(self, path: str) -> tuple[PeerRoute, ...]:
+        """Every route that guards *path*; overlapping routes all apply."""
+        return tuple(route for route in self.routes if route.matches(path))
+
+    def admits(self, passed: frozenset[str], path: str) -> bool:
+        """Whether a caller that passed the routes named in *passed* may call *path*.
+
+        Every route guarding *path* must have admitted it, whatever their order:
+        a broad route's allow-list never widens a narrower one's. A path no route
+        guards admits nobody as an attested upstream.
+        """
+        guarding = self.routes_for(path)
+        return bool(guarding) and all(route.prefix in passed for route in guarding)
 
 
 def load_peer_routes(path: str | os.PathLike[str]) -> tuple[PeerRoute, ...]:

@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, Response
 
 from cleanroom.atls.routes import router as atls_router
 from cleanroom.atls.serving import connection_of
-from cleanroom.atls.settings import prefix_matches
 from cleanroom.crypto.binding import canonical_json
 from cleanroom.errors import (
     Error,
@@ -90,13 +89,15 @@ def sandbox_json(report: SandboxReport) -> dict[str, Any]:
 
 
 def attested_upstream(request: Request) -> UpstreamCaller | None:
-    """The clean room that proved itself on this connection for a route covering this path.
+    """The clean room that proved itself on this connection for every route guarding this path.
 
-    A peer admitted only on some other route (another path) does not count.
+    A peer admitted only on some other route (another path), or on only some
+    of the routes that guard this one, does not count.
     """
     connection = connection_of(request.scope)
     peer = None if connection is None else connection.peer
-    if peer is None or not any(prefix_matches(p, request.url.path) for p in peer.routes):
+    atls = getattr(request.app.state, "atls", None)
+    if peer is None or atls is None or not atls.settings.admits(peer.routes, request.url.path):
         return None
     return UpstreamCaller(
         measurement=peer.evidence.measurement.hex(),
