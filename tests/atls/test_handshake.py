@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from atls_fakes import PASSWORD, FakeServer, RawTlsServer, make_identity, policy_for
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -75,6 +77,23 @@ def test_instance_configuration_names_the_tls_key(
         assert server.atls is not None
         keys = instance.attested_config["keys"]
         assert keys[TLS_SPKI_KEY] == server.atls.identity.spki_sha256.hex()
+
+
+def test_an_instance_behind_another_tls_key_is_refused(
+    server: ServerThread, policy: AttestationPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Genuine evidence, but its configuration names a TLS key no connection verified."""
+    with Client(server.url, attestation=policy) as client:
+        client.sign_up("dave@lender.example", PASSWORD)
+        client.sign_in("dave@lender.example", PASSWORD)
+        instance = client.create_instance("Elsewhere", "onnx")
+        other = ec.generate_private_key(ec.SECP256R1()).public_key()
+        other_spki = other.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        monkeypatch.setattr(server.service.tee, "tls_spki_der", lambda: other_spki)
+        with pytest.raises(PolicyViolation) as refused:
+            instance.validate_attestation(policy)
+        assert [f.split(":")[0] for f in refused.value.failures] == [f"keys.{TLS_SPKI_KEY}"]
+        assert instance.attested_config is None
 
 
 def test_plain_http_url_is_refused_with_an_attestation_policy(policy: AttestationPolicy) -> None:

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from cleanroom.atls.certificate import load_certificate, spki_der
 from cleanroom.attestation import AttestationPolicy, Evidence, VerifiedEvidence, verify_evidence
 from cleanroom.attestation.fetch import complete_evidence
 from cleanroom.background import in_background
 from cleanroom.client.secret import Secret
 from cleanroom.crypto import envelope
-from cleanroom.crypto.binding import config_digest, report_data
+from cleanroom.crypto.binding import TLS_SPKI_KEY, config_digest, report_data, tls_key_digest
 from cleanroom.crypto.key_proof import key_registration
 from cleanroom.crypto.keys import PublicKey
 from cleanroom.crypto.stream import CHUNK_SIZE, seal_stream, stream_info
@@ -268,6 +269,19 @@ class Instance:
             failures.append(f"instance.id: got {got!r}, expected {self.id!r}")
         if not isinstance(keys, Mapping) or keys.get("hpke") != base64.b64encode(hpke_raw).decode():
             failures.append("keys.hpke: the configuration names another key than the one served")
+        # Over attested TLS, the instance must live in the TEE whose TLS key this
+        # client's connections verified: the channel and the instance end in one TEE.
+        verified_tls_keys = {
+            tls_key_digest(spki_der(load_certificate(seen.certificate_der))).hex()
+            for seen in self._client.server_attestations
+        }
+        if verified_tls_keys:
+            named = keys.get(TLS_SPKI_KEY) if isinstance(keys, Mapping) else None
+            if named not in verified_tls_keys:
+                failures.append(
+                    f"keys.{TLS_SPKI_KEY}: got {named!r}, expected the key of an attested"
+                    " TLS connection (the instance is not behind this channel)"
+                )
         return failures
 
     def _require_attested(self) -> _Attested:
