@@ -507,3 +507,29 @@ def test_a_reported_run_time_is_used_only_when_sane(
     reply: dict[str, Any], expected: int | None
 ) -> None:
     assert reported_run_ns(reply) == expected
+
+
+def test_requests_past_the_waiting_limit_are_refused_at_once(
+    supervisor: Supervisor, model_bytes: Callable[[str], bytes], limits: RuntimeLimits
+) -> None:
+    """A busy instance refuses more waiters (503) instead of holding a service thread each."""
+    instance = f"busy-{uuid.uuid4()}"
+    one_waiter = replace(limits, workers=1, extra={"sandbox.max_waiting": "1"})
+    runner = supervisor.load(instance, ModelFormat.ONNX, model_bytes("mixed_io.onnx"), one_waiter)
+    try:
+        held = runner._idle.get(timeout=5)  # the only worker, busy with someone else
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(runner.run, mixed_inputs(1))
+            assert wait_for(lambda: runner._waiting == 1)
+            with pytest.raises(ServiceUnavailable, match="already waiting"):
+                runner.run(mixed_inputs(1))
+            runner._idle.put(held)
+            assert waiting.result(timeout=30)["y"].shape[0] == 1
+        # Nobody waits any more: requests are served again.
+        assert runner.run(mixed_inputs(1))["y"].shape[0] == 1
+    finally:
+        supervisor.unload(instance)
+
+
+def test_the_waiting_limit_defaults_to_four_per_worker(onnx_instance: SandboxedRunner) -> None:
+    assert onnx_instance._max_waiting == 8  # two workers

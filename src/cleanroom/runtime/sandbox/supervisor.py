@@ -58,6 +58,12 @@ NetworkIsolation = Literal["auto", "seccomp"]
 ModelSource = Callable[[], bytearray]
 
 
+# Requests one instance may have waiting for a free worker, per worker: past
+# them a request is refused at once (503) instead of holding a service thread
+# for up to request_timeout_s. extra["sandbox.max_waiting"] sets the total.
+WAITING_PER_WORKER = 4
+
+
 class ModelLoad:
     """An instance's workers receiving a model as it arrives, piece by piece.
 
@@ -189,6 +195,10 @@ class SandboxedRunner:
         self._lock = threading.Lock()
         self._restarting: list[threading.Thread] = []
         self.restarts = 0
+        self._max_waiting = int(
+            limits.extra.get("sandbox.max_waiting", WAITING_PER_WORKER * len(workers))
+        )
+        self._waiting = 0
         self._signature = workers[0].model_signature
         for worker in workers:
             self._idle.put(worker)
@@ -229,12 +239,7 @@ class SandboxedRunner:
         feed = check_inputs(inputs, self._signature.inputs)
         timeout = float(self._limits.request_timeout_s)
         deadline = time.monotonic() + timeout
-        try:
-            worker = self._idle.get(timeout=timeout)
-        except queue.Empty:
-            raise InferenceFailed(
-                f"no worker became free within {timeout:g} s; the instance is overloaded"
-            ) from None
+        worker = self._take_worker(timeout)
         if not worker.alive:
             self._restart(worker, background=False)
             if not worker.alive:
@@ -257,6 +262,26 @@ class SandboxedRunner:
         else:
             self._idle.put(worker)
         return outputs, run_ns
+
+    def _take_worker(self, timeout: float) -> WorkerProcess:
+        """A free worker, waited for at most *timeout* s by at most ``max_waiting`` requests."""
+        with self._lock:
+            if self._waiting >= self._max_waiting:
+                raise ServiceUnavailable(
+                    f"the instance is busy: {self._waiting} requests are already waiting"
+                    " for its workers",
+                    remedy="retry later, or ask the model owner for more workers",
+                )
+            self._waiting += 1
+        try:
+            return self._idle.get(timeout=timeout)
+        except queue.Empty:
+            raise InferenceFailed(
+                f"no worker became free within {timeout:g} s; the instance is overloaded"
+            ) from None
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
     def _restart(self, worker: WorkerProcess, *, background: bool) -> None:
         def revive() -> None:
