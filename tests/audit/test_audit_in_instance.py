@@ -17,7 +17,7 @@ from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.attestation.measurement import package_measurement
 from cleanroom.audit import AuditSpec, LabelledRecords
 from cleanroom.cli.main import main
-from cleanroom.errors import AuditError, NotFound, PolicyDenied
+from cleanroom.errors import AuditError, NotFound, PolicyDenied, ServiceUnavailable
 from cleanroom.server.runner import ServerThread
 from cleanroom.server.settings import ServerSettings
 
@@ -56,17 +56,8 @@ def _npz(records: LabelledRecords) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def room(tmp_path: Path) -> Iterator[tuple[ServerThread, Path]]:
-    with ServerThread(ServerSettings(data_dir=tmp_path)) as server:
-        yield server, tmp_path
-
-
-def test_audit_in_an_instance_certifies_and_gates_serving(
-    room: tuple[ServerThread, Path], task: Any, overfit_model: Path, tmp_path: Path
-) -> None:
-    server, data_dir = room
-    spec = {
+def _spec(task: Any) -> dict[str, Any]:
+    return {
         "format": "cleanroom-audit-spec/v1",
         "model": {"input": "X", "output": "probabilities", "output_kind": "probabilities"},
         "datasets": {
@@ -82,11 +73,28 @@ def test_audit_in_an_instance_certifies_and_gates_serving(
         "epsilon_claim": 1.0,
         "seed": 3,
     }
-    policy = AttestationPolicy(
+
+
+def _policy(data_dir: Path) -> AttestationPolicy:
+    return AttestationPolicy(
         measurements=[package_measurement().hex()],
         allow_simulated=True,
         simulated_root=data_dir / "simulated-root.pem",
     )
+
+
+@pytest.fixture
+def room(tmp_path: Path) -> Iterator[tuple[ServerThread, Path]]:
+    with ServerThread(ServerSettings(data_dir=tmp_path)) as server:
+        yield server, tmp_path
+
+
+def test_audit_in_an_instance_certifies_and_gates_serving(
+    room: tuple[ServerThread, Path], task: Any, overfit_model: Path, tmp_path: Path
+) -> None:
+    server, data_dir = room
+    spec = _spec(task)
+    policy = _policy(data_dir)
     owner = Client(server.url)
     owner.sign_up("owner@lender.example", PASSWORD)
     owner.sign_in("owner@lender.example", PASSWORD)
@@ -157,3 +165,24 @@ def test_audit_in_an_instance_certifies_and_gates_serving(
     assert main(["audit", "verify", str(cert_file), "--attestation-policy", str(policy_file)]) == 1
     owner.close()
     bank.close()
+
+
+def test_record_sets_held_in_memory_have_a_budget(
+    room: tuple[ServerThread, Path], task: Any
+) -> None:
+    server, data_dir = room
+    owner = Client(server.url)
+    owner.sign_up("owner@budget.example", PASSWORD)
+    owner.sign_in("owner@budget.example", PASSWORD)
+    inst = owner.create_instance("Budget", ModelFormat.ONNX, [], audit_spec=_spec(task))
+    inst.validate_attestation(_policy(data_dir))
+    inst.set_secret(Secret())
+    held = [r.features.nbytes + r.labels.nbytes for r in (task.members, task.nonmembers)]
+    server.service.audits.max_held_bytes = sum(held) - 1
+    with pytest.raises(ServiceUnavailable, match="would exceed"):
+        inst.upload_audit_data(_npz(task.members), _npz(task.nonmembers))
+    # The set that fitted is held; the refused one is not. Replacing a set does not
+    # count it twice, and once the budget allows both they are held.
+    server.service.audits.max_held_bytes = sum(held)
+    inst.upload_audit_data(_npz(task.members), _npz(task.nonmembers))
+    owner.close()

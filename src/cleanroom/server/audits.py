@@ -25,7 +25,7 @@ from cleanroom.audit import (
 )
 from cleanroom.audit.certificate import verify_certificate
 from cleanroom.audit.data import records_from_npz
-from cleanroom.errors import AuditError, Conflict, InvalidRequest, ModelNotReady
+from cleanroom.errors import AuditError, Conflict, InvalidRequest, ModelNotReady, ServiceUnavailable
 from cleanroom.runtime.base import ModelRunner
 from cleanroom.server.store import InstanceRecord, Store
 from cleanroom.server.tee import Tee
@@ -33,16 +33,20 @@ from cleanroom.server.tee import Tee
 __all__ = ["DATASETS", "AuditRoom"]
 
 DATASETS = ("members", "nonmembers")
+# Record sets wait in memory for their audit: all instances' together may hold
+# at most this much, so uploads cannot grow the service without bound.
+MAX_HELD_BYTES = 1024**3
 SPEC_OPTION = "audit_spec"
 CERTIFICATE_OPTION = "audit_certificate"
 
 
 class AuditRoom:
-    def __init__(self, store: Store, tee: Tee) -> None:
+    def __init__(self, store: Store, tee: Tee, *, max_held_bytes: int = MAX_HELD_BYTES) -> None:
         self._store = store
         self._tee = tee
         self._data: dict[tuple[str, str], LabelledRecords] = {}
         self._lock = threading.Lock()
+        self.max_held_bytes = max_held_bytes
 
     @staticmethod
     def parse_spec(doc: Any) -> AuditSpec:
@@ -66,7 +70,15 @@ class AuditRoom:
                 f"the {name} set does not match the commitment fixed in the audit spec",
                 remedy="upload exactly the record set that was committed before training",
             )
+        size = _held_bytes(records)
         with self._lock:
+            others = sum(_held_bytes(r) for k, r in self._data.items() if k != (record.id, name))
+            if others + size > self.max_held_bytes:
+                raise ServiceUnavailable(
+                    f"the audit record sets waiting in memory would exceed {self.max_held_bytes}"
+                    " bytes",
+                    remedy="retry once pending audits have run or their instances are deleted",
+                )
             self._data[(record.id, name)] = records
         return records.commitment()
 
@@ -151,3 +163,7 @@ class AuditRoom:
             "epsilon_lower_bound": cert.epsilon_lower_bound,
             "spec_digest": spec.digest,
         }
+
+
+def _held_bytes(records: LabelledRecords) -> int:
+    return int(records.features.nbytes) + int(records.labels.nbytes)
