@@ -13,7 +13,8 @@ whether the refusal happened locally or in the clean room.
     ├── ConfigurationError          bad settings, options or files given to us
     ├── InvalidRequest              malformed input that is the caller's to fix
     │   ├── InvalidTensor           wrong names, dtypes, shapes, encodings
-    │   └── PayloadTooLarge         a body over the configured limit
+    │   ├── PayloadTooLarge         a body over the configured limit
+    │   └── RequestTimeout          a body or upload not received in time
     ├── CryptoError                 sealing and opening
     │   ├── DecryptionFailed        opaque: tampered, truncated, wrong key
     │   ├── UnsupportedEnvelope     unknown magic, version or suite
@@ -69,6 +70,7 @@ __all__ = [
     "PolicyError",
     "PolicyViolation",
     "ReplayDetected",
+    "RequestTimeout",
     "ServiceUnavailable",
     "StaleAttestation",
     "UnsupportedEnvelope",
@@ -126,6 +128,12 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload-too-large"
     status = 413
     default_remedy = "send a smaller body or raise the server's size limit"
+
+
+class RequestTimeout(InvalidRequest):
+    code = "request-timeout"
+    status = 408
+    default_remedy = "send the whole body at once, over a faster connection, or retry"
 
 
 class CryptoError(Error):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from starlette.requests import Request
 
 from cleanroom.atls.peer import VerifiedPeer
 from cleanroom.atls.serving import CONNECTION_KEY, PeerConnection
+from cleanroom.atls.settings import AtlsSettings, PeerRoute
+from cleanroom.attestation import AttestationPolicy
 from cleanroom.errors import AccessDenied
 from cleanroom.server.app import attested_upstream
 from cleanroom.server.upstreams import UpstreamCaller, check_upstream
@@ -85,33 +88,51 @@ class _Evidence:
     debug = False
 
 
-def _request(path: str, routes: frozenset[str] | None) -> Request:
+PREDICT = "/v1/instances/*/predict"
+INSTANCES = "/v1/instances"
+METRICS = "/v1/operator/metrics"
+MODEL = "/v1/instances/*/model"
+
+
+def _request(path: str, configured: tuple[str, ...], passed: frozenset[str] | None) -> Request:
+    """A request on a connection whose peer passed *passed* of the *configured* routes."""
     connection = PeerConnection()
-    if routes is not None:
-        connection.peer = VerifiedPeer(_Evidence(), DIGEST, b"spki", routes)  # type: ignore[arg-type]
-    scope = {"type": "http", "path": path, "headers": [], "state": {CONNECTION_KEY: connection}}
+    if passed is not None:
+        connection.peer = VerifiedPeer(_Evidence(), DIGEST, b"spki", passed)  # type: ignore[arg-type]
+    policy = AttestationPolicy([STAGE])
+    settings = AtlsSettings(routes=tuple(PeerRoute(prefix, policy) for prefix in configured))
+    app = SimpleNamespace(state=SimpleNamespace(atls=SimpleNamespace(settings=settings)))
+    scope = {
+        "type": "http",
+        "path": path,
+        "headers": [],
+        "app": app,
+        "state": {CONNECTION_KEY: connection},
+    }
     return Request(scope)
 
 
 @pytest.mark.parametrize(
-    ("routes", "path", "counts"),
+    ("configured", "passed", "counts"),
     [
-        (frozenset({"/v1/instances/*/predict"}), "/v1/instances/abc/predict", True),
-        (frozenset({"/v1/instances"}), "/v1/instances/abc/predict", True),
-        (frozenset({"/v1/operator/metrics"}), "/v1/instances/abc/predict", False),
-        (frozenset({"/v1/instances/*/model"}), "/v1/instances/abc/predict", False),
-        (
-            frozenset({"/v1/operator/metrics", "/v1/instances/*/predict"}),
-            "/v1/instances/abc/predict",
-            True,
-        ),
-        (None, "/v1/instances/abc/predict", False),
+        ((PREDICT,), frozenset({PREDICT}), True),
+        ((INSTANCES,), frozenset({INSTANCES}), True),
+        ((METRICS, PREDICT), frozenset({METRICS}), False),
+        ((MODEL, PREDICT), frozenset({MODEL}), False),
+        ((METRICS, PREDICT), frozenset({METRICS, PREDICT}), True),
+        ((PREDICT,), None, False),
+        # Overlapping routes must all have admitted the peer.
+        ((INSTANCES, PREDICT), frozenset({PREDICT}), False),
+        ((PREDICT, INSTANCES), frozenset({INSTANCES}), False),
+        ((INSTANCES, PREDICT), frozenset({INSTANCES, PREDICT}), True),
+        # A path no route guards has no attested upstream.
+        ((METRICS,), frozenset({METRICS}), False),
     ],
 )
-def test_a_peer_counts_only_for_a_route_covering_the_path(
-    routes: frozenset[str] | None, path: str, counts: bool
+def test_a_peer_counts_only_if_every_route_covering_the_path_admitted_it(
+    configured: tuple[str, ...], passed: frozenset[str] | None, counts: bool
 ) -> None:
-    caller = attested_upstream(_request(path, routes))
+    caller = attested_upstream(_request("/v1/instances/abc/predict", configured, passed))
     assert (caller is not None) is counts
     if caller is not None:
         assert caller == GENUINE

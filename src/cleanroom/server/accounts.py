@@ -36,7 +36,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cleanroom.errors import AccessDenied, AuthenticationFailed, InvalidRequest, ServiceUnavailable
 from cleanroom.server.store import Store
 
-__all__ = ["Accounts", "Session", "normalise_email"]
+__all__ = ["Accounts", "Session", "encodes_as_utf8", "normalise_email"]
 
 MIN_PASSWORD_LENGTH = 12
 _MAX_KNOWN_SESSIONS = 10_000
@@ -61,9 +61,20 @@ MAX_THROTTLED_EMAILS = 10_000
 
 def normalise_email(email: str) -> str:
     email = email.strip().lower()
-    if not _EMAIL.match(email):
+    # A lone UTF-16 surrogate (JSON allows "\\ud800") is no text: it cannot be stored,
+    # nor be part of an attested configuration.
+    if not _EMAIL.match(email) or not encodes_as_utf8(email):
         raise InvalidRequest(f"{email!r} is not an email address")
     return email
+
+
+def encodes_as_utf8(text: str) -> bool:
+    """Whether *text* is Unicode text (holds no lone surrogate), so it encodes to UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

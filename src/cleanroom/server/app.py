@@ -155,7 +155,8 @@ def create_app(service: CleanRoomService) -> FastAPI:
         redoc_url=None,
         telemetry=NO_TELEMETRY,
     )
-    app.add_middleware(RequestGuard)  # JSON body limit; unexpected errors stay opaque
+    # JSON body limit, body deadline; unexpected errors stay opaque.
+    app.add_middleware(RequestGuard, body_timeout_s=service.settings.body_timeout_s)
     app.state.service = service
     app.include_router(atls_router)  # attested TLS: /v1/atls/* (docs/attested-tls.md)
 

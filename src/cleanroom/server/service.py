@@ -49,7 +49,7 @@ from cleanroom.server.models import SealedModelStore
 from cleanroom.server.replay import ReplayGuard
 from cleanroom.server.settings import ServerSettings
 from cleanroom.server.store import InstanceRecord, Store
-from cleanroom.server.streaming import relay_stream
+from cleanroom.server.streaming import UploadPace, relay_stream
 from cleanroom.server.tee import Tee
 from cleanroom.server.upstreams import (
     UPSTREAMS_OPTION,
@@ -483,7 +483,7 @@ class CleanRoomService:
                 opener,
                 chunks,
                 self.settings.max_model_bytes,
-                idle_timeout_s=self.settings.upload_idle_timeout_s,
+                pace=self._upload_pace(),
             )
             opener.end()
             self._check_stream_replay(opener)
@@ -630,6 +630,13 @@ class CleanRoomService:
             sink=sink,
         )
 
+    def _upload_pace(self) -> UploadPace:
+        return UploadPace(
+            idle_timeout_s=self.settings.upload_idle_timeout_s,
+            grace_s=self.settings.upload_grace_s,
+            min_bytes_per_s=self.settings.upload_min_bytes_per_s,
+        )
+
     def _check_stream_replay(self, opener: StreamOpener) -> None:
         params = opener.params
         assert params is not None
@@ -648,7 +655,7 @@ class CleanRoomService:
         opener = self._stream_opener(record, email, purpose, max_size)
         try:
             ciphertext_digest = await relay_stream(
-                opener, chunks, max_size, idle_timeout_s=self.settings.upload_idle_timeout_s
+                opener, chunks, max_size, pace=self._upload_pace()
             )
             plaintext = opener.finish()
         except BaseException:

@@ -28,6 +28,12 @@ class ServerSettings:
     # one per instance at a time, and stopped when the sender goes quiet.
     max_concurrent_uploads: int = 4
     upload_idle_timeout_s: float = 60.0
+    # A sender that keeps trickling bytes is stopped too: after the grace period, an
+    # upload (model or audit data set) must average this rate since it began.
+    upload_grace_s: float = 60.0
+    upload_min_bytes_per_s: int = 256 * 1024
+    # Every other request body (JSON, sealed predict requests) is read whole within this.
+    body_timeout_s: float = 60.0
     # On SEV-SNP hardware, evidence is completed from AMD's Key Distribution
     # Service: the VCEK chain when the host gave none, and the current CRL that
     # clients require by default. None: evidence goes out as the host gives it.

@@ -13,34 +13,65 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import anyio
 from starlette.concurrency import run_in_threadpool
 
 from cleanroom.crypto.stream import StreamOpener
-from cleanroom.errors import InvalidRequest, PayloadTooLarge
+from cleanroom.errors import ConfigurationError, InvalidRequest, PayloadTooLarge, RequestTimeout
 from cleanroom.policy.decision_log import ContentHasher
 
-__all__ = ["relay_stream"]
+__all__ = ["UploadPace", "relay_stream"]
 
 
-async def _until_idle(chunks: AsyncIterator[bytes], idle_timeout_s: float) -> AsyncIterator[bytes]:
-    """*chunks*, refused once the sender has sent nothing for *idle_timeout_s*.
+@dataclass(frozen=True)
+class UploadPace:
+    """How slowly an upload may arrive before it is stopped.
 
-    A stalled upload would otherwise hold its workers and staging file forever.
+    Nothing for *idle_timeout_s* stops it, and so does falling behind: once
+    *grace_s* have passed, it must have averaged *min_bytes_per_s* since it
+    began. A sender trickling a byte at a time would otherwise hold its
+    upload slot, workers and staging file for as long as it likes.
     """
+
+    idle_timeout_s: float
+    grace_s: float
+    min_bytes_per_s: int
+
+    def __post_init__(self) -> None:
+        if not (self.idle_timeout_s > 0 and self.grace_s >= 0 and self.min_bytes_per_s > 0):
+            raise ConfigurationError("upload timeouts and the minimum upload rate must be positive")
+
+    def deadline(self, started: float, received: int) -> float:
+        """The time by which more must have arrived, after *received* bytes."""
+        return started + self.grace_s + received / self.min_bytes_per_s
+
+
+async def _in_pace(chunks: AsyncIterator[bytes], pace: UploadPace) -> AsyncIterator[bytes]:
+    """*chunks*, refused once the sender goes quiet or falls behind *pace*."""
     iterator = aiter(chunks)
+    started = time.monotonic()
+    received = 0
     while True:
+        behind = pace.deadline(started, received) - time.monotonic()
         try:
-            with anyio.fail_after(idle_timeout_s):
+            with anyio.fail_after(max(0.0, min(pace.idle_timeout_s, behind))):
                 chunk = await anext(iterator)
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if behind <= pace.idle_timeout_s:
+                raise RequestTimeout(
+                    f"the upload arrived slower than {pace.min_bytes_per_s} bytes/s on average"
+                    f" after {pace.grace_s:g} s and was stopped"
+                ) from None
             raise InvalidRequest(
-                f"the upload sent nothing for {idle_timeout_s:g} s and was stopped"
+                f"the upload sent nothing for {pace.idle_timeout_s:g} s and was stopped"
             ) from None
+        received += len(chunk)
         yield chunk
 
 
@@ -110,13 +141,13 @@ class _Pump:
 
 
 async def relay_stream(
-    opener: StreamOpener, chunks: AsyncIterator[bytes], max_size: int, *, idle_timeout_s: float
+    opener: StreamOpener, chunks: AsyncIterator[bytes], max_size: int, *, pace: UploadPace
 ) -> str:
     """Feed every chunk of the body to *opener* on the pump thread; the ciphertext's digest.
 
     Returns once the opener has taken all of it (the caller then calls
     ``opener.end()`` or ``finish()``). A body longer than *max_size* plus the
-    framing, a body that sends nothing for *idle_timeout_s*, or an error in the
+    framing, a body that arrives slower than *pace* allows, or an error in the
     opener or its sink, stops the relay.
     """
     pump = _Pump(opener)
@@ -125,7 +156,7 @@ async def relay_stream(
     batch: _Batch = []
     batched = 0
     try:
-        async for chunk in _until_idle(chunks, idle_timeout_s):
+        async for chunk in _in_pace(chunks, pace):
             ciphertext_hash.update(chunk)
             received += len(chunk)
             if received > max_size + _FRAMING:

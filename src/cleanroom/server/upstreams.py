@@ -7,6 +7,7 @@ part of the instance's attested configuration.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ class UpstreamCaller:
 
 UPSTREAMS_OPTION = "upstreams"
 MEASUREMENT_BYTES = 48
+_POLICY_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def parse_upstreams(declared: Sequence[Any]) -> list[dict[str, str]]:
@@ -41,13 +43,15 @@ def parse_upstreams(declared: Sequence[Any]) -> list[dict[str, str]]:
             raw = bytes.fromhex(measurement)
         except (TypeError, ValueError):
             raise InvalidRequest("an upstream measurement must be hex") from None
+        # fullmatch on str: a lone surrogate, upper case or a short digest never matches.
         if (
             len(raw) != MEASUREMENT_BYTES
             or not isinstance(digest, str)
-            or not digest.startswith("sha256:")
+            or not _POLICY_DIGEST.fullmatch(digest)
         ):
             raise InvalidRequest(
-                "an upstream is a 48-byte hex measurement and a sha256: policy digest"
+                "an upstream is a 48-byte hex measurement and a policy digest"
+                " of sha256: and 64 lowercase hex digits"
             )
         out.append({"measurement": raw.hex(), "policy_digest": digest})
     return out

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from cleanroom.errors import InvalidTensor
 
 __all__ = [
+    "MAX_STRING_ELEMENTS",
     "SUPPORTED_DTYPES",
     "decode_tensors",
     "encode_tensor_parts",
@@ -44,6 +45,9 @@ _MAX_DIM = 2**63 - 1
 # numpy refuses (with builtin exceptions) shapes whose non-zero sizes multiply, with the
 # item size, past its index type, even for tensors with no elements.
 _MAX_EXTENT_BYTES = int(np.iinfo(np.intp).max)
+# String elements per request, over all its tensors: each is decoded one at a time in
+# Python, before the model's signature is checked.
+MAX_STRING_ELEMENTS = 1_000_000
 # How much of an attacker-chosen string a message may quote.
 _QUOTE = 64
 
@@ -132,10 +136,6 @@ def _encode_strings(array: npt.NDArray[Any]) -> bytes:
 def _decode_strings(
     buf: memoryview, count: int, shape: tuple[int, ...], label: str
 ) -> npt.NDArray[Any]:
-    # Every element takes at least its length prefix: a count the data cannot
-    # hold is refused before anything is allocated or looped over.
-    if count * _U32.size > len(buf):
-        raise InvalidTensor(f"tensor {label}: string data is truncated")
     items: list[str] = []
     pos = 0
     for _ in range(count):
@@ -251,6 +251,7 @@ def decode_tensors(data: bytes | bytearray | memoryview) -> dict[str, npt.NDArra
     data_start += (-data_start) % _ALIGN
     body = view[data_start:]
     out: dict[str, npt.NDArray[Any]] = {}
+    strings = 0
     for entry in entries:
         if not isinstance(entry, dict):
             raise InvalidTensor("each tensor entry must be an object")
@@ -272,6 +273,16 @@ def decode_tensors(data: bytes | bytearray | memoryview) -> dict[str, npt.NDArra
         count = math.prod(shape)  # exact: no wrap-around for hostile shapes
         chunk = body[offset : offset + nbytes]
         if dtype == STRING_DTYPE:
+            # Every element takes at least its length prefix: a count the data cannot
+            # hold is refused before anything is allocated or looped over.
+            if count * _U32.size > nbytes:
+                raise InvalidTensor(f"tensor {label}: string data is truncated")
+            strings += count
+            if strings > MAX_STRING_ELEMENTS:
+                raise InvalidTensor(
+                    f"at most {MAX_STRING_ELEMENTS} string elements per request"
+                    f" (tensor {label} passes it)"
+                )
             _check_extent(shape, np.dtype(object).itemsize, label)
             out[name] = _decode_strings(chunk, count, shape, label)
             continue
