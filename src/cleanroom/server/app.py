@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.telemetry import TelemetryConfig
@@ -142,6 +145,8 @@ NO_TELEMETRY: TelemetryConfig = {
 
 
 def create_app(service: CleanRoomService) -> FastAPI:
+    predictions = anyio.CapacityLimiter(service.settings.max_concurrent_predictions)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
@@ -333,7 +338,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
                 raise PayloadTooLarge(f"the request is larger than the limit of {limit} bytes")
         body = b"".join(chunks)
         del chunks
-        sealed, receipt = await run_in_threadpool(
+        call = functools.partial(
             service.predict,
             email,
             instance_id,
@@ -342,6 +347,9 @@ def create_app(service: CleanRoomService) -> FastAPI:
             config=request.headers.get(CONFIG_HEADER),
             upstream=attested_upstream(request),
         )
+        # Threads of their own: predictions waiting for busy workers never take the
+        # threads that sign-in, attestation and every other route run on.
+        sealed, receipt = await anyio.to_thread.run_sync(call, limiter=predictions)
         encoded = base64.urlsafe_b64encode(canonical_json(receipt)).decode()
         return Response(content=sealed, media_type=OCTET_STREAM, headers={RECEIPT_HEADER: encoded})
 

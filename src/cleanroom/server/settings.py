@@ -34,6 +34,9 @@ class ServerSettings:
     upload_min_bytes_per_s: int = 256 * 1024
     # Every other request body (JSON, sealed predict requests) is read whole within this.
     body_timeout_s: float = 60.0
+    # Predictions run on threads of their own, at most this many at once (the
+    # others wait for one, without blocking the routes that run on the shared pool).
+    max_concurrent_predictions: int = 32
     # On SEV-SNP hardware, evidence is completed from AMD's Key Distribution
     # Service: the VCEK chain when the host gave none, and the current CRL that
     # clients require by default. None: evidence goes out as the host gives it.
