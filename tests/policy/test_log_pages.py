@@ -90,3 +90,27 @@ def test_a_doctored_page_is_refused(
     mutate(doctored)
     with pytest.raises(LogIntegrityError, match=message):
         verify_log(doctored, log_key.public_key())
+
+
+def test_receipts_are_checked_against_the_page_that_holds_them(
+    log_key: ed25519.Ed25519PrivateKey, make_log: Callable[[int], DecisionLog]
+) -> None:
+    log = make_log(12)
+    key = log_key.public_key()
+    first = log.export(instance_id="inst-0", after=-1, limit=3)
+    assert [e["seq"] for e in first["entries"]] == [0, 2, 4]
+    second = log.export(instance_id="inst-0", after=4, limit=3)
+    assert [e["seq"] for e in second["entries"]] == [6, 8, 10]
+    assert second["page"]["next_after"] is None
+    on_second = log.receipt(8).to_json()
+    on_first = log.receipt(2).to_json()
+    # Each page verifies with receipts of both pages: another page's entry is not missing.
+    verify_log(first, key, receipts=[on_first, on_second])
+    verify_log(second, key, receipts=[on_first, on_second])
+    # A receipted entry removed from the page that should hold it is still reported.
+    for page, seq in ((second, 8), (first, 2)):
+        doctored = copy.deepcopy(page)
+        i = [e["seq"] for e in doctored["entries"]].index(seq)
+        del doctored["entries"][i], doctored["inclusion_proofs"][i]
+        with pytest.raises(LogIntegrityError, match=f"removed entry: seq {seq}, held in a receipt"):
+            verify_log(doctored, key, receipts=[on_first, on_second])

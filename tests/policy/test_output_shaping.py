@@ -111,3 +111,15 @@ def test_shaping_an_output_the_model_lacks_is_refused() -> None:
 def test_shaping_a_string_output_is_refused() -> None:
     with pytest.raises(PolicyError, match="cannot be shaped"):
         _shaping({"label": {"round": 2}}).apply({"label": np.array(["yes"])})
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize(
+    "rule", [{"round": 1}, {"clip": [0, 1]}, {"top_k": 1}, {"round": 1, "clip": [0, 1]}]
+)
+def test_shaping_a_complex_output_is_refused(dtype: Any, rule: dict[str, Any]) -> None:
+    # Complex values have no order to clip or rank by, and round skipped them:
+    # 0.123456+0.987654j came back unshaped.
+    score = np.array([0.123456 + 0.987654j, 2 - 1j], dtype=dtype)
+    with pytest.raises(PolicyError, match=r"complex.* cannot be shaped"):
+        _shaping({"score": rule}).apply({"score": score})

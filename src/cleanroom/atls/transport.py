@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import typing
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +122,10 @@ def _refusal(status: int, doc: Any, what: str) -> AttestationError:
     return AttestationError(f"{what}: HTTP {status}")
 
 
+#: How many connections' :class:`ServerAttestation` a transport keeps (the newest).
+MAX_VERIFIED = 64
+
+
 class _Attestor:
     def __init__(
         self,
@@ -132,7 +137,9 @@ class _Attestor:
         self.identity = identity
         self.kds = kds
         self.lock = threading.Lock()
-        self.verified: list[ServerAttestation] = []
+        # The newest only: a long-lived client (a pipeline stage) opens connections
+        # for as long as it runs, and each result holds the server's whole evidence.
+        self.verified: deque[ServerAttestation] = deque(maxlen=MAX_VERIFIED)
 
     def attest(self, stream: httpcore.NetworkStream, host: str) -> ServerAttestation:
         ssl_object = stream.get_extra_info("ssl_object")
@@ -256,7 +263,8 @@ class AttestedTransport(httpx.HTTPTransport):
     *policy* judges the server's evidence; *identity* (a calling clean room)
     is presented when the server challenges. *kds* completes the server's
     SEV-SNP evidence on this side (the current AMD CRL, and the VCEK chain if
-    none came). ``verified`` lists what every connection verified, oldest first.
+    none came). ``verified`` lists what the last :data:`MAX_VERIFIED` connections
+    verified, oldest first.
     """
 
     def __init__(

@@ -15,7 +15,7 @@ from typing import Any
 
 from cleanroom.errors import InvalidRequest
 
-__all__ = ["canonical_json"]
+__all__ = ["canonical_json", "utf8_text"]
 
 
 def _problem(value: Any, path: str) -> str | None:
@@ -55,6 +55,21 @@ def canonical_json(value: Any) -> bytes:
     """The RFC 8785 form of *value*, which must hold no floats."""
     if not _fine(value):
         raise InvalidRequest(_problem(value, "$") or "the value cannot be canonicalised")
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            "canonical JSON is UTF-8 text; a string holds an unpaired surrogate"
+        ) from None
+
+
+def utf8_text(text: str) -> str:
+    """*text* with every unpaired surrogate replaced by ``?``: always encodes as UTF-8.
+
+    A Rego string may hold ``"\\ud800"``; a reason holding one could not be
+    logged (canonical JSON is UTF-8), and every deny must be.
+    """
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")

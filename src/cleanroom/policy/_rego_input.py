@@ -8,9 +8,10 @@ it would misread), and feeds rego-cpp's input builder (``regoInput*`` in its
 C API) directly.
 
 Refused: non-finite floats, integers outside int64, non-string keys, other
-types, nesting deeper than 32, and strings holding NUL: the C API takes
+types, nesting deeper than 32, strings holding NUL (the C API takes
 NUL-terminated strings, so ``"alice\\x00-evil"`` would reach the policy as
-``"alice"``.
+``"alice"``), and strings that are not UTF-8 text (a lone UTF-16 surrogate
+such as ``"\\ud800"``, which ``json.loads`` accepts from ``\\u`` escapes).
 """
 
 from __future__ import annotations
@@ -51,7 +52,16 @@ def _refuse(message: str) -> PolicyError:
 def _check_string(value: str) -> bytes:
     if "\x00" in value:
         raise _refuse("a string holds NUL")
-    return value.encode("utf-8")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _refuse("a string holds an unpaired surrogate (it is not UTF-8 text)") from None
+
+
+def _check_text(value: str) -> None:
+    """:func:`_check_string` without keeping the bytes (ASCII needs no encoding)."""
+    if not value.isascii() or "\x00" in value:
+        _check_string(value)
 
 
 def _check(value: Any, depth: int) -> None:
@@ -60,8 +70,7 @@ def _check(value: Any, depth: int) -> None:
         raise _refuse("nested too deeply")
     kind = type(value)
     if kind is str:
-        if "\x00" in value:
-            raise _refuse("a string holds NUL")
+        _check_text(value)
     elif value is None or kind is bool:
         return
     elif kind is int:
@@ -74,8 +83,7 @@ def _check(value: Any, depth: int) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise _refuse("a non-string key")
-            if "\x00" in key:
-                raise _refuse("a string holds NUL")
+            _check_text(key)
             _check(item, depth + 1)
     elif kind is list or kind is tuple:
         for item in value:

@@ -24,6 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cleanroom.errors import (
@@ -32,6 +33,7 @@ from cleanroom.errors import (
     LogIntegrityError,
     ServiceUnavailable,
 )
+from cleanroom.policy._canonical import utf8_text
 from cleanroom.policy._chain import chain_problems
 from cleanroom.policy.engine import Decision
 from cleanroom.policy.merkle import MerkleTree
@@ -45,7 +47,7 @@ from cleanroom.policy.records import (
 )
 from cleanroom.policy.signing import LogPrivateKey, LogPublicKey, algorithm_of, key_id, sign
 
-__all__ = ["EXPORT_FORMAT", "ContentHasher", "DecisionLog", "content_digest"]
+__all__ = ["EXPORT_FORMAT", "ContentHasher", "DecisionLog", "content_digest", "stored_log_size"]
 
 _MAX_NAME = 256
 _MAX_REASON = 1024
@@ -88,6 +90,33 @@ def content_digest(data: bytes | memoryview | Sequence[bytes | memoryview]) -> s
         for part in data:
             hasher.update(part)
     return hasher.digest
+
+
+def stored_log_size(path: Path) -> int:
+    """How many entries the decision log in the SQLite database *path* holds.
+
+    Read only, without verifying them: 0 when there is no such file or no
+    log table in it. :class:`ServiceUnavailable` when the file cannot be read.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            (tables,) = conn.execute(
+                "SELECT COUNT(*) FROM sqlite_master"
+                " WHERE type = 'table' AND name = 'cleanroom_decision_log'"
+            ).fetchone()
+            if not tables:
+                return 0
+            (size,) = conn.execute("SELECT COUNT(*) FROM cleanroom_decision_log").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ServiceUnavailable(
+            f"the decision log in {path} cannot be read ({type(exc).__name__})"
+        ) from None
+    return int(size)
 
 
 def _name(label: str, value: Any) -> str:
@@ -224,6 +253,8 @@ class DecisionLog:
             reason = decision.reason
         if reason is not None and (not isinstance(reason, str) or len(reason) > _MAX_REASON):
             raise InvalidRequest(f"reason must be a string of at most {_MAX_REASON} chars")
+        if reason is not None:
+            reason = utf8_text(reason)  # a deny is logged even if its reason is not UTF-8
         check_digest("policy_digest", policy_digest, optional=False)
         check_digest("model_digest", model_digest, optional=True)
         check_digest("request_digest", request_digest, optional=False)

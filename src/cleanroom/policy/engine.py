@@ -51,6 +51,7 @@ from regopy.rego_shared import (
 )
 
 from cleanroom.errors import PolicyError
+from cleanroom.policy._canonical import utf8_text
 from cleanroom.policy._decisions import DecisionCache, cache_key
 from cleanroom.policy._engine_errors import compile_error_message, evaluation_error_code
 from cleanroom.policy._plan import InputReads, input_reads
@@ -157,14 +158,14 @@ class Decision:
 
 
 def _reason_text(value: Any) -> str | None:
-    """A deny_reason value as one line: a string, or sorted strings joined."""
+    """A deny_reason value as one line of UTF-8 text: a string, or sorted strings joined."""
     if isinstance(value, str):
         text = value
     elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         text = "; ".join(sorted(set(value)))
     else:
         return None
-    text = " ".join(text.split())
+    text = " ".join(utf8_text(text).split())
     if len(text) > _MAX_REASON_CHARS:
         text = text[: _MAX_REASON_CHARS - 1] + "…"
     return text or None

@@ -53,8 +53,16 @@ def _field(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...], wha
         raise LogIntegrityError(f"malformed {what}: {name} must be an integer")
     if not isinstance(value, kind):
         raise LogIntegrityError(f"malformed {what}: {name} has the wrong type")
-    if isinstance(value, str) and len(value) > _MAX_TEXT:
-        raise LogIntegrityError(f"malformed {what}: {name} is too long")
+    if isinstance(value, str):
+        if len(value) > _MAX_TEXT:
+            raise LogIntegrityError(f"malformed {what}: {name} is too long")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise LogIntegrityError(
+                    f"malformed {what}: {name} holds an unpaired surrogate (not UTF-8 text)"
+                ) from None
     return value
 
 

@@ -19,8 +19,8 @@ order whatever order they are written in:
 3. ``round`` (integer 0..15): round to that many decimal places (numpy's
    round-half-to-even). Integer and boolean outputs are left as they are.
 
-Anything else (an unknown operation, a wrong type, a non-numeric output) is
-refused, never skipped: a misspelt ``"rund"`` must not let raw scores out.
+Anything else (an unknown operation, a wrong type, a non-numeric or complex
+output) is refused, never skipped: a misspelt ``"rund"`` must not let raw scores out.
 """
 
 from __future__ import annotations
@@ -102,7 +102,10 @@ class OutputRule:
         return doc
 
     def apply(self, name: str, array: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        # Complex values have no order (top_k, clip) and numpy rounds only
+        # floating dtypes here: refused, like strings, never passed unshaped.
+        numeric = np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array)
+        if not (numeric or array.dtype == np.bool_):
             raise PolicyError(f"output {name!r} of dtype {array.dtype} cannot be shaped")
         out = np.array(array, copy=True)
         if self.top_k is not None and out.ndim > 0 and out.shape[-1] > self.top_k:

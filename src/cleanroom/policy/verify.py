@@ -138,21 +138,30 @@ def verify_log(
     *receipts* the verifier kept from earlier requests (signed by the same
     key) are checked against the export: each must verify, its checkpoint
     must not be larger than the export's (a rolled-back log), its entry must
-    be in the export unchanged when the export should hold it, and, for a
+    be in the export unchanged when the export should hold it (it matches
+    the filter and, for a page, lies in the page's window), and, for a
     complete export, the export's first entries must lead to the receipt's
     root (no rewritten history).
     """
-    result = _verify_export(export_json, public_key)
+    doc = _document(export_json, "log export")
+    result, after = _verify_export(doc, public_key)
     problems: list[str] = []
     for raw in receipts:
         verify_receipt(raw, public_key)
-        problems.extend(_receipt_problems(result, Receipt.from_json(_document(raw, "receipt"))))
+        receipt = Receipt.from_json(_document(raw, "receipt"))
+        problems.extend(_receipt_problems(result, receipt, after))
     if problems:
         raise _fail(problems)
     return result
 
 
-def _receipt_problems(result: LogVerification, receipt: Receipt) -> list[str]:
+def _receipt_problems(result: LogVerification, receipt: Receipt, after: int) -> list[str]:
+    """What *receipt* shows wrong with the export; *after* is a page's ``after`` (else -1).
+
+    A page holds the filter's entries with ``after < seq <= next_after`` (no
+    upper bound on the last page): a receipt outside that window is another
+    page's, so its entry is not expected here.
+    """
     held, seq = receipt.checkpoint, receipt.entry.seq
     if held.tree_size > result.checkpoint.tree_size:
         return [
@@ -161,9 +170,11 @@ def _receipt_problems(result: LogVerification, receipt: Receipt) -> list[str]:
         ]
     by_seq = {e.seq: e for e in result.entries}
     flt = result.filter or {}
+    in_window = after < seq and (result.next_after is None or seq <= result.next_after)
     expected_here = result.complete or (
         flt.get("instance_id") in (None, receipt.entry.instance_id)
         and flt.get("party") in (None, receipt.entry.party)
+        and in_window
     )
     if seq not in by_seq:
         return [f"removed entry: seq {seq}, held in a receipt, is missing"] if expected_here else []
@@ -180,9 +191,9 @@ def _receipt_problems(result: LogVerification, receipt: Receipt) -> list[str]:
 
 
 def _verify_export(
-    export_json: str | bytes | Mapping[str, Any], public_key: LogPublicKey | bytes | str
-) -> LogVerification:
-    doc = _document(export_json, "log export")
+    doc: Mapping[str, Any], public_key: LogPublicKey | bytes | str
+) -> tuple[LogVerification, int]:
+    """What the export proves, and its page's ``after`` (-1 when it is not a page)."""
     if doc.get("format") != EXPORT_FORMAT:
         raise LogIntegrityError(f"the log export's format is not {EXPORT_FORMAT!r}")
     checkpoint = Checkpoint.from_json(doc.get("checkpoint"))
@@ -195,7 +206,7 @@ def _verify_export(
     if flt is None:
         _verify_complete(entries, checkpoint)
         ordered = tuple(sorted(entries, key=lambda e: e.seq))
-        return LogVerification(checkpoint, ordered, complete=True, filter=None)
+        return LogVerification(checkpoint, ordered, complete=True, filter=None), -1
     return _verify_filtered(doc, flt, entries, checkpoint)
 
 
@@ -213,7 +224,7 @@ def _verify_complete(entries: list[LogEntry], checkpoint: Checkpoint) -> None:
 
 def _verify_filtered(
     doc: Mapping[str, Any], flt: Any, entries: list[LogEntry], checkpoint: Checkpoint
-) -> LogVerification:
+) -> tuple[LogVerification, int]:
     if not isinstance(flt, Mapping) or set(flt) != {"instance_id", "party"}:
         raise LogIntegrityError("malformed log export: filter must name instance_id and party")
     instance_id, party = flt["instance_id"], flt["party"]
@@ -252,13 +263,14 @@ def _verify_filtered(
             )
     if problems:
         raise _fail(problems)
-    return LogVerification(
+    verified = LogVerification(
         checkpoint,
         tuple(entries),
         complete=False,
         filter={"instance_id": instance_id, "party": party},
         next_after=next_after,
     )
+    return verified, after
 
 
 def _page(page: Any, entries: list[LogEntry]) -> tuple[int, int | None]:

@@ -4,8 +4,10 @@ The HPKE key that parties seal to lives only in this process's memory
 (inside the confidential VM on real hardware) and changes at every start.
 The Ed25519 key that signs receipts, log checkpoints and audit certificates
 is kept sealed under the sealing key, so the decision log keeps one identity
-across restarts. Both public halves are in the attested configuration, so a
-party that verified the evidence knows they belong to this clean room.
+across restarts; a missing sealed key is made anew only while the data
+directory holds no logged decisions (docs/receipts.md). Both public halves
+are in the attested configuration, so a party that verified the evidence
+knows they belong to this clean room.
 
 The sealing key protects models at rest. On the simulated TEE it is derived
 from a root secret kept in the data directory and bound to the measurement of
@@ -44,6 +46,8 @@ from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.crypto.binding import config_digest, report_data
 from cleanroom.crypto.keys import KeyPair
 from cleanroom.errors import ConfigurationError, Error
+from cleanroom.policy.decision_log import stored_log_size
+from cleanroom.server.settings import ServerSettings
 
 __all__ = ["SIMULATION_WARNING", "Tee"]
 
@@ -141,6 +145,8 @@ class Tee:
 
         A blob sealed by other code (another measurement) does not open; a new
         key is made then, and the log's later checkpoints carry the new key id.
+        No blob at all while the data directory holds a logged history is
+        refused (:func:`_refuse_orphaned_log`): only a first start makes a key.
         """
         assert self.sealing_key is not None
         aead = AESGCM(self.sealing_key)
@@ -151,6 +157,8 @@ class Tee:
                 return Ed25519PrivateKey.from_private_bytes(raw)
             except (InvalidTag, ValueError):
                 log.warning("the sealed receipt-signing key does not open here; making a new one")
+        else:
+            _refuse_orphaned_log(path)
         key = Ed25519PrivateKey.generate()
         raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
         nonce = os.urandom(12)
@@ -191,6 +199,28 @@ class Tee:
             raise ConfigurationError(f"{path} is damaged (expected 32 bytes)")
         assert self.measurement is not None
         return _sealing_key(root, salt=self.measurement)
+
+
+def _refuse_orphaned_log(key_path: Path) -> None:
+    """Refuse to make a new log key while the data directory holds entries the old one signed.
+
+    A new key would re-sign that history, so a host could restore an older
+    store, delete the sealed key and continue a forked log under a fresh,
+    self-consistent identity.
+    """
+    db = ServerSettings(data_dir=key_path.parent).db_path
+    size = stored_log_size(db)
+    if size:
+        raise ConfigurationError(
+            f"the sealed receipt-signing key {key_path} is missing, but {db} holds a "
+            f"decision log of {size} entries signed with it; a new key would re-sign "
+            "that history, so the clean room does not start",
+            remedy=(
+                f"restore {key_path.name}; or, to start a new log, move {db} (with its "
+                "-wal and -shm files) aside: that starts a new store too, since accounts "
+                "and instances are kept in the same database"
+            ),
+        )
 
 
 def _sealing_key(root: bytes, *, salt: bytes) -> tuple[bytes, bytes]:
