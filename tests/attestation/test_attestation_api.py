@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 import cleanroom.attestation as attestation
@@ -155,6 +156,20 @@ SIGNED_MUTATIONS: list[tuple[str, Callable[[bytes], bytes], type[AttestationErro
     ("POLICY bit 17 clear", lambda r: xor(r, 0x00A, 0x02), EvidenceFormatError, "POLICY"),
     ("reserved 0x04C non-zero", lambda r: put(r, 0x04C, b"\x01"), EvidenceFormatError, "reserved"),
     ("reserved 0x208 non-zero", lambda r: put(r, 0x250, b"\x01"), EvidenceFormatError, "reserved"),
+    ("reserved 0x1EB non-zero", lambda r: put(r, 0x1EB, b"\x01"), EvidenceFormatError, "0x1EB"),
+    (
+        # LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR exist from VERSION 5 on only.
+        "MIT vector bytes 0x1F8 on VERSION 3",
+        lambda r: put(r, 0x1F8, b"\x01"),
+        EvidenceFormatError,
+        "0x1F8-0x207",
+    ),
+    (
+        "MIT vector bytes 0x207 on VERSION 3",
+        lambda r: put(r, 0x207, b"\x80"),
+        EvidenceFormatError,
+        "0x1F8-0x207",
+    ),
     ("KEY_INFO high bits", lambda r: set_u32(r, 0x048, 0x20), EvidenceFormatError, "KEY_INFO"),
     (
         "SIGNING_KEY none",
@@ -202,6 +217,35 @@ def test_resigned_mutation_is_refused(
         verify_evidence(mutated, _policy(simulated_tee), report_data=REPORT_DATA)
     assert type(info.value) is error, (name, info.value.failures)
     assert any(field in failure for failure in info.value.failures), info.value.failures
+
+
+# --- signature-area mutations: outside the signed bytes, so no re-signing needed ---
+
+# R and S are 72-byte little-endian fields of which only the low 48 bytes are
+# significant for P-384; the high 24 bytes must be zero.
+SIGNATURE_AREA_MUTATIONS: list[tuple[str, int, str]] = [
+    ("SIGNATURE.R byte 48", 0x2A0 + 48, "SIGNATURE.R high bytes"),
+    ("SIGNATURE.R byte 71", 0x2A0 + 71, "SIGNATURE.R high bytes"),
+    ("SIGNATURE.S byte 48", 0x2E8 + 48, "SIGNATURE.S high bytes"),
+    ("SIGNATURE.S byte 71", 0x2E8 + 71, "SIGNATURE.S high bytes"),
+    ("SIGNATURE reserved", 0x330, "SIGNATURE reserved"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "offset", "field"),
+    SIGNATURE_AREA_MUTATIONS,
+    ids=[m[0] for m in SIGNATURE_AREA_MUTATIONS],
+)
+def test_non_zero_signature_padding_is_a_format_error(
+    simulated_tee: SimulatedSnpTee, name: str, offset: int, field: str
+) -> None:
+    evidence = simulated_tee.evidence(REPORT_DATA, measurement=MEASUREMENT)
+    mutated = dataclasses.replace(evidence, report=put(evidence.report, offset, b"\x01"))
+    with pytest.raises(AttestationError) as info:
+        verify_evidence(mutated, _policy(simulated_tee), report_data=REPORT_DATA)
+    assert type(info.value) is EvidenceFormatError, (name, info.value.failures)
+    assert any(failure.startswith(field) for failure in info.value.failures), info.value.failures
 
 
 @pytest.mark.parametrize(
@@ -311,6 +355,86 @@ def test_broken_chain_is_refused(
             report_data=REPORT_DATA,
         )
     assert type(info.value) is error, (name, info.value.failures)
+
+
+# --- validity windows of the ASK and the ARK (the VCEK's is tested below) --------
+
+NOW = datetime.now(UTC)
+PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
+
+
+def _reissued(tee: SimulatedSnpTee, der: bytes, not_before: datetime, not_after: datetime) -> bytes:
+    """*der* signed again by the simulated ARK key with another validity window:
+    same subject, issuer, key, serial and extensions, so the chain still links."""
+    ark_key = serialization.load_pem_private_key(
+        (tee.data_dir / "simulated-ark.key").read_bytes(), None
+    )
+    assert isinstance(ark_key, rsa.RSAPrivateKey)
+    cert = x509.load_der_x509_certificate(der)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(cert.public_key())
+        .serial_number(cert.serial_number)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    signed = builder.sign(ark_key, hashes.SHA384(), rsa_padding=PSS)
+    return signed.public_bytes(serialization.Encoding.DER)
+
+
+def _with_reissued(
+    tee: SimulatedSnpTee, which: str, not_before: datetime, not_after: datetime
+) -> tuple[Evidence, AttestationPolicy]:
+    evidence = tee.evidence(REPORT_DATA, measurement=MEASUREMENT)
+    vcek, ask, ark = evidence.certificates
+    if which == "ASK":
+        ask = _reissued(tee, ask, not_before, not_after)
+        return dataclasses.replace(evidence, certificates=(vcek, ask)), _policy(tee)
+    root = x509.load_der_x509_certificate(_reissued(tee, ark, not_before, not_after))
+    pem = root.public_bytes(serialization.Encoding.PEM).decode()
+    return dataclasses.replace(evidence, certificates=(vcek, ask)), _policy(tee, simulated_root=pem)
+
+
+CA_WINDOWS: list[tuple[str, datetime, datetime]] = [
+    ("expired an hour ago", NOW - timedelta(days=2), NOW - timedelta(hours=1)),
+    ("valid from in an hour", NOW + timedelta(hours=1), NOW + timedelta(days=2)),
+]
+CA_NAMES = [("ASK", "SEV-Simulated"), ("ARK", "ARK-Simulated")]
+
+
+@pytest.mark.parametrize(("which", "cn"), CA_NAMES, ids=[c[0] for c in CA_NAMES])
+@pytest.mark.parametrize(
+    ("window", "not_before", "not_after"), CA_WINDOWS, ids=[w[0] for w in CA_WINDOWS]
+)
+def test_an_ask_or_ark_outside_its_validity_is_refused(
+    simulated_tee: SimulatedSnpTee,
+    which: str,
+    cn: str,
+    window: str,
+    not_before: datetime,
+    not_after: datetime,
+) -> None:
+    evidence, policy = _with_reissued(simulated_tee, which, not_before, not_after)
+    with pytest.raises(AttestationError) as info:
+        verify_evidence(evidence, policy, report_data=REPORT_DATA)
+    assert type(info.value) is EvidenceSignatureError, info.value.failures
+    assert len(info.value.failures) == 1, info.value.failures
+    assert info.value.failures[0].startswith(f"{cn}: not valid at"), info.value.failures
+
+
+@pytest.mark.parametrize(("which", "cn"), CA_NAMES, ids=[c[0] for c in CA_NAMES])
+def test_a_reissued_ask_or_ark_within_its_validity_verifies(
+    simulated_tee: SimulatedSnpTee, which: str, cn: str
+) -> None:
+    """The control for the test above: re-issuing alone does not break the chain."""
+    evidence, policy = _with_reissued(
+        simulated_tee, which, NOW - timedelta(days=2), NOW + timedelta(days=2)
+    )
+    assert verify_evidence(evidence, policy, report_data=REPORT_DATA).root == "ARK-Simulated"
 
 
 # --- policy mutations -------------------------------------------------------------
@@ -457,15 +581,17 @@ def test_unknown_platform_is_a_format_error(simulated_tee: SimulatedSnpTee) -> N
         verify_evidence(evidence, _policy(simulated_tee), report_data=REPORT_DATA)
 
 
+@pytest.mark.parametrize("defect", [IndexError, AttributeError, RuntimeError])
 def test_an_unexpected_verifier_error_still_refuses(
     simulated_tee: SimulatedSnpTee,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    defect: type[Exception],
 ) -> None:
     from cleanroom.attestation.snp.verify import SnpVerifier
 
     def broken(self: SnpVerifier, *args: object, **kwargs: object) -> None:
-        raise IndexError("defect")
+        raise defect("defect in 'attacker text'")
 
     monkeypatch.setattr(SnpVerifier, "verify", broken)
     with pytest.raises(EvidenceFormatError) as info:
@@ -474,4 +600,5 @@ def test_an_unexpected_verifier_error_still_refuses(
             _policy(simulated_tee),
             report_data=REPORT_DATA,
         )
-    assert info.value.failures == ["evidence: verifier error (IndexError)"]
+    assert info.value.failures == [f"evidence: verifier error ({defect.__name__})"]
+    assert "attacker" not in str(info.value)

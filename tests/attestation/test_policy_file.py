@@ -188,3 +188,86 @@ def test_vmpl_any_means_not_checked(tmp_path: Path) -> None:
 def test_authenticity_only_has_no_file_form() -> None:
     with pytest.raises(ConfigurationError):
         AttestationPolicy.authenticity_only().to_dict()
+
+
+def _snp(**fields: object) -> dict[str, object]:
+    return {"sev-snp": {"measurements": [M1], **fields}}
+
+
+# Null is never "the default": "vmpl": null used to switch the VMPL check off.
+BAD_DICTS: list[tuple[str, dict[str, object], str]] = [
+    ("vmpl null", _snp(vmpl=None), "vmpl"),
+    ("measurements null", {"sev-snp": {"measurements": None}}, "measurements"),
+    ("host_data null", _snp(host_data=None), "host_data"),
+    ("signing_keys null", _snp(signing_keys=None), "signing_keys"),
+    ("min_tcb null", _snp(min_tcb=None), "min_tcb"),
+    ("min_guest_svn null", _snp(min_guest_svn=None), "min_guest_svn"),
+    ("require_crl null", _snp(require_crl=None), "require_crl"),
+    ("accepted_tcb_statuses null", {**_snp(), "accepted_tcb_statuses": None}, "accepted"),
+    ("allow_debug null", {**_snp(), "allow_debug": None}, "allow_debug"),
+    ("simulated_root null", {**_snp(), "simulated_root": None}, "simulated_root"),
+    ("section null", {**_snp(), "tdx": None}, "tdx"),
+    ("rtmrs null", {"tdx": {"mrtd": [M1], "rtmrs": None}}, "rtmrs"),
+    ("mrtd null", {"tdx": {"mrtd": None}}, "mrtd"),
+    ("isv_prod_id null", {"sgx": {"mrsigner": ["aa" * 32], "isv_prod_id": None}}, "isv_prod_id"),
+    ("vmpl a string", _snp(vmpl="0"), "vmpl"),
+    ("vmpl a bool", _snp(vmpl=False), "vmpl"),
+    ("measurements a number", {"sev-snp": {"measurements": 1}}, "measurements"),
+    ("measurements a mapping", {"sev-snp": {"measurements": {M1: 1}}}, "measurements"),
+    ("host_data of numbers", _snp(host_data=[1]), "host_data"),
+    ("signing_keys a string", _snp(signing_keys="vcek"), "signing_keys"),
+    ("signing_keys of numbers", _snp(signing_keys=[0]), "signing_keys"),
+    ("accepted_tcb_statuses a number", {**_snp(), "accepted_tcb_statuses": 1}, "accepted"),
+    ("rtmrs a list", {"tdx": {"mrtd": [M1], "rtmrs": ["RTMR0"]}}, "rtmrs"),
+    ("rtmrs with a number key", {"tdx": {"mrtd": [M1], "rtmrs": {1: [M1]}}}, "rtmrs"),
+    ("rtmrs values null", {"tdx": {"mrtd": [M1], "rtmrs": {"RTMR0": None}}}, "rtmrs.RTMR0"),
+    ("min_tcb a list", _snp(min_tcb=[1]), "min_tcb"),
+    ("TD attributes null", {"tdx": {"mrtd": [M1], "allowed_td_attributes": None}}, "allowed"),
+    ("TD attributes not hex", {"tdx": {"mrtd": [M1], "allowed_td_attributes": "0xzz"}}, "allowed"),
+    ("TD attributes a bool", {"tdx": {"mrtd": [M1], "allowed_td_attributes": True}}, "allowed"),
+    ("TD attributes a list", {"tdx": {"mrtd": [M1], "required_td_attributes": [28]}}, "required"),
+    (
+        "TD attributes over 64 bits",
+        {"tdx": {"mrtd": [M1], "allowed_td_attributes": "1" + "0" * 16}},
+        "allowed",
+    ),
+    ("TD attributes negative", {"tdx": {"mrtd": [M1], "allowed_td_attributes": -1}}, "allowed"),
+    ("TD attributes allow DEBUG", {"tdx": {"mrtd": [M1], "allowed_td_attributes": "0x1"}}, "DEBUG"),
+    (
+        "TD attributes require DEBUG",
+        {"tdx": {"mrtd": [M1], "required_td_attributes": "0x1"}},
+        "DEBUG",
+    ),
+    (
+        "TD attributes required but not allowed",
+        {"tdx": {"mrtd": [M1], "required_td_attributes": "0x20000000"}},
+        "required_td_attributes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "doc", "field"), BAD_DICTS, ids=[b[0] for b in BAD_DICTS])
+def test_null_or_mistyped_fields_are_refused(name: str, doc: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        AttestationPolicy.from_dict(doc)
+    assert field in str(info.value)
+
+
+def test_td_attributes_default_and_round_trip() -> None:
+    policy = AttestationPolicy.from_dict({"tdx": {"mrtd": [M1]}})
+    # LASS (27), SEPT_VE_DISABLE (28), PKS (30), KL (31); nothing required.
+    assert policy.tdx_allowed_td_attributes == 0xD8000000
+    assert policy.tdx_required_td_attributes == 0
+    doc = {
+        "tdx": {
+            "mrtd": [M1],
+            "allowed_td_attributes": "0x30000000",
+            "required_td_attributes": "0x10000000",
+        }
+    }
+    policy = AttestationPolicy.from_dict(doc)
+    assert policy.tdx_allowed_td_attributes == (1 << 29) | (1 << 28)
+    assert policy.tdx_required_td_attributes == 1 << 28
+    again = AttestationPolicy.from_dict(json.loads(json.dumps(policy.to_dict())))
+    assert again.to_dict() == policy.to_dict()
+    assert again.to_dict()["tdx"]["allowed_td_attributes"] == "0x0000000030000000"

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from cleanroom.attestation import AttestationPolicy, verify_evidence
+from cleanroom.attestation import AttestationPolicy, VerifiedEvidence, verify_evidence
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.attestation.snp.certs import AmdCertificate, parse_certificate
 from cleanroom.attestation.snp.crl import check_revocation, parse_crl
@@ -70,18 +70,22 @@ def _anchor_and_chain(tee: SimulatedSnpTee) -> tuple[AmdCertificate, list[AmdCer
     return anchor, [parse_certificate(der) for der in certificates[:2]]
 
 
-def _verify(tee: SimulatedSnpTee, crls: list[str]) -> None:
+def _verify(tee: SimulatedSnpTee, crls: list[str]) -> VerifiedEvidence:
     evidence = dataclasses.replace(
         tee.evidence(bytes(64), measurement=bytes(48)), collateral={"amd_crls": crls}
     )
     policy = AttestationPolicy(
         [bytes(48).hex()], allow_simulated=True, simulated_root=tee.root_pem_path
     )
-    verify_evidence(evidence, policy, report_data=bytes(64))
+    return verify_evidence(evidence, policy, report_data=bytes(64))
 
 
 def test_a_current_crl_without_our_serials_passes(simulated_tee: SimulatedSnpTee) -> None:
-    _verify(simulated_tee, [_crl(simulated_tee, revoked=(12345,))])
+    # Simulated evidence is exempt from require_crl, so passing alone proves nothing:
+    # the CRL must have been applied and counted as a current check.
+    verified = _verify(simulated_tee, [_crl(simulated_tee, revoked=(12345,))])
+    assert verified.revocation_checked is True
+    assert _verify(simulated_tee, []).revocation_checked is False
 
 
 def test_an_expired_crl_neither_refuses_nor_counts(simulated_tee: SimulatedSnpTee) -> None:

@@ -30,6 +30,7 @@ TDX = Claims(
     advisory_ids=(),
     signing_key="pck",
     root="Intel SGX Root CA",
+    fields={"TDATTRIBUTES": (1 << 28).to_bytes(8, "little")},  # SEPT_VE_DISABLE
 )
 SGX = Claims(
     platform="sgx",
@@ -204,3 +205,77 @@ def test_snp_status_not_applicable_is_not_judged_by_status() -> None:
     assert claim_failures(odd, AttestationPolicy([MRTD.hex()]), report_data=REPORT_DATA) == [
         "TCB status: got OutOfDate, expected one of UpToDate"
     ]
+
+
+def _attributes(value: int) -> Claims:
+    return replace(TDX, fields={"TDATTRIBUTES": value.to_bytes(8, "little")})
+
+
+# TDATTRIBUTES value -> the failures it gets under the TDX policy (extra policy fields).
+TD_ATTRIBUTE_CASES: list[tuple[str, int, dict[str, Any], list[str]]] = [
+    ("none set", 0, {}, []),
+    ("SEPT_VE_DISABLE", 1 << 28, {}, []),
+    ("LASS, SEPT_VE_DISABLE, PKS and KL", 0xD8000000, {}, []),
+    ("MIGRATABLE", 1 << 29, {}, ["TDATTRIBUTES.MIGRATABLE"]),
+    ("PERFMON", 1 << 63, {}, ["TDATTRIBUTES.PERFMON"]),
+    (
+        "MIGRATABLE and PERFMON",
+        (1 << 29) | (1 << 63),
+        {},
+        ["TDATTRIBUTES.MIGRATABLE", "TDATTRIBUTES.PERFMON"],
+    ),
+    ("TUD bit 1", 1 << 1, {}, ["TDATTRIBUTES bit 1"]),
+    ("TUD bit 7", 1 << 7, {}, ["TDATTRIBUTES bit 7"]),
+    ("reserved bit 8", 1 << 8, {}, ["TDATTRIBUTES bit 8"]),
+    ("reserved bit 32", 1 << 32, {}, ["TDATTRIBUTES bit 32"]),
+    ("reserved bit 62", 1 << 62, {}, ["TDATTRIBUTES bit 62"]),
+    ("DEBUG is left to allow_debug", 1, {}, []),
+    (
+        "every bit",
+        (1 << 64) - 1,
+        {},
+        [f"TDATTRIBUTES bit {b}" for b in range(1, 27)]
+        + ["TDATTRIBUTES.MIGRATABLE"]
+        + [f"TDATTRIBUTES bit {b}" for b in range(32, 63)]
+        + ["TDATTRIBUTES.PERFMON"],
+    ),
+    ("MIGRATABLE allowed", 1 << 29, {"tdx_allowed_td_attributes": "0x20000000"}, []),
+    (
+        "an allow-list without SEPT_VE_DISABLE",
+        1 << 28,
+        {"tdx_allowed_td_attributes": 0},
+        ["TDATTRIBUTES.SEPT_VE_DISABLE"],
+    ),
+    (
+        "SEPT_VE_DISABLE required and clear",
+        0,
+        {"tdx_required_td_attributes": "0x10000000"},
+        ["TDATTRIBUTES.SEPT_VE_DISABLE"],
+    ),
+    ("SEPT_VE_DISABLE required and set", 1 << 28, {"tdx_required_td_attributes": 1 << 28}, []),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "policy", "fields"),
+    TD_ATTRIBUTE_CASES,
+    ids=[c[0] for c in TD_ATTRIBUTE_CASES],
+)
+def test_td_attributes(name: str, value: int, policy: dict[str, Any], fields: list[str]) -> None:
+    failures = claim_failures(
+        _attributes(value), AttestationPolicy(**TDX_POLICY, **policy), report_data=REPORT_DATA
+    )
+    assert [f.split(":")[0] for f in failures] == fields
+    assert all(": got " in f and "expected" in f for f in failures)
+
+
+def test_td_attributes_missing_fail_closed() -> None:
+    claims = replace(TDX, fields={})
+    failures = claim_failures(claims, AttestationPolicy(**TDX_POLICY), report_data=REPORT_DATA)
+    assert failures == ["TDATTRIBUTES: got none, expected 8 bytes"]
+
+
+def test_authenticity_only_does_not_judge_td_attributes() -> None:
+    claims = _attributes((1 << 29) | (1 << 63))
+    policy = AttestationPolicy.authenticity_only()
+    assert claim_failures(claims, policy, report_data=None) == []

@@ -18,7 +18,7 @@ from typing import Any
 
 from cleanroom.errors import ConfigurationError
 
-__all__ = ["SNP_TCB_COMPONENTS", "AttestationPolicy"]
+__all__ = ["SNP_TCB_COMPONENTS", "TD_ATTRIBUTES_DEFAULT_ALLOWED", "AttestationPolicy"]
 
 SNP_TCB_COMPONENTS = ("BOOT_LOADER", "TEE", "SNP", "MICROCODE", "FMC")
 _SIGNING_KEYS = ("vcek", "vlek")
@@ -51,7 +51,16 @@ _SNP_KEYS = frozenset(
     }
 )
 _SNP_PRODUCTS = ("Milan", "Genoa", "Turin")
-_TDX_KEYS = frozenset({"mrtd", "rtmrs", "mrconfigid", "min_tcb"})
+_TDX_KEYS = frozenset(
+    {"mrtd", "rtmrs", "mrconfigid", "min_tcb", "allowed_td_attributes", "required_td_attributes"}
+)
+# TDATTRIBUTES bits (Intel TDX module ABI, TD_PARAMS.ATTRIBUTES). DEBUG is judged
+# by allow_debug alone. The default allows only guest CPU features that do not
+# weaken the TD: LASS (27), SEPT_VE_DISABLE (28), PKS (30) and KL (31). Refused
+# unless allowed: the other TUD bits (1-7: debug and profiling), MIGRATABLE (29:
+# a migration TD may export the TD), PERFMON (63), and every reserved bit.
+_TD_ATTRIBUTE_DEBUG = 1 << 0
+TD_ATTRIBUTES_DEFAULT_ALLOWED = (1 << 27) | (1 << 28) | (1 << 30) | (1 << 31)
 _SGX_KEYS = frozenset({"mrenclave", "mrsigner", "isv_prod_id", "min_isv_svn", "min_tcb"})
 # Intel TCB component names as the DCAP claims carry them (PCK certificate
 # profile: SGX TCB components 1-16 and PCESVN; the QE's ISVSVN; TDX: the 16
@@ -63,11 +72,21 @@ _DCAP_TCB_COMPONENTS = frozenset(
 )
 
 
+def _list(values: object, name: str, what: str) -> list[object]:
+    """*values* as a list, or :class:`ConfigurationError` unless it is a list-like
+    collection (not None, not a string, not a mapping)."""
+    if (
+        values is None
+        or isinstance(values, str | bytes | Mapping)
+        or not isinstance(values, Iterable)
+    ):
+        raise ConfigurationError(f"attestation policy {name} must be a list of {what}")
+    return list(values)
+
+
 def _hex_values(values: Iterable[str], name: str, size: int) -> tuple[bytes, ...]:
-    if isinstance(values, str | bytes):
-        raise ConfigurationError(f"attestation policy {name} must be a list of hex strings")
     out = []
-    for value in values:
+    for value in _list(values, name, "hex strings"):
         if not isinstance(value, str):
             raise ConfigurationError(f"attestation policy {name} must hold hex strings")
         try:
@@ -83,9 +102,25 @@ def _hex_values(values: Iterable[str], name: str, size: int) -> tuple[bytes, ...
 
 
 def _strings(values: Iterable[str], name: str) -> tuple[str, ...]:
-    if isinstance(values, str | bytes) or not all(isinstance(v, str) for v in values):
+    items = _list(values, name, "strings")
+    if not all(isinstance(v, str) for v in items):
         raise ConfigurationError(f"attestation policy {name} must be a list of strings")
-    return tuple(dict.fromkeys(values))
+    return tuple(dict.fromkeys(str(v) for v in items))
+
+
+def _registers(
+    rtmrs: Mapping[str, Sequence[str]] | None,
+) -> Mapping[str, tuple[bytes, ...]]:
+    if rtmrs is None:
+        return MappingProxyType({})
+    if not isinstance(rtmrs, Mapping):
+        raise ConfigurationError("attestation policy rtmrs must be a table/object of registers")
+    registers: dict[str, tuple[bytes, ...]] = {}
+    for name, values in rtmrs.items():
+        if not isinstance(name, str) or name.upper() not in _RTMRS:
+            raise ConfigurationError(f"attestation policy rtmrs has unknown register {name!r}")
+        registers[name.upper()] = _hex_values(values, f"rtmrs.{name}", 48)
+    return MappingProxyType(registers)
 
 
 def _optional_int(value: object, name: str) -> int | None:
@@ -96,6 +131,32 @@ def _optional_int(value: object, name: str) -> int | None:
     return value
 
 
+def _td_attributes(value: object, name: str, default: int) -> int:
+    """A TDATTRIBUTES mask: an integer or a hex string ("0x50000000"), 64 bits,
+    without DEBUG (bit 0), which ``allow_debug`` governs."""
+    if value is None:
+        return default
+    mask: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        mask = value
+    elif isinstance(value, str):
+        try:
+            mask = int(value, 16)
+        except ValueError:
+            mask = None
+    if mask is None or not 0 <= mask < 1 << 64:
+        raise ConfigurationError(
+            f"attestation policy {name} must be a 64-bit TDATTRIBUTES mask",
+            remedy='write it as a hex string, for example "0x50000000"',
+        )
+    if mask & _TD_ATTRIBUTE_DEBUG:
+        raise ConfigurationError(
+            f"attestation policy {name} must not name DEBUG (bit 0)",
+            remedy="allow_debug decides about TDATTRIBUTES.DEBUG",
+        )
+    return mask
+
+
 def _bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"attestation policy {name} must be true or false")
@@ -103,13 +164,21 @@ def _bool(value: object, name: str) -> bool:
 
 
 def _check_keys(doc: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+    """Refuse a section that is not a mapping, has unknown fields, or has a null
+    field: null is not "the default" (``"vmpl": null`` must not mean "any")."""
     if not isinstance(doc, Mapping):
         raise ConfigurationError(f"attestation policy {where} must be a table/object")
-    unknown = sorted(set(doc) - allowed)
+    unknown = sorted(str(key) for key in set(doc) - allowed)
     if unknown:
         raise ConfigurationError(
             f"attestation policy {where} has unknown fields: {', '.join(unknown)}",
             remedy=f"allowed fields: {', '.join(sorted(allowed))}",
+        )
+    nulls = sorted(key for key, value in doc.items() if value is None)
+    if nulls:
+        raise ConfigurationError(
+            f"attestation policy {where} has null fields: {', '.join(nulls)}",
+            remedy="leave a field out to get its default",
         )
 
 
@@ -199,7 +268,13 @@ class AttestationPolicy:
     ``RTMR3``; registers not named are not checked); ``mrconfigid`` allowed
     MRCONFIGID values (unset: not checked); ``tdx_min_tcb`` minimum TCB
     components (``TDXTCBCOMP01``..``16``, ``SGXTCBCOMP01``..``16``,
-    ``PCESVN``, ``QE_ISVSVN``; unset: not checked).
+    ``PCESVN``, ``QE_ISVSVN``; unset: not checked);
+    ``tdx_allowed_td_attributes`` the TDATTRIBUTES bits that may be set
+    (a 64-bit mask, integer or hex string; unset: only LASS, SEPT_VE_DISABLE,
+    PKS and KL, so MIGRATABLE, PERFMON, the TUD bits and reserved bits are
+    refused; DEBUG is governed by ``allow_debug`` alone);
+    ``tdx_required_td_attributes`` the bits that must be set (unset: none;
+    ``"0x10000000"`` requires SEPT_VE_DISABLE), a subset of the allowed ones.
 
     Intel SGX: ``mrenclave`` and ``mrsigner`` (32-byte hex) allow-lists; at
     least one must be set to accept SGX evidence, and each one set is
@@ -230,6 +305,8 @@ class AttestationPolicy:
         sgx_isv_prod_id: int | None = None,
         sgx_min_isv_svn: int | None = None,
         tdx_min_tcb: Mapping[str, int] | None = None,
+        tdx_allowed_td_attributes: int | str | None = None,
+        tdx_required_td_attributes: int | str | None = None,
         sgx_min_tcb: Mapping[str, int] | None = None,
         snp_products: Sequence[str] = (),
         snp_min_guest_svn: int | None = None,
@@ -257,18 +334,25 @@ class AttestationPolicy:
             raise ConfigurationError("attestation policy vmpl must be 0 to 3")
         self.id_key_digests = _hex_values(id_key_digests, "id_key_digests", 48)
         self.mrtd = _hex_values(mrtd, "mrtd", 48)
-        registers: dict[str, tuple[bytes, ...]] = {}
-        for name, values in (rtmrs or {}).items():
-            if name.upper() not in _RTMRS:
-                raise ConfigurationError(f"attestation policy rtmrs has unknown register {name!r}")
-            registers[name.upper()] = _hex_values(values, f"rtmrs.{name}", 48)
-        self.rtmrs: Mapping[str, tuple[bytes, ...]] = MappingProxyType(registers)
+        self.rtmrs: Mapping[str, tuple[bytes, ...]] = _registers(rtmrs)
         self.mrconfigid = _hex_values(mrconfigid, "mrconfigid", 48)
         self.mrenclave = _hex_values(mrenclave, "mrenclave", 32)
         self.mrsigner = _hex_values(mrsigner, "mrsigner", 32)
         self.sgx_isv_prod_id = _optional_int(sgx_isv_prod_id, "isv_prod_id")
         self.sgx_min_isv_svn = _optional_int(sgx_min_isv_svn, "min_isv_svn")
         self.tdx_min_tcb = _minimums(tdx_min_tcb, "[tdx] min_tcb", _DCAP_TCB_COMPONENTS, 0xFFFF)
+        self.tdx_allowed_td_attributes = _td_attributes(
+            tdx_allowed_td_attributes, "[tdx] allowed_td_attributes", TD_ATTRIBUTES_DEFAULT_ALLOWED
+        )
+        self.tdx_required_td_attributes = _td_attributes(
+            tdx_required_td_attributes, "[tdx] required_td_attributes", 0
+        )
+        if self.tdx_required_td_attributes & ~self.tdx_allowed_td_attributes:
+            raise ConfigurationError(
+                "attestation policy [tdx] required_td_attributes names bits that"
+                " allowed_td_attributes does not allow",
+                remedy="add the required bits to allowed_td_attributes",
+            )
         self.sgx_min_tcb = _minimums(sgx_min_tcb, "[sgx] min_tcb", _DCAP_TCB_COMPONENTS, 0xFFFF)
         self.snp_products = _strings(snp_products, "products")
         unknown_products = sorted(set(self.snp_products) - set(_SNP_PRODUCTS))
@@ -359,6 +443,8 @@ class AttestationPolicy:
             sgx_isv_prod_id=sgx.get("isv_prod_id"),
             sgx_min_isv_svn=sgx.get("min_isv_svn"),
             tdx_min_tcb=tdx.get("min_tcb"),
+            tdx_allowed_td_attributes=tdx.get("allowed_td_attributes"),
+            tdx_required_td_attributes=tdx.get("required_td_attributes"),
             sgx_min_tcb=sgx.get("min_tcb"),
             snp_products=snp.get("products", ()),
             snp_min_guest_svn=snp.get("min_guest_svn"),
@@ -395,6 +481,8 @@ class AttestationPolicy:
             "rtmrs": {name: hexes(values) for name, values in self.rtmrs.items()},
             "mrconfigid": hexes(self.mrconfigid),
             "min_tcb": dict(self.tdx_min_tcb),
+            "allowed_td_attributes": f"{self.tdx_allowed_td_attributes:#018x}",
+            "required_td_attributes": f"{self.tdx_required_td_attributes:#018x}",
         }
         sgx: dict[str, Any] = {
             "mrenclave": hexes(self.mrenclave),
@@ -435,6 +523,7 @@ class AttestationPolicy:
             allow_debug=True,
             vmpl=None,
             snp_allow_migration_agent=True,
+            tdx_allowed_td_attributes=((1 << 64) - 1) & ~_TD_ATTRIBUTE_DEBUG,
             allow_simulated=simulated_root is not None,
             simulated_root=simulated_root,
             snp_require_crl=snp_require_crl,

@@ -14,7 +14,7 @@ from cleanroom.attestation.platform import TCB_STATUS_NOT_APPLICABLE, Claims
 from cleanroom.attestation.policy import AttestationPolicy
 from cleanroom.attestation.snp.validate import snp_failures
 
-__all__ = ["claim_failures", "min_tcb_failures"]
+__all__ = ["claim_failures", "min_tcb_failures", "td_attribute_failures"]
 
 _DEBUG_FIELD = {"sev-snp": "POLICY.DEBUG", "tdx": "TDATTRIBUTES.DEBUG", "sgx": "ATTRIBUTES.DEBUG"}
 _REPORT_DATA_FIELD = {"sev-snp": "REPORT_DATA"}
@@ -47,8 +47,47 @@ def min_tcb_failures(
     return failures
 
 
+# TDATTRIBUTES bit names of the Intel TDX module ABI; other bits are reported by number.
+_TD_ATTRIBUTE_NAMES = {
+    0: "DEBUG",
+    27: "LASS",
+    28: "SEPT_VE_DISABLE",
+    29: "MIGRATABLE",
+    30: "PKS",
+    31: "KL",
+    63: "PERFMON",
+}
+
+
+def _td_attribute(bit: int) -> str:
+    name = _TD_ATTRIBUTE_NAMES.get(bit)
+    return f"TDATTRIBUTES.{name}" if name else f"TDATTRIBUTES bit {bit}"
+
+
+def td_attribute_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
+    """A failure per TDATTRIBUTES bit set but not allowed, or required but clear.
+    DEBUG (bit 0) is left to ``allow_debug``."""
+    raw = claims.fields.get("TDATTRIBUTES")
+    if not isinstance(raw, bytes) or len(raw) != 8:
+        return ["TDATTRIBUTES: got none, expected 8 bytes"]
+    value = int.from_bytes(raw, "little") & ~1
+    allowed = policy.tdx_allowed_td_attributes
+    required = policy.tdx_required_td_attributes
+    failures = [
+        f"{_td_attribute(bit)}: got set, expected clear (allowed_td_attributes is {allowed:#018x})"
+        for bit in range(64)
+        if value & ~allowed & (1 << bit)
+    ]
+    failures += [
+        f"{_td_attribute(bit)}: got clear, expected set (required_td_attributes)"
+        for bit in range(64)
+        if required & ~value & (1 << bit)
+    ]
+    return failures
+
+
 def _tdx_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
-    failures: list[str] = []
+    failures: list[str] = td_attribute_failures(claims, policy)
     if policy.checks_measurements:
         failures += _allow_list("MRTD", claims.measurements.get("MRTD"), policy.mrtd)
     for register, allowed in policy.rtmrs.items():

@@ -9,7 +9,6 @@ differs, and it is trusted only when the policy says so.
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from cleanroom.attestation.platform import Claims
 from cleanroom.attestation.policy import AttestationPolicy
 from cleanroom.attestation.registry import verifier_for
 from cleanroom.attestation.validate import claim_failures
-from cleanroom.errors import ConfigurationError, EvidenceFormatError, PolicyViolation
+from cleanroom.errors import ConfigurationError, Error, EvidenceFormatError, PolicyViolation
 
 __all__ = ["VerifiedEvidence", "check_evidence", "verify_evidence"]
 
@@ -157,9 +156,12 @@ def check_evidence(
             at=when,
             additional_roots=_additional_roots(policy),
         )
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, struct.error) as exc:
+    except Error:
+        raise
+    except Exception as exc:
         # A verifier must raise AttestationError for bad evidence; anything
-        # else escaping is a defect, and still the evidence is refused.
+        # else escaping (say AttributeError from asn1crypto) is a defect, and
+        # still the evidence is refused, with a message that quotes no input.
         _log.exception("the %s verifier failed unexpectedly", evidence.platform)
         raise EvidenceFormatError(
             f"the {evidence.platform} evidence could not be verified",

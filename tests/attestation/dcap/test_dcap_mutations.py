@@ -63,6 +63,17 @@ def _pem_char(cert_index: int, back: int) -> Callable[[bytes], bytes]:
     return mutate
 
 
+def _extra_byte_in_qe_certification_data(data: bytes) -> bytes:
+    """One byte appended inside the type-6 certification data (after the PCK chain),
+    with the type-6 size and the signature data length grown to match: the outer
+    sizes agree, only the inner layout has an unread byte. Nothing signs it."""
+    pck_end = PEM_START + struct.unpack_from("<I", data, 0x4E6)[0]
+    out = bytearray(data[:pck_end] + b"\x01" + data[pck_end:])
+    struct.pack_into("<I", out, 0x2FE, struct.unpack_from("<I", out, 0x2FE)[0] + 1)
+    struct.pack_into("<I", out, 0x278, struct.unpack_from("<I", out, 0x278)[0] + 1)
+    return bytes(out)
+
+
 QUOTE_MUTATIONS: list[tuple[str, Callable[[bytes], bytes], type[AttestationError], str]] = [
     ("VERSION 4 -> 3 (SGX-only version)", _set(0x00, 3), EvidenceFormatError, "TEE_TYPE"),
     ("VERSION 4 -> 6 (unknown)", _set(0x00, 6), EvidenceFormatError, "VERSION"),
@@ -99,6 +110,12 @@ QUOTE_MUTATIONS: list[tuple[str, Callable[[bytes], bytes], type[AttestationError
     ("quote header only", lambda q: q[:48], EvidenceFormatError, "truncated"),
     ("empty input", lambda q: b"", EvidenceFormatError, "truncated"),
     ("non-zero byte appended", lambda q: q[:QUOTE_END] + b"\x01", EvidenceFormatError, "after"),
+    (
+        "one byte more inside the QE certification data",
+        _extra_byte_in_qe_certification_data,
+        EvidenceFormatError,
+        "QE report certification data: 1 unexpected bytes",
+    ),
     ("oversized input", lambda q: q + b"\x01" * 70_000, EvidenceFormatError, "too large"),
     # One bit in the PCK certificate's text that makes two of its extensions the same.
     (

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import asn1crypto.core
 import asn1crypto.x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -198,7 +198,9 @@ def parse_certificate(der: bytes) -> AmdCertificate:
         )
     except EvidenceFormatError:
         raise
-    except (ValueError, TypeError, KeyError, UnsupportedAlgorithm) as exc:
+    except Exception as exc:
+        # asn1crypto parses lazily and has no exception base class: a wrong tag deep
+        # in the DER (say in the PSS parameters) surfaces as AttributeError and the like.
         raise EvidenceFormatError(
             "a certificate does not parse", failures=["certificate: not a valid X.509 certificate"]
         ) from exc

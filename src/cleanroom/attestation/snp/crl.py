@@ -71,7 +71,9 @@ def parse_crl(der: bytes) -> AmdCrl:
             next_update=next_update,
             revoked=frozenset(int(entry["user_certificate"]) for entry in revoked),
         )
-    except (ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:
+        # asn1crypto parses lazily and has no exception base class: a wrong tag deep
+        # in the DER (say in the PSS parameters) surfaces as AttributeError and the like.
         raise EvidenceFormatError(
             "an AMD CRL does not parse", failures=["CRL: not a valid DER CRL"]
         ) from exc
