@@ -41,7 +41,7 @@ from cleanroom.atls import AtlsSettings, PeerRoute, Upstream, verify_document
 from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.pipeline import Downstream, _Caller, verify_chain
 from cleanroom.attestation import AttestationPolicy, Evidence
-from cleanroom.attestation.fetch import KdsFetcher
+from cleanroom.attestation.fetch import EvidenceFetchers, KdsFetcher, PcsFetcher
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.crypto.binding import TLS_SPKI_KEY
 from cleanroom.errors import (
@@ -97,10 +97,10 @@ class Milan:
     def vcek_serial(self) -> int:
         return x509.load_der_x509_certificate(self.certificates[0]).serial_number
 
-    def kds(self, *revoked: int) -> tuple[KdsFetcher, FakeKds]:
+    def kds(self, *revoked: int) -> tuple[EvidenceFetchers, FakeKds]:
         """A fetcher whose KDS serves a current CRL revoking *revoked*."""
         web = FakeKds({MILAN_CRL_URL: self.crl(*revoked)})
-        return KdsFetcher(web), web
+        return EvidenceFetchers(kds=KdsFetcher(web)), web
 
 
 @pytest.fixture
@@ -110,10 +110,12 @@ def milan(monkeypatch: pytest.MonkeyPatch, tee_dir: Path) -> Milan:
     return Milan(tee, pin_as_milan(monkeypatch, tee), tee_dir, certificates)
 
 
-def _server_document(identity: AttestedTlsIdentity, nonce: bytes, kds: KdsFetcher | None) -> object:
+def _server_document(
+    identity: AttestedTlsIdentity, nonce: bytes, kds: EvidenceFetchers | None
+) -> object:
     document = identity.document(nonce, role="server")
     return verify_document(
-        document, POLICY, nonce=nonce, role="server", tls_spki_der=identity.spki_der, kds=kds
+        document, POLICY, nonce=nonce, role="server", tls_spki_der=identity.spki_der, fetchers=kds
     )
 
 
@@ -156,7 +158,7 @@ def test_nothing_is_fetched_for_a_document_bound_to_another_connection(milan: Mi
             nonce=os.urandom(32),
             role="server",
             tls_spki_der=identity.spki_der,
-            kds=kds,
+            fetchers=kds,
         )
     assert web.requests == []
 
@@ -164,7 +166,9 @@ def test_nothing_is_fetched_for_a_document_bound_to_another_connection(milan: Mi
 def test_a_kds_that_cannot_answer_fails_closed(milan: Milan) -> None:
     web = FakeKds({})
     with pytest.raises(ServiceUnavailable, match="HTTP 404"):
-        _server_document(milan.identity(), os.urandom(32), kds=KdsFetcher(web))
+        _server_document(
+            milan.identity(), os.urandom(32), kds=EvidenceFetchers(kds=KdsFetcher(web))
+        )
 
 
 # --- the callee verifying its caller -----------------------------------------------------
@@ -178,7 +182,8 @@ def test_a_clean_room_completes_its_callers_evidence_with_its_own_kds(
     settings = ServerSettings(data_dir=data, amd_kds_url=None)
     with ServerThread(settings, tls=AtlsSettings(routes=(route,))) as server:
         assert server.atls is not None
-        assert server.atls.kds is None
+        assert server.atls.fetchers is not None
+        assert server.atls.fetchers.kds is None
 
         def call() -> Client:
             return Client(server.url, attestation=policy_for(data), identity=milan.identity())
@@ -189,7 +194,7 @@ def test_a_clean_room_completes_its_callers_evidence_with_its_own_kds(
         assert any(NO_CRL in f for f in refused.value.failures)
 
         kds, web = milan.kds()
-        server.atls.kds = kds
+        server.atls.fetchers = kds
         with call() as client:
             client.sign_up("stage@a.example", PASSWORD)
             client.sign_in("stage@a.example", PASSWORD)
@@ -200,7 +205,7 @@ def test_a_clean_room_completes_its_callers_evidence_with_its_own_kds(
         assert seen.mutual
         assert web.requests == [MILAN_CRL_URL]
 
-        server.atls.kds, _ = milan.kds(milan.vcek_serial)
+        server.atls.fetchers, _ = milan.kds(milan.vcek_serial)
         with call() as client, pytest.raises(PolicyViolation) as revoked:
             client.sign_in("stage@a.example", PASSWORD)
         assert any("SEV-VCEK: serial" in f for f in revoked.value.failures)
@@ -223,7 +228,7 @@ def test_the_sdk_completes_the_server_evidence_on_every_attested_connection(
 ) -> None:
     kds, web = milan.kds()
     with _serving(milan.identity()) as server:
-        with Client(server.url, attestation=POLICY, kds=kds) as client:
+        with Client(server.url, attestation=POLICY, kds=kds.kds) as client:
             assert client.health()["status"] == "ok"
             (seen,) = client.server_attestations
         assert seen.evidence.revocation_checked is True
@@ -256,7 +261,7 @@ def test_the_sdk_refuses_a_server_whose_vcek_the_current_crl_revokes(milan: Mila
     kds, _ = milan.kds(milan.vcek_serial)
     with _serving(milan.identity(milan.crl(days_old=3))) as server:
         with (
-            Client(server.url, attestation=POLICY, kds=kds) as client,
+            Client(server.url, attestation=POLICY, kds=kds.kds) as client,
             pytest.raises(AttestationError) as info,
         ):
             client.health()
@@ -283,11 +288,11 @@ def _chain_report(identity: AttestedTlsIdentity) -> str:
 def test_a_data_owner_completes_the_downstream_evidence_of_a_chain(milan: Milan) -> None:
     report = _chain_report(milan.identity(milan.crl(days_old=3)))
     kds, web = milan.kds()
-    assert verify_chain(report, POLICY, kds=kds).revocation_checked is True
+    assert verify_chain(report, POLICY, fetchers=kds).revocation_checked is True
     assert web.requests == [MILAN_CRL_URL]
     revoking, _ = milan.kds(milan.vcek_serial)
     with pytest.raises(EvidenceSignatureError) as info:
-        verify_chain(report, POLICY, kds=revoking)
+        verify_chain(report, POLICY, fetchers=revoking)
     assert any("SEV-VCEK: serial" in f for f in info.value.failures)
     with pytest.raises(PolicyViolation) as missing:
         verify_chain(_chain_report(milan.identity()), POLICY)
@@ -297,23 +302,31 @@ def test_a_data_owner_completes_the_downstream_evidence_of_a_chain(milan: Milan)
 # --- the clean room's own fetcher --------------------------------------------------------
 
 
-def test_a_clean_room_uses_its_amd_kds_for_its_peers_and_downstreams(tmp_path: Path) -> None:
-    settings = ServerSettings(data_dir=tmp_path / "data", amd_kds_url="https://kds.mirror.example")
+def test_a_clean_room_uses_its_own_fetchers_for_its_peers_and_downstreams(
+    tmp_path: Path,
+) -> None:
+    settings = ServerSettings(
+        data_dir=tmp_path / "data",
+        amd_kds_url="https://kds.mirror.example",
+        intel_pcs_url="https://pcs.mirror.example",
+    )
     with ServerThread(settings, tls=AtlsSettings()) as server:
-        kds = server.service.tee.kds
-        assert isinstance(kds, KdsFetcher)
-        assert kds.crl_url("Milan") == "https://kds.mirror.example/vcek/v1/Milan/crl"
+        fetchers = server.service.tee.fetchers
+        assert isinstance(fetchers.kds, KdsFetcher)
+        assert fetchers.kds.crl_url("Milan") == "https://kds.mirror.example/vcek/v1/Milan/crl"
+        assert isinstance(fetchers.pcs, PcsFetcher)
+        assert fetchers.pcs.urls(bytes(6), "platform", "tdx")["qe"].startswith(
+            "https://pcs.mirror.example/tdx/"
+        )
         assert server.atls is not None
-        assert server.atls.kds is kds
+        assert server.atls.fetchers is fetchers
         identity = server.atls.identity
     downstream = Downstream("https://127.0.0.1:1", "instance", POLICY, "e@x.example", PASSWORD)
-    caller = _Caller(downstream, identity, kds=kds)
+    caller = _Caller(downstream, identity, fetchers=fetchers)
     transport = caller._client._attested
     assert transport is not None
-    assert transport._attestor.kds is kds
+    assert transport._attestor.fetchers == fetchers
     caller.close()
-    without = ServerSettings(data_dir=tmp_path / "other", amd_kds_url=None)
+    without = ServerSettings(data_dir=tmp_path / "other", amd_kds_url=None, intel_pcs_url=None)
     with ServerThread(without, tls=AtlsSettings()) as server:
-        assert server.service.tee.kds is None
-        assert server.atls is not None
-        assert server.atls.kds is None
+        assert server.service.tee.fetchers == EvidenceFetchers()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cleanroom.attestation.fetch import AMD_KDS
+from cleanroom.attestation.fetch import AMD_KDS, INTEL_PCS
 from cleanroom.cli import serve
 from cleanroom.cli.defaults import ENVIRONMENT
 from cleanroom.cli.main import build_parser
@@ -102,19 +102,35 @@ def test_the_readme_names_every_environment_variable_read() -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "url"),
+    ("argv", "setting", "url"),
     [
-        ([], AMD_KDS),
-        (["--amd-kds", "https://kds.mirror.example"], "https://kds.mirror.example"),
-        (["--no-amd-kds"], None),
+        ([], "amd_kds_url", AMD_KDS),
+        (["--amd-kds", "https://kds.mirror.example"], "amd_kds_url", "https://kds.mirror.example"),
+        (["--no-amd-kds"], "amd_kds_url", None),
+        ([], "intel_pcs_url", INTEL_PCS),
+        (
+            ["--intel-pcs", "https://pcs.mirror.example"],
+            "intel_pcs_url",
+            "https://pcs.mirror.example",
+        ),
+        (["--no-intel-pcs"], "intel_pcs_url", None),
     ],
 )
-def test_where_snp_evidence_is_completed_from(argv: list[str], url: str | None) -> None:
+def test_where_evidence_is_completed_from(argv: list[str], setting: str, url: str | None) -> None:
     settings = serve.settings_from(_serve_args(argv), open_registration=False)
-    assert settings.amd_kds_url == url
+    assert getattr(settings, setting) == url
 
 
-def test_a_kds_and_no_kds_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--amd-kds", "https://kds.mirror.example", "--no-amd-kds"],
+        ["--intel-pcs", "https://pcs.mirror.example", "--no-intel-pcs"],
+    ],
+)
+def test_a_service_and_no_service_together_are_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
-        _serve_args(["--amd-kds", "https://kds.mirror.example", "--no-amd-kds"])
+        _serve_args(argv)
     assert "not allowed with argument" in capsys.readouterr().err

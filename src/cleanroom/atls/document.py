@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from cleanroom.attestation import AttestationPolicy, Evidence, VerifiedEvidence, verify_evidence
-from cleanroom.attestation.fetch import KdsFetcher, complete_evidence
+from cleanroom.attestation.fetch import EvidenceFetchers
 from cleanroom.crypto.binding import (
     TLS_SPKI_KEY,
     canonical_json,
@@ -163,17 +163,17 @@ def verify_document(
     tls_spki_der: bytes,
     peer_spki_der: bytes | None = None,
     at: datetime | None = None,
-    kds: KdsFetcher | None = None,
+    fetchers: EvidenceFetchers | None = None,
 ) -> VerifiedEvidence:
     """Accept *doc* only if it is fresh, bound to this connection, authentic and allowed.
 
     *nonce* is the verifier's own fresh nonce; *tls_spki_der* the DER
     SubjectPublicKeyInfo of the certificate the attester presented on THIS
     connection; *peer_spki_der* (client role) the verifier's own TLS key, which
-    the attester must have seen on this connection. *kds*: complete SEV-SNP
-    evidence on this side (the current AMD CRL, and the VCEK chain if none
-    came) rather than rely on what the attester's host put in it; it is
-    fetched only once the document is bound to this connection. Raises
+    the attester must have seen on this connection. *fetchers*: complete the
+    evidence on this side (the current AMD CRL, Intel's current collateral)
+    rather than rely on what the attester's host put in it; nothing is fetched
+    unless the document is bound to this connection. Raises
     :class:`~cleanroom.errors.AttestationError` subclasses naming every
     failed check.
     """
@@ -188,5 +188,5 @@ def verify_document(
         raise PolicyViolation(
             "the attestation is not bound to this TLS connection", failures=failures
         )
-    evidence = complete_evidence(doc.evidence, kds=kds)
+    evidence = doc.evidence if fetchers is None else fetchers.complete(doc.evidence)
     return verify_evidence(evidence, policy, report_data=doc.expected_report_data(nonce), at=at)

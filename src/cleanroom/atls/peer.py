@@ -23,7 +23,7 @@ from cleanroom.atls.document import AttestationDocument, verify_document
 from cleanroom.atls.identity import proof_message
 from cleanroom.atls.settings import PeerRoute
 from cleanroom.attestation import VerifiedEvidence
-from cleanroom.attestation.fetch import KdsFetcher
+from cleanroom.attestation.fetch import EvidenceFetchers
 from cleanroom.errors import (
     AttestationError,
     EvidenceFormatError,
@@ -97,11 +97,11 @@ def verify_peer(
     own_spki_der: bytes,
     routes: tuple[PeerRoute, ...],
     at: datetime | None = None,
-    kds: KdsFetcher | None = None,
+    fetchers: EvidenceFetchers | None = None,
 ) -> VerifiedPeer:
     """The routes *proof* admits its sender to; raises if it admits it to none.
 
-    *kds*: complete the caller's SEV-SNP evidence on this side
+    *fetchers*: complete the caller's evidence on this side
     (:func:`~cleanroom.atls.document.verify_document`).
     """
     if not routes:
@@ -122,7 +122,7 @@ def verify_peer(
                 tls_spki_der=peer_spki,
                 peer_spki_der=own_spki_der,
                 at=at,
-                kds=kds,
+                fetchers=fetchers,
             )
         except AttestationError as exc:
             failures.extend(f"{route.prefix}: {f}" for f in exc.failures or [exc.message])

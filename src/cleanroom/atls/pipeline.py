@@ -29,7 +29,7 @@ from cleanroom.atls.document import AttestationDocument
 from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.settings import AtlsSettings
 from cleanroom.attestation import AttestationPolicy, VerifiedEvidence, verify_evidence
-from cleanroom.attestation.fetch import KdsFetcher, complete_evidence
+from cleanroom.attestation.fetch import EvidenceFetchers
 from cleanroom.client.client import Client
 from cleanroom.client.instance import Instance
 from cleanroom.client.secret import Secret
@@ -70,11 +70,15 @@ class _Caller:
         downstream: Downstream,
         identity: AttestedTlsIdentity,
         *,
-        kds: KdsFetcher | None = None,
+        fetchers: EvidenceFetchers | None = None,
     ) -> None:
         self.downstream = downstream
         self._client = Client(
-            downstream.url, attestation=downstream.policy, identity=identity, kds=kds
+            downstream.url,
+            attestation=downstream.policy,
+            identity=identity,
+            kds=None if fetchers is None else fetchers.kds,
+            pcs=None if fetchers is None else fetchers.pcs,
         )
         self._instance: Instance | None = None
         self._lock = threading.Lock()
@@ -171,7 +175,7 @@ class Pipeline:
                 return current[1]
             settings = AtlsSettings(policy_digest=digest)
             identity = AttestedTlsIdentity.for_tee(self._service.tee, settings)
-            caller = _Caller(downstream, identity, kds=self._service.tee.kds)
+            caller = _Caller(downstream, identity, fetchers=self._service.tee.fetchers)
             self._callers[record.id] = (digest, caller)
         if current is not None:
             current[1].close()
@@ -197,7 +201,7 @@ def verify_chain(
     policy: AttestationPolicy,
     *,
     at: datetime | None = None,
-    kds: KdsFetcher | None = None,
+    fetchers: EvidenceFetchers | None = None,
 ) -> VerifiedEvidence:
     """Check, with the data owner's own *policy*, what a stage reports of its downstream.
 
@@ -206,8 +210,8 @@ def verify_chain(
     that this configuration names the key of the certificate the stage saw,
     and that the instance configuration the stage verified names the same
     key. Freshness rests on the stage: it chose the nonce, and the data
-    owner attested the stage's code. *kds* completes the downstream's SEV-SNP
-    evidence on this side (the current AMD CRL, and the VCEK chain if none came).
+    owner attested the stage's code. *fetchers* complete the downstream's
+    evidence on this side (the current AMD CRL, Intel's current collateral).
     """
     try:
         report: Any = json.loads(chain)
@@ -218,7 +222,7 @@ def verify_chain(
     except (KeyError, TypeError, ValueError) as exc:
         raise EvidenceFormatError(f"the chain report is malformed: {type(exc).__name__}") from None
     verified = verify_evidence(
-        complete_evidence(document.evidence, kds=kds),
+        document.evidence if fetchers is None else fetchers.complete(document.evidence),
         policy,
         report_data=document.expected_report_data(document.nonce),
         at=at,

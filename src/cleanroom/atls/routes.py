@@ -93,7 +93,7 @@ def _verify(proof_doc: Any, challenge: bytes, atls: AtlsServer) -> VerifiedPeer:
             challenge=challenge,
             own_spki_der=atls.identity.spki_der,
             routes=atls.settings.routes,
-            kds=atls.kds,
+            fetchers=atls.fetchers,
         )
     except AttestationError:
         raise

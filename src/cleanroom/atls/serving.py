@@ -21,7 +21,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.peer import VerifiedPeer
 from cleanroom.atls.settings import AtlsSettings
-from cleanroom.attestation.fetch import KdsFetcher
+from cleanroom.attestation.fetch import EvidenceFetchers
 from cleanroom.errors import AccessDenied, Error
 from cleanroom.server.problems import MEDIA_TYPE, problem_document, problem_response
 
@@ -51,8 +51,9 @@ class PeerConnection:
 class AtlsServer:
     """The attested-TLS identity and peer routes of one running clean room.
 
-    ``kds``: where calling clean rooms' SEV-SNP evidence is completed from (the
-    clean room's own ``--amd-kds``), or None to judge it as the caller sent it.
+    ``fetchers``: where calling clean rooms' evidence is completed from (the
+    clean room's own ``--amd-kds`` and ``--intel-pcs``), or None to judge it as
+    the caller sent it.
     """
 
     def __init__(
@@ -60,11 +61,11 @@ class AtlsServer:
         identity: AttestedTlsIdentity,
         settings: AtlsSettings,
         *,
-        kds: KdsFetcher | None = None,
+        fetchers: EvidenceFetchers | None = None,
     ) -> None:
         self.identity = identity
         self.settings = settings
-        self.kds = kds
+        self.fetchers = fetchers
 
 
 class AttestedH11Protocol(H11Protocol):

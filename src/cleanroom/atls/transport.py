@@ -31,7 +31,7 @@ from cleanroom.atls.document import AttestationDocument, verify_document
 from cleanroom.atls.identity import AttestedTlsIdentity, client_context
 from cleanroom.atls.peer import PeerProof
 from cleanroom.attestation import AttestationPolicy, VerifiedEvidence
-from cleanroom.attestation.fetch import KdsFetcher
+from cleanroom.attestation.fetch import EvidenceFetchers
 from cleanroom.errors import (
     AttestationError,
     Error,
@@ -131,11 +131,11 @@ class _Attestor:
         self,
         policy: AttestationPolicy,
         identity: AttestedTlsIdentity | None,
-        kds: KdsFetcher | None,
+        fetchers: EvidenceFetchers | None,
     ) -> None:
         self.policy = policy
         self.identity = identity
-        self.kds = kds
+        self.fetchers = fetchers
         self.lock = threading.Lock()
         # The newest only: a long-lived client (a pipeline stage) opens connections
         # for as long as it runs, and each result holds the server's whole evidence.
@@ -160,7 +160,7 @@ class _Attestor:
             nonce=nonce,
             role="server",
             tls_spki_der=server_spki,
-            kds=self.kds,
+            fetchers=self.fetchers,
         )
         if self.identity is not None:
             self._prove(stream, host, answer.get("challenge"), server_spki)
@@ -261,10 +261,10 @@ class AttestedTransport(httpx.HTTPTransport):
     """An httpx transport whose every connection is attested before use.
 
     *policy* judges the server's evidence; *identity* (a calling clean room)
-    is presented when the server challenges. *kds* completes the server's
-    SEV-SNP evidence on this side (the current AMD CRL, and the VCEK chain if
-    none came). ``verified`` lists what the last :data:`MAX_VERIFIED` connections
-    verified, oldest first.
+    is presented when the server challenges. *fetchers* complete the server's
+    evidence on this side (the current AMD CRL, Intel's current collateral).
+    ``verified`` lists what the last :data:`MAX_VERIFIED` connections verified,
+    oldest first.
     """
 
     def __init__(
@@ -273,11 +273,11 @@ class AttestedTransport(httpx.HTTPTransport):
         *,
         identity: AttestedTlsIdentity | None = None,
         limits: httpx.Limits = DEFAULT_LIMITS,
-        kds: KdsFetcher | None = None,
+        fetchers: EvidenceFetchers | None = None,
     ) -> None:
         context = identity.client_context() if identity is not None else client_context()
         super().__init__(verify=context, limits=limits)
-        self._attestor = _Attestor(policy, identity, kds)
+        self._attestor = _Attestor(policy, identity, fetchers)
         self._pool = httpcore.ConnectionPool(
             ssl_context=context,
             max_connections=limits.max_connections,

@@ -44,6 +44,7 @@ __all__ = [
     "AMD_KDS",
     "INTEL_PCS",
     "INTEL_ROOT_CA_CRL",
+    "EvidenceFetchers",
     "HttpGet",
     "HttpResponse",
     "KdsFetcher",
@@ -349,17 +350,34 @@ def _pck_identity(report: bytes) -> tuple[bytes, str, str]:
 def complete_evidence(
     evidence: Evidence, *, kds: KdsFetcher | None = None, pcs: PcsFetcher | None = None
 ) -> Evidence:
-    """*evidence* with what it lacks fetched: for SEV-SNP the VCEK chain (when
-    no VCEK/VLEK came with it) and, always, the current AMD CRL of the
+    """*evidence* completed on the verifier's side: for SEV-SNP the VCEK chain
+    (when no VCEK/VLEK came with it) and, always, the current AMD CRL of the
     report's product line and key type, put first among any CRLs that came
-    with it (those are still checked); Intel DCAP collateral (when none
-    came). Evidence marked simulated is returned as it is."""
+    with it (those are still checked); for Intel DCAP the current collateral
+    (TCB info, QE identity, PCK and root CA CRLs), which replaces any that came:
+    the attester's host chose that, and an older set, still inside its validity,
+    could hide a revocation or a TCB recovery. Evidence marked simulated is
+    returned as it is."""
     if evidence.platform == "sev-snp" and kds is not None and not evidence.simulated:
         if not _has_snp_leaf(evidence):
             fetched = kds.certificates(evidence.report)
             evidence = replace(evidence, certificates=(*evidence.certificates, *fetched))
         return _with_amd_crl(evidence, kds)
-    if evidence.platform in ("tdx", "sgx") and pcs is not None and not evidence.collateral:
+    if evidence.platform in ("tdx", "sgx") and pcs is not None:
         fmspc, ca, tee = _pck_identity(evidence.report)
         return replace(evidence, collateral=pcs.collateral(fmspc, ca, tee))
     return evidence
+
+
+@dataclass(frozen=True)
+class EvidenceFetchers:
+    """Where a verifier completes evidence itself instead of trusting what the
+    attester's host sent with it: AMD KDS for SEV-SNP (the current CRL, the VCEK
+    chain if none came), Intel PCS for TDX and SGX (the current collateral).
+    Either may be None: that platform's evidence is then judged as it came."""
+
+    kds: KdsFetcher | None = None
+    pcs: PcsFetcher | None = None
+
+    def complete(self, evidence: Evidence) -> Evidence:
+        return complete_evidence(evidence, kds=self.kds, pcs=self.pcs)

@@ -53,22 +53,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="TOML/JSON file of routes only attested upstream clean rooms may call "
         "(see docs/attested-tls.md); implies --tls",
     )
-    kds = parser.add_mutually_exclusive_group()
-    kds.add_argument(
-        "--amd-kds",
-        metavar="URL",
-        default=ServerSettings.amd_kds_url,
-        help="SEV-SNP: complete evidence from this AMD Key Distribution Service (the VCEK "
+    _service_url_option(
+        parser,
+        "amd-kds",
+        ServerSettings.amd_kds_url,
+        on="SEV-SNP: complete evidence from this AMD Key Distribution Service (the VCEK "
         "chain when the host gives none, and the current CRL, which clients require by "
         "default) (%(default)s)",
-    )
-    kds.add_argument(
-        "--no-amd-kds",
-        dest="amd_kds",
-        action="store_const",
-        const=None,
-        help="SEV-SNP: send evidence as the host gives it (clients must then fetch the CRL "
+        off="SEV-SNP: send evidence as the host gives it (clients must then fetch the CRL "
         "themselves, or they refuse it)",
+    )
+    _service_url_option(
+        parser,
+        "intel-pcs",
+        ServerSettings.intel_pcs_url,
+        on="TDX and SGX attested-TLS peers: judge their evidence with the current "
+        "collateral from this Intel Provisioning Certification Service (%(default)s)",
+        off="judge TDX and SGX peers' evidence with the collateral their hosts send",
     )
     limits = parser.add_argument_group("limits (defaults in parentheses)")
     limits.add_argument(
@@ -102,6 +103,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+def _service_url_option(
+    parser: argparse.ArgumentParser, name: str, default: str | None, *, on: str, off: str
+) -> None:
+    """``--NAME URL`` (default *default*) and ``--no-NAME`` (None), one or the other."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(f"--{name}", metavar="URL", default=default, help=on)
+    group.add_argument(
+        f"--no-{name}", dest=name.replace("-", "_"), action="store_const", const=None, help=off
+    )
+
+
 def settings_from(args: argparse.Namespace, *, open_registration: bool) -> ServerSettings:
     """The service's settings from ``serve``'s arguments."""
     return ServerSettings(
@@ -113,6 +125,7 @@ def settings_from(args: argparse.Namespace, *, open_registration: bool) -> Serve
         max_request_bytes=args.max_request_mib * MIB,
         max_model_bytes=args.max_model_mib * MIB,
         amd_kds_url=args.amd_kds,
+        intel_pcs_url=args.intel_pcs,
     )
 
 

@@ -12,7 +12,7 @@ import httpx
 from cleanroom.atls.identity import AttestedTlsIdentity
 from cleanroom.atls.transport import AttestedTransport, ServerAttestation
 from cleanroom.attestation import AttestationPolicy
-from cleanroom.attestation.fetch import KdsFetcher
+from cleanroom.attestation.fetch import EvidenceFetchers, KdsFetcher, PcsFetcher
 from cleanroom.client.http import raise_for_problem, transport_error
 from cleanroom.client.instance import Instance, read_audit_spec, read_policy
 from cleanroom.errors import AuthenticationFailed, ConfigurationError
@@ -34,10 +34,12 @@ class Client:
     connection, before anything (even credentials) is sent; a failure raises
     :class:`~cleanroom.errors.AttestationError`. ``identity``: a calling
     clean room's own attested-TLS identity, presented when the server asks
-    (docs/attested-tls.md). ``kds``: complete SEV-SNP evidence on this side
-    (``KdsFetcher()``: the current AMD CRL, and the VCEK chain if none came)
-    instead of relying on the copy the host being verified sends, both for
-    ``validate_attestation`` and for every attested-TLS connection.
+    (docs/attested-tls.md). ``kds``, ``pcs``: complete evidence on this side
+    instead of relying on what the host being verified sends, both for
+    ``validate_attestation`` and for every attested-TLS connection:
+    ``KdsFetcher()`` adds the current AMD CRL to SEV-SNP evidence (and the VCEK
+    chain if none came), ``PcsFetcher()`` judges TDX and SGX quotes with
+    Intel's current collateral.
     """
 
     def __init__(
@@ -49,9 +51,10 @@ class Client:
         attestation: AttestationPolicy | None = None,
         identity: AttestedTlsIdentity | None = None,
         kds: KdsFetcher | None = None,
+        pcs: PcsFetcher | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self.kds = kds
+        self.fetchers = None if kds is None and pcs is None else EvidenceFetchers(kds, pcs)
         self._attested: AttestedTransport | None = None
         if (attestation is not None or identity is not None) and transport is not None:
             # Fail closed: a custom transport would silently skip attested TLS.
@@ -59,7 +62,9 @@ class Client:
         if identity is not None and attestation is None:
             raise ConfigurationError("an attested-TLS identity needs an attestation policy")
         if attestation is not None:
-            transport = self._attested = AttestedTransport(attestation, identity=identity, kds=kds)
+            transport = self._attested = AttestedTransport(
+                attestation, identity=identity, fetchers=self.fetchers
+            )
         self._http = httpx.Client(
             base_url=self.url,
             timeout=httpx.Timeout(timeout, connect=10.0),

@@ -17,7 +17,6 @@ import numpy.typing as npt
 
 from cleanroom.atls.certificate import load_certificate, spki_der
 from cleanroom.attestation import AttestationPolicy, Evidence, VerifiedEvidence, verify_evidence
-from cleanroom.attestation.fetch import complete_evidence
 from cleanroom.background import in_background
 from cleanroom.client.secret import Secret
 from cleanroom.crypto import envelope
@@ -242,8 +241,8 @@ class Instance:
             raise AttestationError(f"the attestation document is malformed: {exc}") from None
         digest = config_digest(config)
         expected = report_data(hpke_public_key=hpke_raw, nonce=nonce, config_digest=digest)
-        if self._client.kds is not None:
-            evidence = complete_evidence(evidence, kds=self._client.kds)
+        if self._client.fetchers is not None:
+            evidence = self._client.fetchers.complete(evidence)
         verified = verify_evidence(evidence, policy, report_data=expected)
         failures = self._config_failures(config, hpke_raw)
         if failures:

@@ -70,7 +70,9 @@ def serve_forever(
     )
     atls = None
     if tls is not None:
-        atls = AtlsServer(AttestedTlsIdentity.for_tee(service.tee, tls), tls, kds=service.tee.kds)
+        atls = AtlsServer(
+            AttestedTlsIdentity.for_tee(service.tee, tls), tls, fetchers=service.tee.fetchers
+        )
     server = uvicorn.Server(_config(service, atls))
     # What start-up built lives as long as the process: keep it out of every
     # later collection (a full one over it took 30-80 ms, a stall on some request).
@@ -99,7 +101,9 @@ class ServerThread:
         self.atls: AtlsServer | None = None
         if tls is not None:
             self.atls = AtlsServer(
-                AttestedTlsIdentity.for_tee(self.service.tee, tls), tls, kds=self.service.tee.kds
+                AttestedTlsIdentity.for_tee(self.service.tee, tls),
+                tls,
+                fetchers=self.service.tee.fetchers,
             )
         self._server = uvicorn.Server(_config(self.service, self.atls))
         self._thread = threading.Thread(

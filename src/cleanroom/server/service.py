@@ -80,7 +80,12 @@ class CleanRoomService:
             open_registration=settings.open_registration,
             token_ttl_s=settings.token_ttl_s,
         )
-        self.tee = tee or Tee(settings.tee, settings.data_dir, amd_kds_url=settings.amd_kds_url)
+        self.tee = tee or Tee(
+            settings.tee,
+            settings.data_dir,
+            amd_kds_url=settings.amd_kds_url,
+            intel_pcs_url=settings.intel_pcs_url,
+        )
         self.models: SealedModelStore | None = None
         if self.tee.sealing_key is not None and self.tee.sealing_label is not None:
             self.models = SealedModelStore(

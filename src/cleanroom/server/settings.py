@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cleanroom.attestation.fetch import AMD_KDS
+from cleanroom.attestation.fetch import AMD_KDS, INTEL_PCS
 from cleanroom.runtime.base import RuntimeLimits
 
 __all__ = ["ServerSettings"]
@@ -41,6 +41,10 @@ class ServerSettings:
     # Service: the VCEK chain when the host gave none, and the current CRL that
     # clients require by default. None: evidence goes out as the host gives it.
     amd_kds_url: str | None = AMD_KDS
+    # The evidence of attested-TLS peers (upstreams calling, downstreams called) is
+    # completed from these on this side: AMD KDS above for SEV-SNP, Intel PCS for
+    # TDX and SGX (the current collateral, not the copy the peer's host sent).
+    intel_pcs_url: str | None = INTEL_PCS
     runtime: RuntimeLimits = field(default_factory=RuntimeLimits)
 
     @property

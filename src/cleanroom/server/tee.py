@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from cleanroom.attestation import Evidence
-from cleanroom.attestation.fetch import KdsFetcher
+from cleanroom.attestation.fetch import EvidenceFetchers, KdsFetcher, PcsFetcher
 from cleanroom.attestation.measurement import package_measurement
 from cleanroom.attestation.providers import EvidenceProvider, SevGuestProvider, provider_for
 from cleanroom.attestation.providers.sev_guest import SEV_GUEST_DEVICE
@@ -74,6 +74,7 @@ class Tee:
         *,
         provider: EvidenceProvider | None = None,
         amd_kds_url: str | None = None,
+        intel_pcs_url: str | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ConfigurationError(f"unknown TEE kind {kind!r}; use one of {list(KINDS)}")
@@ -81,9 +82,14 @@ class Tee:
         self.kind = kind
         self.simulated = kind == "simulated"
         self.hpke = KeyPair()
-        # Completes SEV-SNP evidence (this clean room's own, and its attested-TLS
-        # peers'): None without --amd-kds.
-        self.kds = _kds_fetcher(amd_kds_url)
+        # Complete evidence on this side: this clean room's own SEV-SNP evidence
+        # (KDS), and its attested-TLS peers' (KDS, PCS). Each is None when not set.
+        # No cache directory: what they fetch stays in memory, since the data
+        # directory is the host's and a file planted there must never become evidence.
+        self.fetchers = EvidenceFetchers(
+            kds=None if amd_kds_url is None else KdsFetcher(base_url=amd_kds_url),
+            pcs=None if intel_pcs_url is None else PcsFetcher(base_url=intel_pcs_url),
+        )
         # The attested-TLS key (docs/attested-tls.md): made here, never leaves memory.
         self.tls_key = ec.generate_private_key(ec.SECP256R1())
         self._provider: EvidenceProvider
@@ -102,7 +108,7 @@ class Tee:
             self.measurement = None
             self._simulator = None
             self._provider = provider or provider_for(
-                kind, data_dir, fetcher=self.kds if kind == "sev-snp" else None
+                kind, data_dir, fetcher=self.fetchers.kds if kind == "sev-snp" else None
             )
             root = self._hardware_sealing_root(kind)
             if root is not None:
@@ -228,12 +234,3 @@ def _sealing_key(root: bytes, *, salt: bytes) -> tuple[bytes, bytes]:
     key = HKDF(hashes.SHA256(), 32, salt=salt, info=b"cleanroom/v1 sealing key").derive(root)
     label = hashlib.sha256(b"cleanroom/v1 sealing key label\x00" + key).digest()
     return key, label
-
-
-def _kds_fetcher(amd_kds_url: str | None) -> KdsFetcher | None:
-    """Where SEV-SNP evidence is completed from, if anywhere. What it fetches is kept
-    in memory only: the data directory is the host's, and a file the host planted
-    there must never be read into the evidence."""
-    if amd_kds_url is None:
-        return None
-    return KdsFetcher(base_url=amd_kds_url)
