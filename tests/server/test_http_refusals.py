@@ -75,9 +75,13 @@ def test_json_bodies_have_a_limit(
 
 @pytest.mark.parametrize(
     ("instance", "status", "code"),
-    [("000000000000000000000000", 404, "not-found"), ("named-elsewhere", 403, "access-denied")],
+    [
+        ("000000000000000000000000", 404, "not-found"),
+        ("named-elsewhere", 403, "access-denied"),
+        ("no model yet", 409, "model-not-ready"),
+    ],
 )
-def test_predict_refuses_a_stranger_before_reading_the_body(
+def test_predict_refuses_before_reading_the_body(
     server: ServerThread,
     party: Callable[[str], Client],
     policy: AttestationPolicy,
@@ -85,9 +89,13 @@ def test_predict_refuses_a_stranger_before_reading_the_body(
     status: int,
     code: str,
 ) -> None:
+    stranger = party("stranger@elsewhere.example")
     if instance == "named-elsewhere":
         instance = party("owner@lender.example").create_instance("Else", ModelFormat.ONNX, []).id
-    stranger = party("stranger@elsewhere.example")
+    if instance == "no model yet":
+        owner = party("owner@lender.example")
+        named = [stranger.email or ""]
+        instance = owner.create_instance("Empty", ModelFormat.ONNX, named).id
     # Only the headers are sent, declaring a body (under the limit) that never comes:
     # the refusal can only arrive if the body is not read first.
     host, port = server.url.split("//")[1].rsplit(":", 1)

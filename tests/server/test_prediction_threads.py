@@ -50,6 +50,8 @@ def test_blocked_predictions_leave_other_routes_and_threads_free(
                     running[0] -= 1
 
         monkeypatch.setattr(server.service, "predict", blocked_predict)
+        # The instance has no model: let its requests reach the (blocked) prediction.
+        monkeypatch.setattr(server.service, "check_can_predict", lambda *args: None)
         headers = owner._auth_headers()
         url = f"{server.url}/v1/instances/{instance.id}/predict"
 

@@ -321,8 +321,10 @@ def create_app(service: CleanRoomService) -> FastAPI:
     async def predict(instance_id: str, request: Request) -> Response:
         email = await _caller_without_blocking(request)
         # Refused before a byte of the body is read: a caller not named on the
-        # instance, an unknown instance (both answered from memory when cached).
-        service.visible_instance(email, instance_id)
+        # instance, an unknown instance (both answered from memory when cached), a
+        # caller that is not an upstream the instance declares, an instance with no model.
+        upstream = attested_upstream(request)
+        service.check_can_predict(email, instance_id, upstream)
         declared = request.headers.get("content-length")
         limit = service.settings.max_request_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -345,7 +347,7 @@ def create_app(service: CleanRoomService) -> FastAPI:
             body,
             key_id_hex=request.headers.get(KEY_ID_HEADER),
             config=request.headers.get(CONFIG_HEADER),
-            upstream=attested_upstream(request),
+            upstream=upstream,
         )
         # Threads of their own: predictions waiting for busy workers never take the
         # threads that sign-in, attestation and every other route run on.

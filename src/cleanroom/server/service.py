@@ -261,6 +261,28 @@ class CleanRoomService:
             )
         return self.gate.log.export(instance_id=record.id, party=party, after=after, limit=limit)
 
+    def check_can_predict(
+        self, email: str, instance_id: str, upstream: UpstreamCaller | None
+    ) -> None:
+        """The refusals of :meth:`predict` that need no request body: run before
+        reading one, so a body is never held for a call that cannot succeed."""
+        self._predictable(email, instance_id, upstream)
+
+    def _predictable(
+        self, email: str, instance_id: str, upstream: UpstreamCaller | None
+    ) -> tuple[InstanceRecord, ModelRunner]:
+        record = self.visible_instance(email, instance_id)
+        check_upstream(
+            record.options.get(UPSTREAMS_OPTION),
+            upstream,
+            service_simulated=self.tee.simulated,
+        )
+        with self._runners_lock:
+            runner = self._runners.get(record.id)
+        if runner is None:
+            raise ModelNotReady("this instance has no model yet")
+        return record, runner
+
     def visible_instance(self, email: str, instance_id: str) -> InstanceRecord:
         """The instance if *email* owns it or is named on it.
 
@@ -546,16 +568,7 @@ class CleanRoomService:
         *upstream* is the attested clean room that made this call over mutually
         attested TLS, if any; an instance that declares upstreams serves only them.
         """
-        record = self.visible_instance(email, instance_id)
-        check_upstream(
-            record.options.get(UPSTREAMS_OPTION),
-            upstream,
-            service_simulated=self.tee.simulated,
-        )
-        with self._runners_lock:
-            runner = self._runners.get(record.id)
-        if runner is None:
-            raise ModelNotReady("this instance has no model yet")
+        record, runner = self._predictable(email, instance_id, upstream)
         self._check_fresh(record, key_id_hex, config)
         if len(body) > self.settings.max_request_bytes:
             raise PayloadTooLarge(
