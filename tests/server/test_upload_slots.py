@@ -33,10 +33,10 @@ def service(tmp_path: Path) -> Iterator[CleanRoomService]:
         svc.close()
 
 
-def _instance(service: CleanRoomService) -> tuple[str, KeyPair]:
-    record = service.create_instance(OWNER, "uploads", "onnx", [])
+def _instance(service: CleanRoomService, owner: str = OWNER) -> tuple[str, KeyPair]:
+    record = service.create_instance(owner, "uploads", "onnx", [])
     sender = KeyPair()
-    register(service, OWNER, record.id, sender)
+    register(service, owner, record.id, sender)
     return record.id, sender
 
 
@@ -69,12 +69,17 @@ async def _body(
 
 
 async def _upload(
-    service: CleanRoomService, instance_id: str, sender: KeyPair, *, stall_after: int = -1
+    service: CleanRoomService,
+    instance_id: str,
+    sender: KeyPair,
+    *,
+    stall_after: int = -1,
+    owner: str = OWNER,
 ) -> tuple[asyncio.Task[object], asyncio.Event]:
     resume = asyncio.Event()
     body = _body(_pieces(service, instance_id, sender), stall_after, resume)
     task = asyncio.ensure_future(
-        service.upload_model(OWNER, instance_id, body, key_id_hex=None, config=None)
+        service.upload_model(owner, instance_id, body, key_id_hex=None, config=None)
     )
     await asyncio.sleep(0.1)  # the first pieces are in: the workers are starting
     if task.done():
@@ -92,7 +97,7 @@ def test_a_quiet_upload_is_stopped_and_its_workers_with_it(service: CleanRoomSer
 
     asyncio.run(scenario())
     assert service.sandbox_report().workers == 0
-    assert service._uploading == set()
+    assert not service._uploading
     assert service.store.instance(instance_id).model_digest is None
 
 
@@ -119,6 +124,32 @@ def test_one_upload_per_instance_and_a_bounded_number_in_all(service: CleanRoomS
     asyncio.run(scenario())
     for instance_id in (first, second, third):
         assert service.store.instance(instance_id).model_digest is not None
+
+
+def test_one_owner_cannot_hold_every_upload_slot(tmp_path: Path) -> None:
+    settings = ServerSettings(data_dir=tmp_path, max_concurrent_uploads=3, max_uploads_per_owner=1)
+    service = CleanRoomService(settings)
+    other = "other@example.org"
+    try:
+        first, first_sender = _instance(service)
+        second, second_sender = _instance(service)
+        theirs, their_sender = _instance(service, other)
+
+        async def scenario() -> None:
+            stalled, resume = await _upload(service, first, first_sender, stall_after=1)
+            with pytest.raises(ServiceUnavailable, match="already has 1 model uploads"):
+                await _upload(service, second, second_sender)
+            # Another owner still finds a slot.
+            task, _ = await _upload(service, theirs, their_sender, owner=other)
+            await task
+            resume.set()
+            await stalled
+
+        asyncio.run(scenario())
+        assert service.store.instance(theirs).model_digest is not None
+        assert service.store.instance(second).model_digest is None
+    finally:
+        service.close()
 
 
 def test_an_instance_deleted_during_its_upload_keeps_nothing(service: CleanRoomService) -> None:

@@ -101,7 +101,7 @@ class CleanRoomService:
         # under a new key, then replaces the old runner, so serving never stops.
         self._runner_keys: dict[str, str] = {}
         self._runners_lock = threading.Lock()
-        self._uploading: set[str] = set()  # instances with a model upload in progress
+        self._uploading: dict[str, str] = {}  # instance -> owner, of uploads in progress
         # Held while an instance is deleted and while an upload installs its model,
         # so an upload never installs into (or leaves files for) a deleted instance.
         self._install_lock = threading.Lock()
@@ -472,12 +472,12 @@ class CleanRoomService:
         """
         record = self.owned_instance(email, instance_id)
         self._check_fresh(record, key_id_hex, config)
-        with self._upload_slot(record.id):
+        with self._upload_slot(record.id, email):
             return await self._upload_model(record, email, chunks)
 
     @contextlib.contextmanager
-    def _upload_slot(self, instance_id: str) -> Iterator[None]:
-        """One model upload per instance at a time, and a bounded number in all."""
+    def _upload_slot(self, instance_id: str, owner: str) -> Iterator[None]:
+        """One model upload per instance at a time, a bounded number per owner, and in all."""
         with self._runners_lock:
             if instance_id in self._uploading:
                 raise Conflict("a model upload to this instance is already in progress")
@@ -486,12 +486,18 @@ class CleanRoomService:
                     "the clean room is receiving as many models as it takes at once",
                     remedy="retry the upload later",
                 )
-            self._uploading.add(instance_id)
+            own = sum(1 for uploader in self._uploading.values() if uploader == owner)
+            if own >= self.settings.max_uploads_per_owner:
+                raise ServiceUnavailable(
+                    f"{owner} already has {own} model uploads in progress",
+                    remedy="retry once one of them has finished",
+                )
+            self._uploading[instance_id] = owner
         try:
             yield
         finally:
             with self._runners_lock:
-                self._uploading.discard(instance_id)
+                self._uploading.pop(instance_id, None)
 
     async def _upload_model(
         self, record: InstanceRecord, email: str, chunks: AsyncIterator[bytes]

@@ -24,9 +24,11 @@ class ServerSettings:
     replay_window_s: int = 300
     max_request_bytes: int = 256 * MIB
     max_model_bytes: int = 4 * GIB
-    # Uploads start sandboxed workers as their first bytes open: bounded in number,
-    # one per instance at a time, and stopped when the sender goes quiet.
+    # Uploads start sandboxed workers as their first bytes open: bounded in number
+    # (in all, and per owner, so one account cannot hold every slot), one per
+    # instance at a time, and stopped when the sender goes quiet.
     max_concurrent_uploads: int = 4
+    max_uploads_per_owner: int = 2
     upload_idle_timeout_s: float = 60.0
     # A sender that keeps trickling bytes is stopped too: after the grace period, an
     # upload (model or audit data set) must average this rate since it began.
