@@ -18,9 +18,42 @@ from typing import Any
 
 from cleanroom.errors import ConfigurationError
 
-__all__ = ["SNP_TCB_COMPONENTS", "TD_ATTRIBUTES_DEFAULT_ALLOWED", "AttestationPolicy"]
+__all__ = [
+    "SNP_PLATFORM_INFO_BITS",
+    "SNP_POLICY_BITS",
+    "SNP_TCB_COMPONENTS",
+    "TD_ATTRIBUTES_DEFAULT_ALLOWED",
+    "AttestationPolicy",
+]
 
 SNP_TCB_COMPONENTS = ("BOOT_LOADER", "TEE", "SNP", "MICROCODE", "FMC")
+# Guest POLICY bits a policy may require or forbid by name (SEV-SNP ABI 56860,
+# "Guest Policy Structure"). DEBUG (19) is allow_debug's and MIGRATE_MA (18)
+# allow_migration_agent's; bit 17 is checked when the report is parsed.
+SNP_POLICY_BITS: Mapping[str, int] = MappingProxyType(
+    {
+        "SMT": 16,
+        "SINGLE_SOCKET": 20,
+        "CXL_ALLOW": 21,
+        "MEM_AES_256_XTS": 22,
+        "RAPL_DIS": 23,
+        "CIPHERTEXT_HIDING": 24,
+        "PAGE_SWAP_DISABLE": 25,
+    }
+)
+# PLATFORM_INFO bits (ABI 56860, ATTESTATION_REPORT "PLATFORM_INFO"). Firmware
+# older than a bit reports it as zero: requiring it then fails closed.
+SNP_PLATFORM_INFO_BITS: Mapping[str, int] = MappingProxyType(
+    {
+        "SMT_EN": 0,
+        "TSME_EN": 1,
+        "ECC_EN": 2,
+        "RAPL_DIS": 3,
+        "CIPHERTEXT_HIDING_EN": 4,
+        "ALIAS_CHECK_COMPLETE": 5,
+    }
+)
+_OWN_FIELD_BITS = {"DEBUG": "allow_debug", "MIGRATE_MA": "allow_migration_agent"}
 _SIGNING_KEYS = ("vcek", "vlek")
 _RTMRS = ("RTMR0", "RTMR1", "RTMR2", "RTMR3")
 _TOP_KEYS = frozenset(
@@ -48,6 +81,14 @@ _SNP_KEYS = frozenset(
         "allow_migration_agent",
         "vlek_csp_ids",
         "require_crl",
+        "min_launch_tcb",
+        "min_committed_tcb",
+        "min_firmware",
+        "min_abi",
+        "policy_required",
+        "policy_forbidden",
+        "platform_info_required",
+        "platform_info_forbidden",
     }
 )
 _SNP_PRODUCTS = ("Milan", "Genoa", "Turin")
@@ -202,6 +243,48 @@ def _minimums(
     return MappingProxyType(out)
 
 
+def _version(value: object, name: str, parts: tuple[int, ...]) -> tuple[int, ...] | None:
+    """A ``"MAJOR.MINOR"`` (or, where *parts* allows, ``"MAJOR.MINOR.BUILD"``)
+    version, each part 0 to 255, as a tuple; None stays None (not checked)."""
+    if value is None:
+        return None
+    numbers = value.split(".") if isinstance(value, str) else []
+    if len(numbers) not in parts or not all(
+        n.isascii() and n.isdigit() and int(n) <= 0xFF for n in numbers
+    ):
+        shape = " or ".join(".".join(("N",) * n) for n in parts)
+        raise ConfigurationError(
+            f"attestation policy {name} must be a version string {shape} (each 0 to 255)",
+            remedy='for example "1.55"',
+        )
+    return tuple(int(n) for n in numbers)
+
+
+def _bit_names(
+    required: Sequence[str],
+    forbidden: Sequence[str],
+    name: str,
+    bits: Mapping[str, int],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The named bits a policy requires and forbids: known names only, and no
+    name in both lists."""
+    lists = (_strings(required, f"{name}_required"), _strings(forbidden, f"{name}_forbidden"))
+    for kind, names in zip(("required", "forbidden"), lists, strict=True):
+        unknown = [n for n in names if n not in bits]
+        if unknown:
+            owners = [f"{n} is {_OWN_FIELD_BITS[n]}'s" for n in unknown if n in _OWN_FIELD_BITS]
+            raise ConfigurationError(
+                f"attestation policy {name}_{kind}: unknown {', '.join(unknown)}",
+                remedy="; ".join([*owners, f"use {', '.join(bits)}"]),
+            )
+    both = sorted(set(lists[0]) & set(lists[1]))
+    if both:
+        raise ConfigurationError(
+            f"attestation policy {name}_required and {name}_forbidden both name {', '.join(both)}"
+        )
+    return lists
+
+
 class AttestationPolicy:
     """What evidence to accept.
 
@@ -235,6 +318,29 @@ class AttestationPolicy:
         Minimum REPORTED_TCB per component (``BOOT_LOADER``, ``TEE``,
         ``SNP``, ``MICROCODE``, ``FMC``). Unset components are not checked;
         a component the platform does not report (FMC before Turin) fails.
+        Empty (the default) accepts a VCEK of any TCB, including firmware
+        with published SNP fixes missing: set it for hardware evidence.
+    ``snp_min_launch_tcb``, ``snp_min_committed_tcb``
+        The same per-component minimums for LAUNCH_TCB (the TCB the guest was
+        launched under, which a later firmware update does not raise) and
+        COMMITTED_TCB (the TCB the platform cannot roll back below). Unset:
+        not checked.
+    ``snp_min_firmware``
+        Minimum firmware version, ``"MAJOR.MINOR"`` or ``"MAJOR.MINOR.BUILD"``,
+        compared in that order against CURRENT_MAJOR, CURRENT_MINOR and
+        CURRENT_BUILD. None: not checked.
+    ``snp_min_abi``
+        Minimum guest ABI, ``"MAJOR.MINOR"``, compared against POLICY.ABI_MAJOR
+        and POLICY.ABI_MINOR. None: not checked.
+    ``snp_policy_required``, ``snp_policy_forbidden``
+        Guest POLICY bits (:data:`SNP_POLICY_BITS`: ``SMT``,
+        ``SINGLE_SOCKET``, ``CXL_ALLOW``, ``MEM_AES_256_XTS``, ``RAPL_DIS``,
+        ``CIPHERTEXT_HIDING``, ``PAGE_SWAP_DISABLE``) that must be set, and
+        that must be clear. Unset: not checked.
+    ``snp_platform_info_required``, ``snp_platform_info_forbidden``
+        The same for PLATFORM_INFO (:data:`SNP_PLATFORM_INFO_BITS`:
+        ``SMT_EN``, ``TSME_EN``, ``ECC_EN``, ``RAPL_DIS``,
+        ``CIPHERTEXT_HIDING_EN``, ``ALIAS_CHECK_COMPLETE``).
     ``signing_keys`` (default both)
         Endorsement keys accepted: ``"vcek"`` and/or ``"vlek"``.
     ``vmpl`` (default 0)
@@ -313,6 +419,14 @@ class AttestationPolicy:
         snp_allow_migration_agent: bool = False,
         snp_vlek_csp_ids: Sequence[str] = (),
         snp_require_crl: bool = True,
+        snp_min_launch_tcb: Mapping[str, int] | None = None,
+        snp_min_committed_tcb: Mapping[str, int] | None = None,
+        snp_min_firmware: str | None = None,
+        snp_min_abi: str | None = None,
+        snp_policy_required: Sequence[str] = (),
+        snp_policy_forbidden: Sequence[str] = (),
+        snp_platform_info_required: Sequence[str] = (),
+        snp_platform_info_forbidden: Sequence[str] = (),
     ) -> None:
         self.measurements = _hex_values(measurements, "measurements", 48)
         self.allow_simulated = _bool(allow_simulated, "allow_simulated")
@@ -365,6 +479,23 @@ class AttestationPolicy:
         self.snp_allow_migration_agent = _bool(snp_allow_migration_agent, "allow_migration_agent")
         self.snp_vlek_csp_ids = _strings(snp_vlek_csp_ids, "vlek_csp_ids")
         self.snp_require_crl = _bool(snp_require_crl, "require_crl")
+        self.snp_min_launch_tcb = _minimums(
+            snp_min_launch_tcb, "min_launch_tcb", SNP_TCB_COMPONENTS, 0xFF
+        )
+        self.snp_min_committed_tcb = _minimums(
+            snp_min_committed_tcb, "min_committed_tcb", SNP_TCB_COMPONENTS, 0xFF
+        )
+        self.snp_min_firmware = _version(snp_min_firmware, "min_firmware", (2, 3))
+        self.snp_min_abi = _version(snp_min_abi, "min_abi", (2,))
+        self.snp_policy_required, self.snp_policy_forbidden = _bit_names(
+            snp_policy_required, snp_policy_forbidden, "policy", SNP_POLICY_BITS
+        )
+        self.snp_platform_info_required, self.snp_platform_info_forbidden = _bit_names(
+            snp_platform_info_required,
+            snp_platform_info_forbidden,
+            "platform_info",
+            SNP_PLATFORM_INFO_BITS,
+        )
         self._authenticity_only = False
 
     @staticmethod
@@ -451,6 +582,14 @@ class AttestationPolicy:
             snp_allow_migration_agent=snp.get("allow_migration_agent", False),
             snp_vlek_csp_ids=snp.get("vlek_csp_ids", ()),
             snp_require_crl=snp.get("require_crl", True),
+            snp_min_launch_tcb=snp.get("min_launch_tcb"),
+            snp_min_committed_tcb=snp.get("min_committed_tcb"),
+            snp_min_firmware=snp.get("min_firmware"),
+            snp_min_abi=snp.get("min_abi"),
+            snp_policy_required=snp.get("policy_required", ()),
+            snp_policy_forbidden=snp.get("policy_forbidden", ()),
+            snp_platform_info_required=snp.get("platform_info_required", ()),
+            snp_platform_info_forbidden=snp.get("platform_info_forbidden", ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -472,10 +611,20 @@ class AttestationPolicy:
             "allow_migration_agent": self.snp_allow_migration_agent,
             "vlek_csp_ids": list(self.snp_vlek_csp_ids),
             "require_crl": self.snp_require_crl,
+            "min_launch_tcb": dict(self.snp_min_launch_tcb),
+            "min_committed_tcb": dict(self.snp_min_committed_tcb),
+            "policy_required": list(self.snp_policy_required),
+            "policy_forbidden": list(self.snp_policy_forbidden),
+            "platform_info_required": list(self.snp_platform_info_required),
+            "platform_info_forbidden": list(self.snp_platform_info_forbidden),
         }
         snp["vmpl"] = "any" if self.vmpl is None else self.vmpl
         if self.snp_min_guest_svn is not None:
             snp["min_guest_svn"] = self.snp_min_guest_svn
+        if self.snp_min_firmware is not None:
+            snp["min_firmware"] = ".".join(map(str, self.snp_min_firmware))
+        if self.snp_min_abi is not None:
+            snp["min_abi"] = ".".join(map(str, self.snp_min_abi))
         tdx: dict[str, Any] = {
             "mrtd": hexes(self.mrtd),
             "rtmrs": {name: hexes(values) for name, values in self.rtmrs.items()},
