@@ -30,6 +30,7 @@ from cleanroom.errors import (
     PayloadTooLarge,
 )
 from cleanroom.runtime import SandboxReport
+from cleanroom.server.body_budget import BodyBudget
 from cleanroom.server.guard import RequestGuard
 from cleanroom.server.problems import problem_response
 from cleanroom.server.service import LOG_PAGE_LIMIT, CleanRoomService
@@ -146,6 +147,7 @@ NO_TELEMETRY: TelemetryConfig = {
 
 def create_app(service: CleanRoomService) -> FastAPI:
     predictions = anyio.CapacityLimiter(service.settings.max_concurrent_predictions)
+    bodies = BodyBudget(service.settings.max_buffered_request_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -329,29 +331,31 @@ def create_app(service: CleanRoomService) -> FastAPI:
         limit = service.settings.max_request_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"the request is larger than the limit of {limit} bytes")
-        # Chunks are joined once at the end: growing a bytearray chunk by chunk and
-        # copying it to bytes cost 1-3 ms per 600 KB request (docs/performance.md).
-        chunks: list[bytes] = []
-        received = 0
-        async for chunk in request.stream():
-            chunks.append(chunk)
-            received += len(chunk)
-            if received > limit:
-                raise PayloadTooLarge(f"the request is larger than the limit of {limit} bytes")
-        body = b"".join(chunks)
-        del chunks
-        call = functools.partial(
-            service.predict,
-            email,
-            instance_id,
-            body,
-            key_id_hex=request.headers.get(KEY_ID_HEADER),
-            config=request.headers.get(CONFIG_HEADER),
-            upstream=upstream,
-        )
-        # Threads of their own: predictions waiting for busy workers never take the
-        # threads that sign-in, attestation and every other route run on.
-        sealed, receipt = await anyio.to_thread.run_sync(call, limiter=predictions)
+        with bodies.hold() as held:
+            # Chunks are joined once at the end: growing a bytearray chunk by chunk and
+            # copying it to bytes cost 1-3 ms per 600 KB request (docs/performance.md).
+            chunks: list[bytes] = []
+            received = 0
+            async for chunk in request.stream():
+                held.take(len(chunk))
+                chunks.append(chunk)
+                received += len(chunk)
+                if received > limit:
+                    raise PayloadTooLarge(f"the request is larger than the limit of {limit} bytes")
+            body = b"".join(chunks)
+            del chunks
+            call = functools.partial(
+                service.predict,
+                email,
+                instance_id,
+                body,
+                key_id_hex=request.headers.get(KEY_ID_HEADER),
+                config=request.headers.get(CONFIG_HEADER),
+                upstream=upstream,
+            )
+            # Threads of their own: predictions waiting for busy workers never take the
+            # threads that sign-in, attestation and every other route run on.
+            sealed, receipt = await anyio.to_thread.run_sync(call, limiter=predictions)
         encoded = base64.urlsafe_b64encode(canonical_json(receipt)).decode()
         return Response(content=sealed, media_type=OCTET_STREAM, headers={RECEIPT_HEADER: encoded})
 

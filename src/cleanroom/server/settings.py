@@ -39,6 +39,9 @@ class ServerSettings:
     # Predictions run on threads of their own, at most this many at once (the
     # others wait for one, without blocking the routes that run on the shared pool).
     max_concurrent_predictions: int = 32
+    # Predict bodies held in memory at once, all requests together (each is read
+    # whole before it is opened); past it a request is refused 503 as it arrives.
+    max_buffered_request_bytes: int = GIB
     # On SEV-SNP hardware, evidence is completed from AMD's Key Distribution
     # Service: the VCEK chain when the host gave none, and the current CRL that
     # clients require by default. None: evidence goes out as the host gives it.
