@@ -15,9 +15,15 @@ import pytest
 
 from cleanroom import AttestationPolicy, Client, ModelFormat, Secret
 from cleanroom.attestation.measurement import package_measurement
-from cleanroom.audit import AuditSpec, LabelledRecords
+from cleanroom.audit import AuditSpec, LabelledRecords, split_pool
 from cleanroom.cli.main import main
-from cleanroom.errors import AuditError, NotFound, PolicyDenied, ServiceUnavailable
+from cleanroom.errors import (
+    AuditError,
+    InvalidRequest,
+    NotFound,
+    PolicyDenied,
+    ServiceUnavailable,
+)
 from cleanroom.server.runner import ServerThread
 from cleanroom.server.settings import ServerSettings
 
@@ -185,4 +191,67 @@ def test_record_sets_held_in_memory_have_a_budget(
     # count it twice, and once the budget allows both they are held.
     server.service.audits.max_held_bytes = sum(held)
     inst.upload_audit_data(_npz(task.members), _npz(task.nonmembers))
+    owner.close()
+
+
+def _pool_of(task: Any) -> LabelledRecords:
+    """The task's members and non-members as one pool."""
+    return LabelledRecords.of(
+        np.concatenate([task.members.features, task.nonmembers.features]),
+        np.concatenate([task.members.labels, task.nonmembers.labels]),
+    )
+
+
+def _audited_instance(
+    server: ServerThread, data_dir: Path, email: str, spec: dict[str, Any]
+) -> tuple[Client, Any]:
+    """A new owner's instance with *spec*, attested, with a secret set."""
+    owner = Client(server.url)
+    owner.sign_up(email, PASSWORD)
+    owner.sign_in(email, PASSWORD)
+    inst = owner.create_instance("Audited", ModelFormat.ONNX, [], audit_spec=spec)
+    inst.validate_attestation(_policy(data_dir))
+    inst.set_secret(Secret())
+    return owner, inst
+
+
+def test_an_audit_on_a_pool_derives_its_sets_in_the_room(
+    room: tuple[ServerThread, Path], task: Any, overfit_model: Path
+) -> None:
+    """The owner uploads the pool only; the room splits it and checks the split."""
+    server, data_dir = room
+    pool = _pool_of(task)
+    members, nonmembers = split_pool(pool)
+    spec = _spec(task)
+    spec["datasets"] = {
+        "members": members.commitment(),
+        "nonmembers": nonmembers.commitment(),
+        "pool": pool.commitment(),
+    }
+    owner, inst = _audited_instance(server, data_dir, "owner@pool.example", spec)
+    inst.upload_model(overfit_model)
+    # The two sets come from the pool only: uploading them directly is refused.
+    with pytest.raises(InvalidRequest, match="takes \\['pool'\\]"):
+        inst.upload_audit_data(_npz(members), _npz(nonmembers))
+    # Another pool, or the same records in another order, is refused.
+    reordered = pool.subset(np.arange(len(pool))[::-1].copy())
+    with pytest.raises(AuditError, match="pool does not match"):
+        inst.upload_audit_pool(_npz(reordered))
+    inst.upload_audit_pool(_npz(pool))
+    certificate = inst.run_audit()
+    assert certificate.spec_digest == AuditSpec.from_json(spec).digest
+    owner.close()
+
+
+def test_a_pool_whose_split_is_not_the_committed_sets_is_refused(
+    room: tuple[ServerThread, Path], task: Any
+) -> None:
+    """Sets chosen by hand, with a pool named beside them: the room's split disagrees."""
+    server, data_dir = room
+    pool = _pool_of(task)
+    spec = _spec(task)  # the hand-chosen members and non-members
+    spec["datasets"]["pool"] = pool.commitment()
+    owner, inst = _audited_instance(server, data_dir, "owner@handpicked.example", spec)
+    with pytest.raises(AuditError, match="random split does not give"):
+        inst.upload_audit_pool(_npz(pool))
     owner.close()

@@ -43,6 +43,7 @@ EXPECTED = {
     "require_current_certificate",
     "run_membership_audit",
     "sign_certificate",
+    "split_pool",
     "verify_certificate",
     "verify_certificate_with_evidence",
 }

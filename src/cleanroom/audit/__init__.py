@@ -54,6 +54,7 @@ from cleanroom.audit.metrics import MembershipMetrics, TprAtFpr, membership_metr
 from cleanroom.audit.model_queries import PredictFn
 from cleanroom.audit.one_run import OneRunBound, one_run_epsilon_lower_bound, one_run_guesses
 from cleanroom.audit.spec import AuditSpec
+from cleanroom.audit.split import split_pool
 from cleanroom.audit.thresholds import (
     BonferroniThresholds,
     FixedThreshold,
@@ -100,6 +101,7 @@ __all__ = [
     "require_current_certificate",
     "run_membership_audit",
     "sign_certificate",
+    "split_pool",
     "verify_certificate",
     "verify_certificate_with_evidence",
 ]

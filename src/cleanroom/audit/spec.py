@@ -1,7 +1,9 @@
 """The audit spec: everything about an audit that must be fixed before the data.
 
 Attacks, threshold policies, confidence, δ, the ε claim, seeds and the
-commitments of the member and non-member sets. Its digest (SHA-256 of its
+commitments of the member and non-member sets, and optionally of the pool they
+are split from at random (``datasets.pool``, :mod:`cleanroom.audit.split`),
+which is what makes the bounds valid. Its digest (SHA-256 of its
 RFC 8785 canonical JSON) is meant to sit in the instance's attested
 configuration next to the policy digest, so the audit cannot be re-tuned
 after its results are seen. Parsing is strict: unknown members, missing
@@ -13,7 +15,7 @@ Example::
       "format": "cleanroom-audit-spec/v1",
       "model": {"input": "float_input", "output": "probabilities",
                 "output_kind": "probabilities"},
-      "datasets": {"members": "sha256:…", "nonmembers": "sha256:…"},
+      "datasets": {"members": "sha256:…", "nonmembers": "sha256:…", "pool": "sha256:…"},
       "attacks": [
         {"name": "loss-threshold", "threshold": {"policy": "split", "seed": 7}},
         {"name": "train-test-gap"}
@@ -100,8 +102,14 @@ class AuditSpec:
     delta: float
     epsilon_claim: float
     seed: int
+    # The pool the two sets are split from (cleanroom.audit.split), if the spec
+    # names one: the clean room then takes only the pool and derives both sets.
+    pool_commitment: str | None = None
 
     def to_json(self) -> dict[str, object]:
+        datasets = {"members": self.members_commitment, "nonmembers": self.nonmembers_commitment}
+        if self.pool_commitment is not None:
+            datasets["pool"] = self.pool_commitment
         return {
             "format": SPEC_FORMAT,
             "model": {
@@ -110,10 +118,7 @@ class AuditSpec:
                 "output_kind": self.model.output_kind,
                 "batch_size": self.model.batch_size,
             },
-            "datasets": {
-                "members": self.members_commitment,
-                "nonmembers": self.nonmembers_commitment,
-            },
+            "datasets": datasets,
             "attacks": [a.to_json() for a in self.attacks],
             "attribute_inference": [a.to_json() for a in self.attribute_inference],
             "confidence": self.confidence,
@@ -158,7 +163,7 @@ class AuditSpec:
             batch_size=_int(model.get("batch_size", 1024), "model.batch_size", low=1),
         )
         datasets = _object(d["datasets"], "datasets")
-        _members(datasets, "datasets", {"members", "nonmembers"}, set())
+        _members(datasets, "datasets", {"members", "nonmembers"}, {"pool"})
         attacks_doc = d["attacks"]
         if not isinstance(attacks_doc, list) or not attacks_doc:
             raise AuditError("attacks must be a non-empty list")
@@ -188,6 +193,9 @@ class AuditSpec:
             delta=delta,
             epsilon_claim=claim,
             seed=_int(d["seed"], "seed", low=0),
+            pool_commitment=(
+                None if "pool" not in datasets else _commitment(datasets["pool"], "datasets.pool")
+            ),
         )
 
 

@@ -3,6 +3,9 @@
 ::
 
     cleanroom audit commit RECORDS            print a record set's commitment (for the spec)
+    cleanroom audit split POOL --members M --nonmembers N
+                                              split a pool at random: train on M; prints
+                                              the spec's datasets (cleanroom.audit.split)
     cleanroom audit digest SPEC               print an audit spec's digest
     cleanroom audit run --spec SPEC --model MODEL.onnx --members M --nonmembers N
                         [--reference-trainer logistic-regression]
@@ -25,6 +28,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -37,12 +41,13 @@ from cleanroom.audit.certificate import (
     sign_certificate,
     verify_certificate,
 )
-from cleanroom.audit.data import load_records
+from cleanroom.audit.data import LabelledRecords, load_records
 from cleanroom.audit.local import load_onnx_model, model_digest
 from cleanroom.audit.membership import ReferenceTrainer, run_membership_audit
 from cleanroom.audit.reference import logistic_regression_trainer
 from cleanroom.audit.report import format_report
 from cleanroom.audit.spec import AuditSpec
+from cleanroom.audit.split import split_pool
 from cleanroom.errors import ConfigurationError, LogIntegrityError
 
 __all__ = ["register"]
@@ -55,6 +60,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     commit = commands.add_parser("commit", help="print the commitment of a record set")
     commit.add_argument("records", type=Path, help=".npz or .csv record set")
     commit.set_defaults(handler=_commit)
+
+    split = commands.add_parser(
+        "split",
+        help="split a pool at random into the members to train on and the non-members; "
+        "print the spec's datasets",
+    )
+    split.add_argument("pool", type=Path, help=".npz or .csv record pool")
+    split.add_argument("--members", type=Path, required=True, help="where to write members (.npz)")
+    split.add_argument(
+        "--nonmembers", type=Path, required=True, help="where to write non-members (.npz)"
+    )
+    split.set_defaults(handler=_split)
 
     digest = commands.add_parser("digest", help="print the digest of an audit spec")
     digest.add_argument("spec", type=Path)
@@ -100,6 +117,30 @@ def _read(path: Path) -> bytes:
 def _commit(args: argparse.Namespace) -> int:
     print(load_records(args.records).commitment())
     return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    pool = load_records(args.pool)
+    members, nonmembers = split_pool(pool)
+    for path, records in ((args.members, members), (args.nonmembers, nonmembers)):
+        _write_npz(path, records)
+    datasets = {
+        "members": members.commitment(),
+        "nonmembers": nonmembers.commitment(),
+        "pool": pool.commitment(),
+    }
+    print(json.dumps({"datasets": datasets}, indent=2))
+    return 0
+
+
+def _write_npz(path: Path, records: LabelledRecords) -> None:
+    if path.exists():
+        raise ConfigurationError(f"{path} exists; the split writes new files only")
+    try:
+        with path.open("xb") as file:
+            np.savez(file, features=records.features, labels=records.labels)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _digest(args: argparse.Namespace) -> int:

@@ -491,6 +491,11 @@ class Instance:
                 f"/v1/instances/{self.id}/audit/datasets/{name}", f"audit-{name}", data
             )
 
+    def upload_audit_pool(self, pool: str | os.PathLike[str] | bytes) -> None:
+        """Seal the committed pool (.npz) of an audit whose spec names one: the clean
+        room derives the member and non-member sets from it (``cleanroom.audit.split``)."""
+        self._send_stream(f"/v1/instances/{self.id}/audit/datasets/pool", "audit-pool", data=pool)
+
     def run_audit(self) -> Any:
         """Run the instance's fixed audit; returns the verified certificate (owner only)."""
         self._require_attested()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,14 +25,16 @@ from cleanroom.audit import (
 )
 from cleanroom.audit.certificate import verify_certificate
 from cleanroom.audit.data import records_from_npz
+from cleanroom.audit.split import split_pool
 from cleanroom.errors import AuditError, Conflict, InvalidRequest, ModelNotReady, ServiceUnavailable
 from cleanroom.runtime.base import ModelRunner
 from cleanroom.server.store import InstanceRecord, Store
 from cleanroom.server.tee import Tee
 
-__all__ = ["DATASETS", "AuditRoom"]
+__all__ = ["DATASETS", "POOL", "AuditRoom"]
 
 DATASETS = ("members", "nonmembers")
+POOL = "pool"  # uploaded instead of both when the spec names a pool
 # Record sets wait in memory for their audit: all instances' together may hold
 # at most this much, so uploads cannot grow the service without bound.
 MAX_HELD_BYTES = 1024**3
@@ -57,29 +59,34 @@ class AuditRoom:
         doc = record.options.get(SPEC_OPTION)
         return None if doc is None else AuditSpec.from_json(doc)
 
+    def check_upload_name(self, record: InstanceRecord, name: str) -> None:
+        """Refuse, before any byte is received, a record set this instance's audit does not take.
+
+        A spec that names a pool takes the pool only: its two sets are derived
+        from it at random, never uploaded (:mod:`cleanroom.audit.split`).
+        """
+        accepted = _uploads(self._require_spec(record))
+        if name not in accepted:
+            raise InvalidRequest(f"this instance's audit takes {list(accepted)}, not {name!r}")
+
     def put_dataset(self, record: InstanceRecord, name: str, plaintext: bytes) -> str:
         """Keep a record set in memory after checking it against the spec's commitment."""
         spec = self._require_spec(record)
-        if name not in DATASETS:
-            raise InvalidRequest(f"audit datasets are {list(DATASETS)}, not {name!r}")
+        self.check_upload_name(record, name)
         records = records_from_npz(plaintext)
-        expected = spec.to_json()["datasets"]
-        assert isinstance(expected, Mapping)
-        if records.commitment() != expected[name]:
-            raise AuditError(
-                f"the {name} set does not match the commitment fixed in the audit spec",
-                remedy="upload exactly the record set that was committed before training",
-            )
-        size = _held_bytes(records)
+        sets = _split(spec, records) if name == POOL else {name: _committed(spec, name, records)}
+        size = sum(_held_bytes(r) for r in sets.values())
+        keys = {(record.id, n) for n in sets}
         with self._lock:
-            others = sum(_held_bytes(r) for k, r in self._data.items() if k != (record.id, name))
+            others = sum(_held_bytes(r) for k, r in self._data.items() if k not in keys)
             if others + size > self.max_held_bytes:
                 raise ServiceUnavailable(
                     f"the audit record sets waiting in memory would exceed {self.max_held_bytes}"
                     " bytes",
                     remedy="retry once pending audits have run or their instances are deleted",
                 )
-            self._data[(record.id, name)] = records
+            for n, r in sets.items():
+                self._data[(record.id, n)] = r
         return records.commitment()
 
     def forget(self, instance_id: str) -> None:
@@ -167,3 +174,38 @@ class AuditRoom:
 
 def _held_bytes(records: LabelledRecords) -> int:
     return int(records.features.nbytes) + int(records.labels.nbytes)
+
+
+def _uploads(spec: AuditSpec) -> tuple[str, ...]:
+    return (POOL,) if spec.pool_commitment is not None else DATASETS
+
+
+def _committed(spec: AuditSpec, name: str, records: LabelledRecords) -> LabelledRecords:
+    expected = spec.members_commitment if name == "members" else spec.nonmembers_commitment
+    if records.commitment() != expected:
+        raise AuditError(
+            f"the {name} set does not match the commitment fixed in the audit spec",
+            remedy="upload exactly the record set that was committed before training",
+        )
+    return records
+
+
+def _split(spec: AuditSpec, pool: LabelledRecords) -> dict[str, LabelledRecords]:
+    """The pool's two sets, derived at random, each checked against the spec."""
+    if pool.commitment() != spec.pool_commitment:
+        raise AuditError(
+            "the pool does not match the commitment fixed in the audit spec",
+            remedy="upload exactly the pool that was committed before training",
+        )
+    members, nonmembers = split_pool(pool)
+    if (members.commitment(), nonmembers.commitment()) != (
+        spec.members_commitment,
+        spec.nonmembers_commitment,
+    ):
+        raise AuditError(
+            "the pool's random split does not give the member and non-member sets the spec"
+            " commits to",
+            remedy="train on the members `cleanroom audit split POOL` derives, and commit to"
+            " the commitments it prints",
+        )
+    return {"members": members, "nonmembers": nonmembers}

@@ -41,7 +41,7 @@ from cleanroom.runtime.base import ModelRunner
 from cleanroom.runtime.memory import wipe as _wipe
 from cleanroom.runtime.sandbox.supervisor import ModelSource
 from cleanroom.server.accounts import Accounts, normalise_email
-from cleanroom.server.audits import DATASETS, SPEC_OPTION, AuditRoom
+from cleanroom.server.audits import SPEC_OPTION, AuditRoom
 from cleanroom.server.gate import PREDICT, UPLOAD, Gate, GateTicket
 from cleanroom.server.limits import instance_limits
 from cleanroom.server.model_upload import ModelSink
@@ -628,8 +628,7 @@ class CleanRoomService:
         """Receive one sealed record set (.npz) for the instance's audit; kept in memory."""
         record = self.owned_instance(email, instance_id)
         self._check_fresh(record, key_id_hex, config)
-        if name not in DATASETS:
-            raise InvalidRequest(f"audit datasets are {list(DATASETS)}, not {name!r}")
+        self.audits.check_upload_name(record, name)
         plaintext, _ = await self._receive_stream(
             record, email, f"audit-{name}", chunks, self.settings.max_request_bytes
         )
