@@ -52,6 +52,7 @@ SGX = Claims(
     root="Test SGX Root CA",
     simulated=True,
     revocation_checked=True,
+    fields={"ATTRIBUTES": bytes.fromhex("0500000000000000e700000000000000")},  # INIT, MODE64BIT
 )
 CASES = [
     pytest.param(SNP, {"measurements": [MEASUREMENT.hex()]}, id="sev-snp"),

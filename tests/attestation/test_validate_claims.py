@@ -43,7 +43,11 @@ SGX = Claims(
     advisory_ids=(),
     signing_key="pck",
     root="Intel SGX Root CA",
-    fields={"ISVPRODID": 1, "ISVSVN": 3},
+    fields={
+        "ISVPRODID": 1,
+        "ISVSVN": 3,
+        "ATTRIBUTES": bytes.fromhex("0500000000000000e700000000000000"),  # INIT, MODE64BIT
+    },
 )
 
 TDX_POLICY: dict[str, Any] = {
@@ -129,11 +133,11 @@ CASES: list[tuple[str, Claims, dict[str, Any], list[str]]] = [
     ),
     (
         "SGX ISVPRODID",
-        replace(SGX, fields={"ISVPRODID": 2, "ISVSVN": 3}),
+        replace(SGX, fields={**SGX.fields, "ISVPRODID": 2}),
         SGX_POLICY,
         ["ISVPRODID"],
     ),
-    ("SGX ISVSVN", replace(SGX, fields={"ISVPRODID": 1, "ISVSVN": 2}), SGX_POLICY, ["ISVSVN"]),
+    ("SGX ISVSVN", replace(SGX, fields={**SGX.fields, "ISVSVN": 2}), SGX_POLICY, ["ISVSVN"]),
     ("SGX debug", replace(SGX, debug=True), SGX_POLICY, ["ATTRIBUTES.DEBUG"]),
     (
         "SGX configuration needed",

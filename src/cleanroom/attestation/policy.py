@@ -21,6 +21,8 @@ from cleanroom.errors import ConfigurationError
 __all__ = [
     "SNP_PLATFORM_INFO_BITS",
     "SNP_POLICY_BITS",
+    "SGX_ATTRIBUTES_DEFAULT_ALLOWED",
+    "SGX_ATTRIBUTES_DEFAULT_REQUIRED",
     "SNP_TCB_COMPONENTS",
     "TD_ATTRIBUTES_DEFAULT_ALLOWED",
     "AttestationPolicy",
@@ -93,7 +95,18 @@ _SNP_KEYS = frozenset(
 )
 _SNP_PRODUCTS = ("Milan", "Genoa", "Turin")
 _TDX_KEYS = frozenset(
-    {"mrtd", "rtmrs", "mrconfigid", "min_tcb", "allowed_td_attributes", "required_td_attributes"}
+    {
+        "mrtd",
+        "rtmrs",
+        "mrconfigid",
+        "min_tcb",
+        "allowed_td_attributes",
+        "required_td_attributes",
+        "xfam",
+        "mrservicetd",
+        "mrowner",
+        "mrownerconfig",
+    }
 )
 # TDATTRIBUTES bits (Intel TDX module ABI, TD_PARAMS.ATTRIBUTES). DEBUG is judged
 # by allow_debug alone. The default allows only guest CPU features that do not
@@ -102,7 +115,31 @@ _TDX_KEYS = frozenset(
 # a migration TD may export the TD), PERFMON (63), and every reserved bit.
 _TD_ATTRIBUTE_DEBUG = 1 << 0
 TD_ATTRIBUTES_DEFAULT_ALLOWED = (1 << 27) | (1 << 28) | (1 << 30) | (1 << 31)
-_SGX_KEYS = frozenset({"mrenclave", "mrsigner", "isv_prod_id", "min_isv_svn", "min_tcb"})
+_SGX_KEYS = frozenset(
+    {
+        "mrenclave",
+        "mrsigner",
+        "isv_prod_id",
+        "min_isv_svn",
+        "min_tcb",
+        "allowed_attributes",
+        "required_attributes",
+        "allowed_miscselect",
+        "required_miscselect",
+        "configid",
+        "min_config_svn",
+    }
+)
+# SGX ATTRIBUTES.FLAGS bits (Intel SDM vol. 3D, "SECS ATTRIBUTES"; the first 8
+# bytes of ATTRIBUTES, XFRM is not judged). DEBUG (1) is judged by allow_debug
+# alone. The default allows INIT (0), MODE64BIT (2) and AEXNOTIFY (10) and
+# requires MODE64BIT. Refused unless allowed: PROVISIONKEY (4: the enclave may
+# derive the platform's provisioning key), EINITTOKEN_KEY (5: the launch
+# enclave's key), KSS (7: CONFIGID, ISVFAMILYID and ISVEXTPRODID become part of
+# the identity the host chooses) and the reserved bits.
+_SGX_ATTRIBUTE_DEBUG = 1 << 1
+SGX_ATTRIBUTES_DEFAULT_ALLOWED = (1 << 0) | (1 << 2) | (1 << 10)
+SGX_ATTRIBUTES_DEFAULT_REQUIRED = 1 << 2
 # Intel TCB component names as the DCAP claims carry them (PCK certificate
 # profile: SGX TCB components 1-16 and PCESVN; the QE's ISVSVN; TDX: the 16
 # bytes of TEE_TCB_SVN).
@@ -172,30 +209,52 @@ def _optional_int(value: object, name: str) -> int | None:
     return value
 
 
-def _td_attributes(value: object, name: str, default: int) -> int:
-    """A TDATTRIBUTES mask: an integer or a hex string ("0x50000000"), 64 bits,
-    without DEBUG (bit 0), which ``allow_debug`` governs."""
-    if value is None:
-        return default
-    mask: int | None = None
+def _bits(value: object, name: str, width: int, what: str) -> int:
+    """A *width*-bit value: an integer or a hex string ("0x50000000")."""
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        mask = value
+        number = value
     elif isinstance(value, str):
         try:
-            mask = int(value, 16)
+            number = int(value, 16)
         except ValueError:
-            mask = None
-    if mask is None or not 0 <= mask < 1 << 64:
+            number = None
+    if number is None or not 0 <= number < 1 << width:
         raise ConfigurationError(
-            f"attestation policy {name} must be a 64-bit TDATTRIBUTES mask",
+            f"attestation policy {name} must be a {width}-bit {what}",
             remedy='write it as a hex string, for example "0x50000000"',
         )
-    if mask & _TD_ATTRIBUTE_DEBUG:
+    return number
+
+
+def _attribute_mask(
+    value: object, name: str, default: int, *, width: int, what: str, debug: int
+) -> int:
+    """An attribute mask (*default* when unset) that does not name the DEBUG
+    bit *debug* (0: the field has none), which ``allow_debug`` governs."""
+    if value is None:
+        return default
+    mask = _bits(value, name, width, f"{what} mask")
+    if mask & debug:
         raise ConfigurationError(
-            f"attestation policy {name} must not name DEBUG (bit 0)",
-            remedy="allow_debug decides about TDATTRIBUTES.DEBUG",
+            f"attestation policy {name} must not name DEBUG (bit {debug.bit_length() - 1})",
+            remedy=f"allow_debug decides about {what}.DEBUG",
         )
     return mask
+
+
+def _required_subset(required: int, allowed: int, section: str, what: str) -> None:
+    if required & ~allowed:
+        raise ConfigurationError(
+            f"attestation policy {section} required_{what} names bits that"
+            f" allowed_{what} does not allow",
+            remedy=f"add the required bits to allowed_{what}",
+        )
+
+
+def _xfam_values(values: object, name: str) -> tuple[int, ...]:
+    items = _list(values, name, "64-bit XFAM values")
+    return tuple(dict.fromkeys(_bits(v, name, 64, "XFAM value") for v in items))
 
 
 def _bool(value: object, name: str) -> bool:
@@ -380,13 +439,29 @@ class AttestationPolicy:
     PKS and KL, so MIGRATABLE, PERFMON, the TUD bits and reserved bits are
     refused; DEBUG is governed by ``allow_debug`` alone);
     ``tdx_required_td_attributes`` the bits that must be set (unset: none;
-    ``"0x10000000"`` requires SEPT_VE_DISABLE), a subset of the allowed ones.
+    ``"0x10000000"`` requires SEPT_VE_DISABLE), a subset of the allowed ones;
+    ``tdx_xfam`` allowed XFAM values, exact (integers or hex strings; unset:
+    not checked, as no XFAM bit lets the host into the TD);
+    ``tdx_mrservicetd`` allowed MRSERVICETD values (48-byte hex; unset: a
+    TDX 1.5 body must carry all zeros, no service TD bound; set: the quote
+    must carry a TDX 1.5 body with a listed value); ``tdx_mrowner`` and
+    ``tdx_mrownerconfig`` allowed MROWNER and MROWNERCONFIG values (48-byte
+    hex; unset: not checked).
 
     Intel SGX: ``mrenclave`` and ``mrsigner`` (32-byte hex) allow-lists; at
     least one must be set to accept SGX evidence, and each one set is
     checked; ``sgx_isv_prod_id`` the required ISVPRODID and
     ``sgx_min_isv_svn`` the minimum ISVSVN (None: not checked);
-    ``sgx_min_tcb`` minimum TCB components, named as for TDX.
+    ``sgx_min_tcb`` minimum TCB components, named as for TDX;
+    ``sgx_allowed_attributes`` the ATTRIBUTES.FLAGS bits that may be set (a
+    64-bit mask; unset: INIT, MODE64BIT and AEXNOTIFY, so PROVISIONKEY,
+    EINITTOKEN_KEY, KSS and reserved bits are refused; DEBUG is
+    ``allow_debug``'s alone) and ``sgx_required_attributes`` those that must
+    be set (unset: MODE64BIT); ``sgx_allowed_miscselect`` and
+    ``sgx_required_miscselect`` the same for MISCSELECT (a 32-bit mask;
+    unset: not checked); ``sgx_configid`` allowed CONFIGID values (64-byte
+    hex) and ``sgx_min_config_svn`` the minimum CONFIGSVN (unset: not
+    checked; the host chooses both at launch; they are zero unless KSS is set).
     """
 
     def __init__(
@@ -413,7 +488,17 @@ class AttestationPolicy:
         tdx_min_tcb: Mapping[str, int] | None = None,
         tdx_allowed_td_attributes: int | str | None = None,
         tdx_required_td_attributes: int | str | None = None,
+        tdx_xfam: Sequence[int | str] = (),
+        tdx_mrservicetd: Sequence[str] = (),
+        tdx_mrowner: Sequence[str] = (),
+        tdx_mrownerconfig: Sequence[str] = (),
         sgx_min_tcb: Mapping[str, int] | None = None,
+        sgx_allowed_attributes: int | str | None = None,
+        sgx_required_attributes: int | str | None = None,
+        sgx_allowed_miscselect: int | str | None = None,
+        sgx_required_miscselect: int | str | None = None,
+        sgx_configid: Sequence[str] = (),
+        sgx_min_config_svn: int | None = None,
         snp_products: Sequence[str] = (),
         snp_min_guest_svn: int | None = None,
         snp_allow_migration_agent: bool = False,
@@ -455,19 +540,73 @@ class AttestationPolicy:
         self.sgx_isv_prod_id = _optional_int(sgx_isv_prod_id, "isv_prod_id")
         self.sgx_min_isv_svn = _optional_int(sgx_min_isv_svn, "min_isv_svn")
         self.tdx_min_tcb = _minimums(tdx_min_tcb, "[tdx] min_tcb", _DCAP_TCB_COMPONENTS, 0xFFFF)
-        self.tdx_allowed_td_attributes = _td_attributes(
-            tdx_allowed_td_attributes, "[tdx] allowed_td_attributes", TD_ATTRIBUTES_DEFAULT_ALLOWED
+        self.tdx_allowed_td_attributes = _attribute_mask(
+            tdx_allowed_td_attributes,
+            "[tdx] allowed_td_attributes",
+            TD_ATTRIBUTES_DEFAULT_ALLOWED,
+            width=64,
+            what="TDATTRIBUTES",
+            debug=_TD_ATTRIBUTE_DEBUG,
         )
-        self.tdx_required_td_attributes = _td_attributes(
-            tdx_required_td_attributes, "[tdx] required_td_attributes", 0
+        self.tdx_required_td_attributes = _attribute_mask(
+            tdx_required_td_attributes,
+            "[tdx] required_td_attributes",
+            0,
+            width=64,
+            what="TDATTRIBUTES",
+            debug=_TD_ATTRIBUTE_DEBUG,
         )
-        if self.tdx_required_td_attributes & ~self.tdx_allowed_td_attributes:
-            raise ConfigurationError(
-                "attestation policy [tdx] required_td_attributes names bits that"
-                " allowed_td_attributes does not allow",
-                remedy="add the required bits to allowed_td_attributes",
-            )
+        _required_subset(
+            self.tdx_required_td_attributes,
+            self.tdx_allowed_td_attributes,
+            "[tdx]",
+            "td_attributes",
+        )
+        self.tdx_xfam = _xfam_values(tdx_xfam, "[tdx] xfam")
+        self.tdx_mrservicetd = _hex_values(tdx_mrservicetd, "[tdx] mrservicetd", 48)
+        self.tdx_mrowner = _hex_values(tdx_mrowner, "[tdx] mrowner", 48)
+        self.tdx_mrownerconfig = _hex_values(tdx_mrownerconfig, "[tdx] mrownerconfig", 48)
         self.sgx_min_tcb = _minimums(sgx_min_tcb, "[sgx] min_tcb", _DCAP_TCB_COMPONENTS, 0xFFFF)
+        self.sgx_allowed_attributes = _attribute_mask(
+            sgx_allowed_attributes,
+            "[sgx] allowed_attributes",
+            SGX_ATTRIBUTES_DEFAULT_ALLOWED,
+            width=64,
+            what="ATTRIBUTES",
+            debug=_SGX_ATTRIBUTE_DEBUG,
+        )
+        self.sgx_required_attributes = _attribute_mask(
+            sgx_required_attributes,
+            "[sgx] required_attributes",
+            SGX_ATTRIBUTES_DEFAULT_REQUIRED,
+            width=64,
+            what="ATTRIBUTES",
+            debug=_SGX_ATTRIBUTE_DEBUG,
+        )
+        _required_subset(
+            self.sgx_required_attributes, self.sgx_allowed_attributes, "[sgx]", "attributes"
+        )
+        self.sgx_allowed_miscselect = _attribute_mask(
+            sgx_allowed_miscselect,
+            "[sgx] allowed_miscselect",
+            0xFFFFFFFF,
+            width=32,
+            what="MISCSELECT",
+            debug=0,
+        )
+        self.sgx_required_miscselect = _attribute_mask(
+            sgx_required_miscselect,
+            "[sgx] required_miscselect",
+            0,
+            width=32,
+            what="MISCSELECT",
+            debug=0,
+        )
+        _required_subset(
+            self.sgx_required_miscselect, self.sgx_allowed_miscselect, "[sgx]", "miscselect"
+        )
+        self.sgx_configid = _hex_values(sgx_configid, "[sgx] configid", 64)
+        self.sgx_min_config_svn = _optional_int(sgx_min_config_svn, "[sgx] min_config_svn")
         self.snp_products = _strings(snp_products, "products")
         unknown_products = sorted(set(self.snp_products) - set(_SNP_PRODUCTS))
         if unknown_products:
@@ -576,7 +715,17 @@ class AttestationPolicy:
             tdx_min_tcb=tdx.get("min_tcb"),
             tdx_allowed_td_attributes=tdx.get("allowed_td_attributes"),
             tdx_required_td_attributes=tdx.get("required_td_attributes"),
+            tdx_xfam=tdx.get("xfam", ()),
+            tdx_mrservicetd=tdx.get("mrservicetd", ()),
+            tdx_mrowner=tdx.get("mrowner", ()),
+            tdx_mrownerconfig=tdx.get("mrownerconfig", ()),
             sgx_min_tcb=sgx.get("min_tcb"),
+            sgx_allowed_attributes=sgx.get("allowed_attributes"),
+            sgx_required_attributes=sgx.get("required_attributes"),
+            sgx_allowed_miscselect=sgx.get("allowed_miscselect"),
+            sgx_required_miscselect=sgx.get("required_miscselect"),
+            sgx_configid=sgx.get("configid", ()),
+            sgx_min_config_svn=sgx.get("min_config_svn"),
             snp_products=snp.get("products", ()),
             snp_min_guest_svn=snp.get("min_guest_svn"),
             snp_allow_migration_agent=snp.get("allow_migration_agent", False),
@@ -632,12 +781,23 @@ class AttestationPolicy:
             "min_tcb": dict(self.tdx_min_tcb),
             "allowed_td_attributes": f"{self.tdx_allowed_td_attributes:#018x}",
             "required_td_attributes": f"{self.tdx_required_td_attributes:#018x}",
+            "xfam": [f"{value:#018x}" for value in self.tdx_xfam],
+            "mrservicetd": hexes(self.tdx_mrservicetd),
+            "mrowner": hexes(self.tdx_mrowner),
+            "mrownerconfig": hexes(self.tdx_mrownerconfig),
         }
         sgx: dict[str, Any] = {
             "mrenclave": hexes(self.mrenclave),
             "mrsigner": hexes(self.mrsigner),
             "min_tcb": dict(self.sgx_min_tcb),
+            "allowed_attributes": f"{self.sgx_allowed_attributes:#018x}",
+            "required_attributes": f"{self.sgx_required_attributes:#018x}",
+            "allowed_miscselect": f"{self.sgx_allowed_miscselect:#010x}",
+            "required_miscselect": f"{self.sgx_required_miscselect:#010x}",
+            "configid": hexes(self.sgx_configid),
         }
+        if self.sgx_min_config_svn is not None:
+            sgx["min_config_svn"] = self.sgx_min_config_svn
         if self.sgx_isv_prod_id is not None:
             sgx["isv_prod_id"] = self.sgx_isv_prod_id
         if self.sgx_min_isv_svn is not None:
@@ -673,6 +833,8 @@ class AttestationPolicy:
             vmpl=None,
             snp_allow_migration_agent=True,
             tdx_allowed_td_attributes=((1 << 64) - 1) & ~_TD_ATTRIBUTE_DEBUG,
+            sgx_allowed_attributes=((1 << 64) - 1) & ~_SGX_ATTRIBUTE_DEBUG,
+            sgx_required_attributes=0,
             allow_simulated=simulated_root is not None,
             simulated_root=simulated_root,
             snp_require_crl=snp_require_crl,

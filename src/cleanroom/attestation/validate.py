@@ -47,7 +47,8 @@ def min_tcb_failures(
     return failures
 
 
-# TDATTRIBUTES bit names of the Intel TDX module ABI; other bits are reported by number.
+# Bit names of the Intel TDX module ABI (TDATTRIBUTES) and of the Intel SDM
+# (SGX ATTRIBUTES.FLAGS); other bits are reported by number.
 _TD_ATTRIBUTE_NAMES = {
     0: "DEBUG",
     27: "LASS",
@@ -57,11 +58,44 @@ _TD_ATTRIBUTE_NAMES = {
     31: "KL",
     63: "PERFMON",
 }
+_SGX_ATTRIBUTE_NAMES = {
+    0: "INIT",
+    1: "DEBUG",
+    2: "MODE64BIT",
+    4: "PROVISIONKEY",
+    5: "EINITTOKEN_KEY",
+    7: "KSS",
+    10: "AEXNOTIFY",
+}
 
 
-def _td_attribute(bit: int) -> str:
-    name = _TD_ATTRIBUTE_NAMES.get(bit)
-    return f"TDATTRIBUTES.{name}" if name else f"TDATTRIBUTES bit {bit}"
+def _bit_failures(
+    field: str,
+    names: Mapping[int, str],
+    value: int,
+    allowed: tuple[str, int],
+    required: tuple[str, int],
+    *,
+    digits: int = 16,
+) -> list[str]:
+    """A failure per bit of *value* set but not in the *allowed* mask, or in the
+    *required* mask but clear; each mask comes with its policy field's name."""
+    (allowed_name, allowed_mask), (required_name, required_mask) = allowed, required
+
+    def bit(n: int) -> str:
+        return f"{field}.{names[n]}" if n in names else f"{field} bit {n}"
+
+    failures = [
+        f"{bit(n)}: got set, expected clear ({allowed_name} is {allowed_mask:#0{digits + 2}x})"
+        for n in range(64)
+        if value & ~allowed_mask & (1 << n)
+    ]
+    failures += [
+        f"{bit(n)}: got clear, expected set ({required_name})"
+        for n in range(64)
+        if required_mask & ~value & (1 << n)
+    ]
+    return failures
 
 
 def td_attribute_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
@@ -70,20 +104,42 @@ def td_attribute_failures(claims: Claims, policy: AttestationPolicy) -> list[str
     raw = claims.fields.get("TDATTRIBUTES")
     if not isinstance(raw, bytes) or len(raw) != 8:
         return ["TDATTRIBUTES: got none, expected 8 bytes"]
-    value = int.from_bytes(raw, "little") & ~1
-    allowed = policy.tdx_allowed_td_attributes
-    required = policy.tdx_required_td_attributes
-    failures = [
-        f"{_td_attribute(bit)}: got set, expected clear (allowed_td_attributes is {allowed:#018x})"
-        for bit in range(64)
-        if value & ~allowed & (1 << bit)
-    ]
-    failures += [
-        f"{_td_attribute(bit)}: got clear, expected set (required_td_attributes)"
-        for bit in range(64)
-        if required & ~value & (1 << bit)
-    ]
-    return failures
+    return _bit_failures(
+        "TDATTRIBUTES",
+        _TD_ATTRIBUTE_NAMES,
+        int.from_bytes(raw, "little") & ~1,
+        ("allowed_td_attributes", policy.tdx_allowed_td_attributes),
+        ("required_td_attributes", policy.tdx_required_td_attributes),
+    )
+
+
+def _field_allow_list(claims: Claims, name: str, allowed: tuple[bytes, ...]) -> list[str]:
+    value = claims.fields.get(name)
+    return _allow_list(name, value if isinstance(value, bytes) else None, allowed)
+
+
+def _xfam_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
+    raw = claims.fields.get("XFAM")
+    expected = ", ".join(f"{v:#018x}" for v in policy.tdx_xfam)
+    if not isinstance(raw, bytes) or len(raw) != 8:
+        return [f"XFAM: got none, expected one of {expected}"]
+    value = int.from_bytes(raw, "little")
+    if value in policy.tdx_xfam:
+        return []
+    return [f"XFAM: got {value:#018x}, expected one of {expected}"]
+
+
+def _service_td_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
+    """MRSERVICETD: by default all zeros (no service TD bound) where the TDX 1.5
+    body carries it; a policy list must be met, and a TDX 1.0 body, which has
+    no MRSERVICETD, then fails closed."""
+    if policy.tdx_mrservicetd:
+        return _field_allow_list(claims, "MRSERVICETD", policy.tdx_mrservicetd)
+    value = claims.fields.get("MRSERVICETD")
+    if not policy.checks_measurements or value is None or value == bytes(48):
+        return []
+    shown = value.hex() if isinstance(value, bytes) else repr(value)
+    return [f"MRSERVICETD: got {shown}, expected all zeros (no service TD bound)"]
 
 
 def _tdx_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
@@ -94,7 +150,52 @@ def _tdx_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
         failures += _allow_list(register, claims.measurements.get(register), allowed)
     if policy.mrconfigid:
         failures += _allow_list("MRCONFIGID", claims.host_data, policy.mrconfigid)
+    if policy.tdx_xfam:
+        failures += _xfam_failures(claims, policy)
+    failures += _service_td_failures(claims, policy)
+    if policy.tdx_mrowner:
+        failures += _field_allow_list(claims, "MROWNER", policy.tdx_mrowner)
+    if policy.tdx_mrownerconfig:
+        failures += _field_allow_list(claims, "MROWNERCONFIG", policy.tdx_mrownerconfig)
     failures += min_tcb_failures(claims.tcb, policy.tdx_min_tcb)
+    return failures
+
+
+def _sgx_identity_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
+    """ATTRIBUTES.FLAGS (DEBUG left to ``allow_debug``), MISCSELECT, CONFIGID
+    and CONFIGSVN."""
+    raw = claims.fields.get("ATTRIBUTES")
+    if not isinstance(raw, bytes) or len(raw) != 16:
+        failures = ["ATTRIBUTES: got none, expected 16 bytes"]
+    else:
+        failures = _bit_failures(
+            "ATTRIBUTES",
+            _SGX_ATTRIBUTE_NAMES,
+            int.from_bytes(raw[:8], "little") & ~0b10,
+            ("allowed_attributes", policy.sgx_allowed_attributes),
+            ("required_attributes", policy.sgx_required_attributes),
+        )
+    misc = claims.fields.get("MISCSELECT")
+    if policy.sgx_allowed_miscselect != 0xFFFFFFFF or policy.sgx_required_miscselect:
+        failures += (
+            _bit_failures(
+                "MISCSELECT",
+                {0: "EXINFO"},
+                misc,
+                ("allowed_miscselect", policy.sgx_allowed_miscselect),
+                ("required_miscselect", policy.sgx_required_miscselect),
+                digits=8,
+            )
+            if isinstance(misc, int)
+            else ["MISCSELECT: got none, expected a 32-bit value"]
+        )
+    if policy.sgx_configid:
+        failures += _field_allow_list(claims, "CONFIGID", policy.sgx_configid)
+    svn = claims.fields.get("CONFIGSVN")
+    if policy.sgx_min_config_svn is not None and (
+        not isinstance(svn, int) or svn < policy.sgx_min_config_svn
+    ):
+        failures.append(f"CONFIGSVN: got {svn}, expected >= {policy.sgx_min_config_svn}")
     return failures
 
 
@@ -123,6 +224,7 @@ def _sgx_failures(claims: Claims, policy: AttestationPolicy) -> list[str]:
         not isinstance(svn, int) or svn < policy.sgx_min_isv_svn
     ):
         failures.append(f"ISVSVN: got {svn}, expected >= {policy.sgx_min_isv_svn}")
+    failures += _sgx_identity_failures(claims, policy)
     failures += min_tcb_failures(claims.tcb, policy.sgx_min_tcb)
     return failures
 

@@ -208,6 +208,8 @@ class World:
     tee_tcb_svn2: bytes = bytes(16)
     mrsignerseam: bytes = bytes(48)
     sgx_attributes: bytes = bytes.fromhex("0500000000000000e700000000000000")
+    # (offset, bytes) written over the quote body before it is signed.
+    body_patches: tuple[tuple[int, bytes], ...] = ()
     cpusvn: tuple[int, ...] = CPUSVN
     pcesvn: int = 11
     pck_fmspc: bytes = FMSPC
@@ -370,6 +372,8 @@ def build(world: World) -> Built:
             report_data=bytes(range(64)),
         )
         body_type = 1
+    for offset, patch in world.body_patches:
+        body = body[:offset] + patch + body[offset + len(patch) :]
     descriptor = struct.pack("<HI", body_type, len(body)) if world.version == 5 else b""
     signed = header + descriptor + body
     attest_raw = raw_public(attest_key)
