@@ -137,6 +137,24 @@ EXPECTED: dict[str, str] = {
     # 8. the host's clock and root (EINVAL and ENOENT, were they allowed)
     "clock_settime(CLOCK_MONOTONIC)": "EPERM",
     "chroot(absent path)": "EPERM",
+    # 9. state of a file every worker can read (the interpreter), which another
+    # worker could observe: locks, notifications, shared mappings, the page cache
+    "flock(interpreter, LOCK_SH)": "EPERM",
+    "fcntl(interpreter, F_SETLK, read lock)": "EPERM",
+    "fcntl(interpreter, F_GETLK)": "EPERM",
+    "fcntl(interpreter, F_OFD_SETLK, read lock)": "EPERM",
+    "fcntl(interpreter, F_NOTIFY)": "EPERM",
+    "inotify_init1(0)": "EPERM",
+    "mmap(interpreter, MAP_SHARED)": "EPERM",
+    "mincore(own page)": "EPERM",
+    "cachestat(interpreter)": "EPERM",
+    "preadv2(interpreter, RWF_NOWAIT)": "EPERM",
+    "posix_fadvise(interpreter, DONTNEED)": "EPERM",
+    "io_setup(1)": "EPERM",
+    # ... while private mappings of it, shared anonymous memory and plain reads work
+    "mmap(interpreter, MAP_PRIVATE)": "ok",
+    "mmap(anonymous, MAP_SHARED)": "ok",
+    "preadv2(interpreter, no flags)": "ok",
 }
 
 
@@ -183,6 +201,10 @@ def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
             "settimeofday": 164,
             "sched_setparam": 142,
             "file_setattr": 469,
+            "inotify_init1": 294,
+            "mincore": 27,
+            "cachestat": 451,
+            "io_setup": 206,
         },
         "aarch64": {
             "clone": 220,
@@ -209,6 +231,10 @@ def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
             "settimeofday": 170,
             "sched_setparam": 118,
             "file_setattr": 469,
+            "inotify_init1": 26,
+            "mincore": 232,
+            "cachestat": 451,
+            "io_setup": 0,
         },
     }[platform.machine()]
     results: dict[str, str] = {}
@@ -452,6 +478,57 @@ def _attempts(other: int, other_group: int, slot_fd: int) -> dict[str, str]:
     attempt("fstat(slot)", lambda: os.fstat(slot_fd))
     attempt("clock_settime(CLOCK_MONOTONIC)", lambda: time.clock_settime(time.CLOCK_MONOTONIC, 1.0))
     attempt("chroot(absent path)", lambda: os.chroot(absent))
+
+    import mmap
+    import sys
+
+    shared = os.open(sys.executable, os.O_RDONLY)
+    try:
+        read_lock = struct.pack("hhqqi", fcntl.F_RDLCK, 0, 0, 1, 0)  # struct flock
+        attempt("flock(interpreter, LOCK_SH)", lambda: fcntl.flock(shared, fcntl.LOCK_SH))
+        attempt(
+            "fcntl(interpreter, F_SETLK, read lock)",
+            lambda: fcntl.fcntl(shared, fcntl.F_SETLK, read_lock),
+        )
+        attempt(
+            "fcntl(interpreter, F_GETLK)", lambda: fcntl.fcntl(shared, fcntl.F_GETLK, read_lock)
+        )
+        attempt(
+            "fcntl(interpreter, F_OFD_SETLK, read lock)",
+            lambda: fcntl.fcntl(shared, fcntl.F_OFD_SETLK, read_lock),
+        )
+        attempt("fcntl(interpreter, F_NOTIFY)", lambda: fcntl.fcntl(shared, 1026, 1))
+        attempt("inotify_init1(0)", closing(raw("inotify_init1", 0)))
+        page = mmap.PAGESIZE
+
+        def mapped(fd: int, flags: int) -> Callable[[], None]:
+            return lambda: mmap.mmap(fd, page, flags, mmap.PROT_READ).close()
+
+        attempt("mmap(interpreter, MAP_SHARED)", mapped(shared, mmap.MAP_SHARED))
+        attempt("mmap(interpreter, MAP_PRIVATE)", mapped(shared, mmap.MAP_PRIVATE))
+        attempt("mmap(anonymous, MAP_SHARED)", mapped(-1, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS))
+        own_page = mmap.mmap(-1, page)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(own_page))
+        vector = ctypes.create_string_buffer(1)
+        attempt("mincore(own page)", raw("mincore", address, page, vector))
+        del vector
+        cache_range = ctypes.create_string_buffer(struct.pack("QQ", 0, page))
+        cache_stat = ctypes.create_string_buffer(40)
+        attempt("cachestat(interpreter)", raw("cachestat", shared, cache_range, cache_stat, 0))
+        buffer = bytearray(page)
+        attempt(
+            "preadv2(interpreter, RWF_NOWAIT)",
+            lambda: os.preadv(shared, [buffer], 0, os.RWF_NOWAIT),
+        )
+        attempt("preadv2(interpreter, no flags)", lambda: os.preadv(shared, [buffer], 0, 0))
+        attempt(
+            "posix_fadvise(interpreter, DONTNEED)",
+            lambda: os.posix_fadvise(shared, 0, 0, os.POSIX_FADV_DONTNEED),
+        )
+        context = ctypes.c_ulong(0)
+        attempt("io_setup(1)", raw("io_setup", 1, ctypes.byref(context)))
+    finally:
+        os.close(shared)
     return results
 
 
@@ -729,6 +806,7 @@ def decisions(machine: str) -> list[tuple[str, str, tuple[int, ...], int]]:
     n = {**COMMON[machine], **table.denied, **table.self_arg0, **table.enosys}
     n.update({name: number for name, (number, _) in table.which_who.items()})
     n.update({"fcntl": table.fcntl, "ioctl": table.ioctl, "clone": table.clone})
+    n.update({"mmap": table.mmap, "preadv2": table.preadv2})
     cases: list[tuple[str, str, tuple[int, ...], int]] = [
         ("reads and memory", "read", (0, 0, 10), ALLOW),
         ("", "futex", (0, 0), ALLOW),
@@ -765,7 +843,25 @@ def decisions(machine: str) -> list[tuple[str, str, tuple[int, ...], int]]:
         ("fcntl F_SETFD", "fcntl", (3, 2, 1), ALLOW),
         ("fcntl F_GETOWN", "fcntl", (3, 9, 0), ALLOW),
         ("fcntl F_DUPFD_CLOEXEC", "fcntl", (3, 1030, 0), ALLOW),
-        ("fcntl F_ADD_SEALS on O_ASYNC's bit", "fcntl", (3, 1033, os.O_ASYNC), ALLOW),
+        ("fcntl F_ADD_SEALS", "fcntl", (3, 1033, 1), EPERM),
+        ("fcntl F_GETLK", "fcntl", (3, 5, 0), EPERM),
+        ("fcntl F_SETLK", "fcntl", (3, 6, 0), EPERM),
+        ("fcntl F_SETLKW", "fcntl", (3, 7, 0), EPERM),
+        ("fcntl F_OFD_GETLK", "fcntl", (3, 36, 0), EPERM),
+        ("fcntl F_OFD_SETLK", "fcntl", (3, 37, 0), EPERM),
+        ("fcntl F_OFD_SETLKW", "fcntl", (3, 38, 0), EPERM),
+        ("fcntl F_NOTIFY", "fcntl", (3, 1026, 1), EPERM),
+        ("fcntl F_SETPIPE_SZ", "fcntl", (3, 1031, 4096), EPERM),
+        ("fcntl F_DUPFD", "fcntl", (3, 0, 10), ALLOW),
+        ("fcntl F_GETFD", "fcntl", (3, 1, 0), ALLOW),
+        ("fcntl F_GET_SEALS", "fcntl", (3, 1034, 0), ALLOW),
+        ("mmap a file shared", "mmap", (0, 4096, 1, 0x01, 3, 0), EPERM),
+        ("mmap a file shared (validate)", "mmap", (0, 4096, 1, 0x03, 3, 0), EPERM),
+        ("mmap a file private", "mmap", (0, 4096, 1, 0x02, 3, 0), ALLOW),
+        ("mmap anonymous shared", "mmap", (0, 4096, 3, 0x21, 0xFFFFFFFF, 0), ALLOW),
+        ("mmap anonymous private", "mmap", (0, 4096, 3, 0x22, 0xFFFFFFFF, 0), ALLOW),
+        ("preadv2 RWF_NOWAIT", "preadv2", (3, 0, 1, 0, 0, 0x08), EPERM),
+        ("preadv2 RWF_HIPRI", "preadv2", (3, 0, 1, 0, 0, 0x01), ALLOW),
         ("ioctl FIOSETOWN", "ioctl", (3, 0x8901, 0), EPERM),
         ("ioctl SIOCSPGRP", "ioctl", (3, 0x8902, 0), EPERM),
         ("ioctl FIOASYNC", "ioctl", (3, 0x5452, 0), EPERM),
@@ -800,7 +896,14 @@ def decisions(machine: str) -> list[tuple[str, str, tuple[int, ...], int]]:
         "process_mrelease",
         "pidfd_open",
         "kcmp",
-        *(("fork", "vfork") if machine == "x86_64" else ()),
+        "flock",
+        "inotify_init1",
+        "inotify_add_watch",
+        "mincore",
+        "cachestat",
+        "fadvise64",
+        "io_setup",
+        *(("fork", "vfork", "inotify_init") if machine == "x86_64" else ()),
     ):
         cases.append((name, name, (0, 0, 0), EPERM))
     return [(label or name, machine, (n[name], *args), want) for label, name, args, want in cases]
@@ -837,6 +940,13 @@ def test_argument_checked_syscalls_match_the_kernel_headers(
     ours = {**table.self_arg0, **table.enosys, **table.own_pid_arg0}
     ours.update({name: number for name, (number, _) in table.which_who.items()})
     ours.update({"fcntl": table.fcntl, "ioctl": table.ioctl, "clone": table.clone})
+    ours.update({"mmap": table.mmap, "preadv2": table.preadv2})
+    ours.update(
+        {
+            name: table.denied[name]
+            for name in ("flock", "inotify_init1", "inotify_add_watch", "mincore", "io_setup")
+        }
+    )
     assert {name: number for name, number in ours.items() if numbers.get(name) != number} == {}
     if "fork" in numbers:
         assert table.denied["fork"] == numbers["fork"]

@@ -9,8 +9,13 @@ mounts, namespace and tracing calls, the host's clock, name and power state,
 signals to other processes;
 new processes (only threads may be created); changing the limits, scheduling
 or memory placement of any process but the worker; resizing the shared slot;
-memory outside ``RLIMIT_AS`` (``memfd_create``, System V and POSIX IPC); and
-asking the kernel to signal someone else (``F_SETOWN``, ``O_ASYNC``). It is installed with
+memory outside ``RLIMIT_AS`` (``memfd_create``, System V and POSIX IPC);
+asking the kernel to signal someone else (``F_SETOWN``, ``O_ASYNC``); and
+state another worker could read on a file both can open: locks (``flock``,
+``fcntl`` locks), change notifications (``inotify``), shared mappings of a file
+(``mmap`` with ``MAP_SHARED``, so no shared futex either), and what the page
+cache holds (``mincore``, ``cachestat``, ``preadv2`` with ``RWF_NOWAIT``,
+``fadvise64``, AIO). It is installed with
 ``prctl(PR_SET_NO_NEW_PRIVS)`` and ``seccomp(SECCOMP_SET_MODE_FILTER,
 SECCOMP_FILTER_FLAG_TSYNC)`` so it covers threads the runtime already
 started. References: Linux ``Documentation/userspace-api/seccomp_filter.rst``,
@@ -67,16 +72,34 @@ CLONE_THREAD = 0x00010000
 CLONE_NEW_MASK = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
 CLONE_NEW_MASK |= 0x20000000 | 0x40000000
 
-# fcntl(2) commands that make the kernel signal a chosen process (or take a
-# lease, which blocks other processes' opens): include/uapi/asm-generic/fcntl.h,
-# include/uapi/linux/fcntl.h.
+# fcntl(2) commands allowed (include/uapi/asm-generic/fcntl.h,
+# include/uapi/linux/fcntl.h): descriptor flags and duplicates, and reading
+# state. Everything else is refused: making the kernel signal a chosen process
+# (F_SETOWN, F_SETOWN_EX, F_SETSIG) or taking a lease, which blocks other
+# processes' opens; record and open-file-description locks and F_NOTIFY, which
+# another worker could see on a file they both read; seals and pipe sizes.
 _F_SETFL = 4
-_F_SETOWN = 8
-_F_SETSIG = 10
-_F_SETOWN_EX = 15
-_F_SETLEASE = 1024
 _O_ASYNC = 0o20000  # FASYNC: SIGIO to the owner on every event
-_DENIED_FCNTL = (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX, _F_SETLEASE)
+_ALLOWED_FCNTL = (
+    0,  # F_DUPFD
+    1,  # F_GETFD
+    2,  # F_SETFD
+    3,  # F_GETFL
+    9,  # F_GETOWN
+    11,  # F_GETSIG
+    16,  # F_GETOWN_EX
+    1025,  # F_GETLEASE
+    1030,  # F_DUPFD_CLOEXEC
+    1032,  # F_GETPIPE_SZ
+    1034,  # F_GET_SEALS
+)
+# mmap(2): a shared mapping of a file other workers can map too would be memory
+# they share (and shared futexes on it). The slot is mapped before the filter.
+_MAP_SHARED = 0x01  # and MAP_SHARED_VALIDATE (0x03)
+_NO_FD = 0xFFFFFFFF  # -1: an anonymous mapping
+# preadv2(2) with RWF_NOWAIT answers EAGAIN for what the page cache lacks: a
+# direct read of the cache's state (include/uapi/linux/fs.h).
+_RWF_NOWAIT = 0x08
 # ioctl(2) requests doing the same, or pushing input into a terminal:
 # FIOASYNC, TIOCSTI, TIOCLINUX (include/uapi/asm-generic/ioctls.h),
 # FIOSETOWN, SIOCSPGRP (include/uapi/asm-generic/sockios.h); and those changing
@@ -128,6 +151,8 @@ class _Arch:
     fcntl: int
     ioctl: int
     clone: int  # flags are args[0] on both x86_64 and aarch64
+    mmap: int
+    preadv2: int
     enosys: dict[str, int]  # refused as "not implemented", so glibc falls back
     x32_guard: bool
 
@@ -267,6 +292,16 @@ _X86_64 = _Arch(
         "semtimedop": 220,
         "mq_open": 240,
         "mq_unlink": 241,
+        # State of files every worker can read, which another worker could see:
+        # locks, change notifications, and what the page cache holds.
+        "flock": 73,
+        "inotify_init": 253,
+        "inotify_init1": 294,
+        "inotify_add_watch": 254,
+        "mincore": 27,
+        "cachestat": 451,
+        "fadvise64": 221,
+        "io_setup": 206,
     },
     open_flags_arg={2: 1, 257: 2},  # open(path, flags, ...), openat(dirfd, path, flags, ...)
     own_pid_arg0={"kill": 62, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297},
@@ -283,6 +318,8 @@ _X86_64 = _Arch(
     fcntl=72,
     ioctl=16,
     clone=56,
+    mmap=9,
+    preadv2=327,
     enosys={"clone3": 435},
     x32_guard=True,
 )
@@ -393,6 +430,13 @@ _AARCH64 = _Arch(
         "semtimedop": 192,
         "mq_open": 180,
         "mq_unlink": 181,
+        "flock": 32,
+        "inotify_init1": 26,
+        "inotify_add_watch": 27,
+        "mincore": 232,
+        "cachestat": 451,
+        "fadvise64": 223,
+        "io_setup": 0,
     },
     open_flags_arg={56: 2},  # openat
     own_pid_arg0={"kill": 129, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240},
@@ -409,6 +453,8 @@ _AARCH64 = _Arch(
     fcntl=25,  # no fcntl64 on a 64-bit ABI
     ioctl=29,
     clone=220,  # no fork or vfork: glibc's fork is clone without CLONE_THREAD
+    mmap=222,
+    preadv2=286,
     enosys={"clone3": 435},
     x32_guard=False,
 )
@@ -505,16 +551,28 @@ def _rules(arch: _Arch, pid: int) -> list[_Item]:
             *_verdicts(name),
         ]
         items += _syscall_rule(name, number, body)
-    # fcntl(fd, cmd, arg): no owner or signal for SIGIO, no lease, no O_ASYNC.
+    # fcntl(fd, cmd, arg): the allowed commands, and F_SETFL without O_ASYNC.
     body = [_arg(1)]
-    body += [(_JEQ_K, "fcntl.deny", 0, cmd) for cmd in _DENIED_FCNTL]
+    body += [(_JEQ_K, "fcntl.allow", 0, cmd) for cmd in _ALLOWED_FCNTL]
     body += [
-        (_JEQ_K, 0, "fcntl.allow", _F_SETFL),
+        (_JEQ_K, 0, "fcntl.deny", _F_SETFL),
         _arg(2),
         (_JSET_K, "fcntl.deny", "fcntl.allow", _O_ASYNC),
         *_verdicts("fcntl"),
     ]
     items += _syscall_rule("fcntl", arch.fcntl, body)
+    # mmap(addr, length, prot, flags, fd, offset): no shared mapping of a file.
+    body = [
+        _arg(3),
+        (_JSET_K, 0, "mmap.allow", _MAP_SHARED),
+        _arg(4),
+        (_JEQ_K, "mmap.allow", "mmap.deny", _NO_FD),
+        *_verdicts("mmap"),
+    ]
+    items += _syscall_rule("mmap", arch.mmap, body)
+    # preadv2(fd, iov, iovcnt, pos_l, pos_h, flags): no RWF_NOWAIT.
+    body = [_arg(5), (_JSET_K, "preadv2.deny", "preadv2.allow", _RWF_NOWAIT), *_verdicts("preadv2")]
+    items += _syscall_rule("preadv2", arch.preadv2, body)
     body = [_arg(1)]
     body += [(_JEQ_K, "ioctl.deny", 0, request) for request in _DENIED_IOCTL]
     body += [_ret(SECCOMP_RET_ALLOW), "ioctl.deny", _ret(_DENY)]
