@@ -16,10 +16,11 @@ from cleanroom.errors import InvalidTensor
 from cleanroom.runtime.base import Tensors, TensorSpec
 from cleanroom.wire.tensors import STRING_DTYPE, dtype_name
 
-__all__ = ["check_inputs"]
+__all__ = ["check_inputs", "shape_matches"]
 
 
-def _shape_matches(spec: TensorSpec, shape: tuple[int, ...]) -> bool:
+def shape_matches(spec: TensorSpec, shape: tuple[int, ...]) -> bool:
+    """Whether *shape* has the declared rank and every declared (not dynamic) dimension."""
     return len(shape) == len(spec.shape) and all(
         want is None or want == have for want, have in zip(spec.shape, shape, strict=True)
     )
@@ -51,7 +52,7 @@ def check_inputs(inputs: Mapping[str, object], specs: Sequence[TensorSpec]) -> T
         if got != spec.dtype:
             problems.append(f"input {name!r} has dtype {got}, the model expects {spec.dtype}")
         shape = tuple(int(d) for d in array.shape)
-        if not _shape_matches(spec, shape):
+        if not shape_matches(spec, shape):
             want = ["?" if d is None else d for d in spec.shape]
             problems.append(f"input {name!r} has shape {list(shape)}, the model expects {want}")
         if spec.dtype == STRING_DTYPE and got == STRING_DTYPE:

@@ -17,6 +17,7 @@ import mmap
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -28,11 +29,12 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from cleanroom.errors import InferenceFailed, ServiceUnavailable
+from cleanroom.errors import InferenceFailed, ModelRejected, ServiceUnavailable
 from cleanroom.runtime import RuntimeLimits, Supervisor
 from cleanroom.runtime.base import ModelSignature, TensorSpec
 from cleanroom.runtime.sandbox import process, seccomp
 from cleanroom.runtime.sandbox import worker as worker_module
+from cleanroom.runtime.sandbox.answers import AnswerBudget
 from cleanroom.runtime.sandbox.protocol import (
     MODEL_FAILED,
     FrameError,
@@ -49,7 +51,7 @@ SECRET = 123456789.0  # an input value that must never appear in an error
 # The impostor: the real bootstrap's package stubs, then a scripted worker.
 # Its behaviour comes from the start header's limits.extra["test.mode"].
 _IMPOSTOR = """
-import errno, fcntl, json, mmap, os, socket, struct
+import errno, fcntl, json, mmap, os, socket, struct, time
 import numpy as np
 from cleanroom.runtime.sandbox.protocol import recv_header, recv_payload, send_frame
 from cleanroom.runtime.sandbox.slot import write_tensors
@@ -81,14 +83,25 @@ if mode == "resize":
         attempts["seal"] = "allowed"
 go, _ = recv_header(sock)
 assert go["op"] == "load"
-send_frame(sock, {
+
+
+class Trickle:
+    # A socket stand-in that sends each frame a byte at a time, 0.2 s apart.
+    def sendall(self, data):
+        for byte in bytes(data):
+            sock.sendall(bytes([byte]))
+            time.sleep(0.2)
+
+
+send_frame(Trickle() if mode == "trickle-load" else sock, {
     "ok": True,
     "pid": os.getpid(),
     # Claims every protection, as a compromised worker would.
     "sandbox": {"seccomp": True, "network_namespace": "userns+netns",
                 "filesystem": "landlock-v1", "errors": [], "rlimits": {}, "attempts": attempts},
     "signature": {"inputs": [{"name": "x", "dtype": "float32", "shape": [None]}],
-                  "outputs": [{"name": "y", "dtype": "float32", "shape": [None]}]},
+                  "outputs": [{"name": "y", "dtype": "float32",
+                               "shape": [2] if mode == "shape" else [None]}]},
 })
 while True:
     try:
@@ -119,13 +132,16 @@ while True:
         "missing": {},
         "dtype": {"y": x.astype(np.float64)},
         "strings": {"y": np.array(["a"] * 5000, dtype=object)},
+        "shape": {"y": np.zeros(3000, np.float32)},
+        "trickle": {"y": x},
     }[now]
+    out = Trickle() if now == "trickle" else sock
     written = write_tensors(slot, outputs)
     if written is None:
         body = encode_tensors(outputs)
-        send_frame(sock, {"ok": True, "area": "inline", "nbytes": len(body)}, body)
+        send_frame(out, {"ok": True, "area": "inline", "nbytes": len(body)}, body)
     else:
-        send_frame(sock, {"ok": True, "area": "shm", "nbytes": written})
+        send_frame(out, {"ok": True, "area": "shm", "nbytes": written})
 """
 
 
@@ -258,6 +274,8 @@ def test_a_compromised_workers_error_text_is_not_passed_on(
         ("extra", "the worker sent outputs the model does not declare"),
         ("missing", "the worker left out outputs the model declares"),
         ("dtype", "the worker sent an output of another dtype than declared"),
+        # Declared y [2], answered 3,000 elements: no more than the model declares.
+        ("shape", "the worker sent an output of another shape than declared"),
     ],
 )
 def test_outputs_other_than_the_declared_ones_are_refused(
@@ -473,3 +491,69 @@ def test_the_supervisor_tells_workers_what_it_requires(
         np.testing.assert_array_equal(runner.run({"a": a, "b": a})["sum"], a * 2)
     finally:
         unconfined.close()
+
+
+# 5. A worker's answer must arrive whole within the timeout, however it trickles.
+
+
+def test_an_answer_trickling_in_is_stopped_at_the_request_timeout(
+    start_impostor: Callable[..., process.WorkerProcess],
+) -> None:
+    worker = start_impostor("trickle")
+    started = time.monotonic()
+    with pytest.raises(InferenceFailed, match="did not finish within 1 s"):
+        worker.run(_x(1.0), timeout_s=1.0)
+    # Each byte came well inside 1 s; the answer as a whole would have taken > 10 s.
+    assert time.monotonic() - started < 5.0
+    assert not worker.alive
+
+
+def test_a_load_answer_trickling_in_is_stopped_at_the_load_timeout(
+    impostor: None, limits: RuntimeLimits
+) -> None:
+    worker = process.WorkerProcess(
+        ModelFormat.ONNX,
+        _limits(limits, "trickle-load", **{"sandbox.load_timeout_s": "1"}),
+        network="seccomp",
+    )
+    started = time.monotonic()
+    with pytest.raises(ModelRejected, match="did not finish within 1 s"):
+        worker.start(b"not a model: the impostor ignores it")
+    assert time.monotonic() - started < 5.0
+    assert not worker.alive
+
+
+# 6. Answers being received share one budget across every worker of the service.
+
+
+def test_an_answer_past_the_shared_budget_is_refused_before_it_is_read(
+    impostor: None, limits: RuntimeLimits
+) -> None:
+    budget = AnswerBudget(1000)
+    worker = process.WorkerProcess(
+        ModelFormat.ONNX, _limits(limits, "echo"), network="seccomp", answers=budget
+    )
+    worker.start(b"not a model: the impostor ignores it")
+    try:
+        assert list(worker.run(_x(1.0), timeout_s=20.0)) == ["y"]  # a small answer fits
+        with pytest.raises(ServiceUnavailable, match="memory budget"):
+            worker.run({"x": np.zeros(1000, np.float32)}, timeout_s=20.0)
+        assert not worker.alive  # left out of step: never reused
+        assert budget.held == 0
+    finally:
+        worker.kill()
+
+
+def test_the_answer_budget_is_shared_and_given_back() -> None:
+    budget = AnswerBudget(10)
+    with budget.hold(6):
+        with pytest.raises(ServiceUnavailable), budget.hold(5):
+            pass
+        with budget.hold(4):
+            assert budget.held == 10
+    assert budget.held == 0
+
+
+def test_the_supervisors_workers_share_its_budget(supervisor: Supervisor) -> None:
+    worker = supervisor.new_worker(ModelFormat.ONNX, supervisor.limits)
+    assert worker.answers is supervisor.answers

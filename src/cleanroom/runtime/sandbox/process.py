@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from cleanroom.errors import InferenceFailed, InvalidTensor, ModelRejected, ServiceUnavailable
 from cleanroom.runtime.base import ModelSignature, RuntimeLimits, Tensors, TensorSpec
+from cleanroom.runtime.sandbox.answers import AnswerBudget
 from cleanroom.runtime.sandbox.protocol import (
     MODEL_FAILED,
     RUN_FAILURES,
@@ -40,6 +41,7 @@ from cleanroom.runtime.sandbox.protocol import (
     send_frame_header,
 )
 from cleanroom.runtime.sandbox.slot import write_tensors
+from cleanroom.runtime.tensors import shape_matches
 from cleanroom.wire.formats import ModelFormat
 from cleanroom.wire.tensors import MAGIC, STRING_DTYPE, decode_tensors, dtype_name, encode_tensors
 
@@ -253,7 +255,7 @@ def _string_elements(data: memoryview, limit: int) -> int:
 
 
 def _check_declared(outputs: Tensors, declared: Sequence[TensorSpec]) -> None:
-    """Refuse outputs other than the model's declared ones, or of another dtype.
+    """Refuse outputs other than the model's declared ones, or of another dtype or shape.
 
     Egress shaping applies to the declared names: an output it does not know
     must never reach the caller. Messages name nothing the worker chose.
@@ -267,6 +269,9 @@ def _check_declared(outputs: Tensors, declared: Sequence[TensorSpec]) -> None:
         want = specs[name].dtype
         if want and dtype_name(array) != want:
             raise InferenceFailed("the worker sent an output of another dtype than declared")
+        # A model declaring y [1, 1] must not answer megabytes under that name.
+        if not shape_matches(specs[name], tuple(int(d) for d in array.shape)):
+            raise InferenceFailed("the worker sent an output of another shape than declared")
 
 
 def reported_run_ns(reply: Mapping[str, Any]) -> int | None:
@@ -287,10 +292,13 @@ class WorkerProcess:
         *,
         network: str,
         require: Sequence[str] = ("seccomp",),
+        answers: AnswerBudget | None = None,
     ) -> None:
         """*require*: the confinement (keys of :attr:`sandbox`) without which the
         worker refuses to parse the model at all; empty only for a supervisor told
-        to run unconfined."""
+        to run unconfined. *answers*: the budget this worker's answers share with
+        every other worker of the service (its own, if none is given)."""
+        self.answers = answers or AnswerBudget()
         self.fmt = fmt
         self.limits = limits
         self.network = network
@@ -359,9 +367,11 @@ class WorkerProcess:
         """
 
         def confirm(sock: socket.socket) -> dict[str, Any]:
+            # The whole answer within the load timeout, however it trickles in.
+            deadline = time.monotonic() + self.load_timeout_s
             send_frame(sock, {"op": "load", "require": list(self.require)})
-            reply, size = recv_header(sock)
-            recv_payload(sock, size, 0)
+            reply, size = recv_header(sock, deadline=deadline)
+            recv_payload(sock, size, 0, deadline=deadline)
             return reply
 
         reply = self._exchange(confirm)
@@ -500,8 +510,11 @@ class WorkerProcess:
             if not slot.closed:
                 _zero(slot, min(used, len(slot)))
 
+        held = contextlib.ExitStack()  # the answer's share of the budget, until decoded
         try:
             try:
+                # The whole answer within the timeout, however it trickles in.
+                deadline = time.monotonic() + timeout_s
                 sock.settimeout(timeout_s)
                 written = write_tensors(slot, inputs)
                 if written is not None:
@@ -514,11 +527,16 @@ class WorkerProcess:
                         sock, {"op": "run", "area": "inline", "nbytes": len(encoded)}, encoded
                     )
                     del encoded
-                reply, size = recv_header(sock)
+                reply, size = recv_header(sock, deadline=deadline)
                 nbytes = reply.get("nbytes")
+                in_slot = 0
                 if reply.get("area") == "shm" and type(nbytes) is int and nbytes > 0:
+                    in_slot = min(nbytes, len(slot))
                     used = max(used, nbytes)
-                body = recv_payload(sock, size, self.max_output_bytes)
+                # The answer is copied out of the slot, or received inline: either
+                # way the service holds about that much until it is decoded.
+                held.enter_context(self.answers.hold(in_slot or size))
+                body = recv_payload(sock, size, self.max_output_bytes, deadline=deadline)
             except (OSError, FrameError) as exc:
                 wipe()
                 raise self._broken(exc, limit_s or timeout_s) from exc
@@ -541,6 +559,7 @@ class WorkerProcess:
                 raise
             return outputs, reported_run_ns(reply)
         finally:
+            held.close()
             wipe()
 
     def _broken(self, exc: OSError | FrameError, limit_s: float) -> InferenceFailed:

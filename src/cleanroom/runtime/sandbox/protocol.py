@@ -13,6 +13,7 @@ import json
 import mmap
 import socket
 import struct
+import time
 from typing import Any
 
 __all__ = [
@@ -76,15 +77,33 @@ def send_frame(
         sock.sendall(payload)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
+def _arm(sock: socket.socket, deadline: float | None) -> None:
+    """Give the next receive what is left until *deadline* (``time.monotonic()``).
+
+    A socket timeout alone bounds each receive, not the message: a peer sending
+    a byte just inside it every time would never be stopped.
+    """
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("the deadline passed")
+    sock.settimeout(remaining)
+
+
+def _recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
     # MSG_WAITALL fills the whole buffer in one allocation for stream sockets,
     # so a large model is not copied chunk by chunk.
-    data = sock.recv(size, socket.MSG_WAITALL) if size else b""
+    if not size:
+        return b""
+    _arm(sock, deadline)
+    data = sock.recv(size, socket.MSG_WAITALL)
     if len(data) == size:
         return data
     parts = [data]
     got = len(data)
     while got < size:
+        _arm(sock, deadline)
         chunk = sock.recv(min(size - got, 1 << 20))
         if not chunk:
             raise PeerClosed("the peer closed the connection")
@@ -93,17 +112,21 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return b"".join(parts)
 
 
-def recv_header(sock: socket.socket) -> tuple[dict[str, Any], int]:
+def recv_header(
+    sock: socket.socket, *, deadline: float | None = None
+) -> tuple[dict[str, Any], int]:
     """Read one frame's header; returns it with the length of the payload that follows.
 
     A header that cannot be read, whatever the reason, is a :class:`FrameError`:
-    the caller then stops the peer rather than stay out of step with it.
+    the caller then stops the peer rather than stay out of step with it. With a
+    *deadline* (``time.monotonic()``), all of it must have arrived by then
+    (``TimeoutError``).
     """
-    prefix = _recv_exact(sock, _PREFIX.size)
+    prefix = _recv_exact(sock, _PREFIX.size, deadline)
     header_len, payload_len = _PREFIX.unpack(prefix)
     if header_len > MAX_HEADER:
         raise FrameError("frame header too large")
-    data = _recv_exact(sock, header_len)
+    data = _recv_exact(sock, header_len, deadline)
     try:
         header = json.loads(data)
     except (ValueError, RecursionError):
@@ -115,11 +138,13 @@ def recv_header(sock: socket.socket) -> tuple[dict[str, Any], int]:
     return header, int(payload_len)
 
 
-def recv_payload(sock: socket.socket, size: int, limit: int) -> bytes:
+def recv_payload(
+    sock: socket.socket, size: int, limit: int, *, deadline: float | None = None
+) -> bytes:
     if size > limit:
         # Not the size: a worker chooses it, and the message may reach a caller.
         raise FrameError(f"a frame payload is over the limit of {limit} bytes")
-    return _recv_exact(sock, size)
+    return _recv_exact(sock, size, deadline)
 
 
 def recv_payload_into(sock: socket.socket, size: int, limit: int) -> bytearray | mmap.mmap:

@@ -31,6 +31,7 @@ from cleanroom.runtime.base import (
     Tensors,
 )
 from cleanroom.runtime.memory import wipe
+from cleanroom.runtime.sandbox.answers import DEFAULT_ANSWER_BUDGET, AnswerBudget
 from cleanroom.runtime.sandbox.confine import forbid_dumping
 from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.runtime.sandbox.report import (
@@ -367,6 +368,10 @@ class Supervisor:
         self._runners: dict[str, SandboxedRunner] = {}
         self._lock = threading.Lock()
         self._closed = False
+        # One budget for every worker's answers: they all land in this process.
+        self.answers = AnswerBudget(
+            int(limits.extra.get("sandbox.answer_budget_bytes", DEFAULT_ANSWER_BUDGET))
+        )
         self._report = self._probe()
         if not self._report.confined and not unsafe_allow_unconfined:
             raise ServiceUnavailable(
@@ -467,7 +472,9 @@ class Supervisor:
         return ModelLoad(self, instance_id, fmt, size, limits, reload)
 
     def new_worker(self, fmt: ModelFormat, limits: RuntimeLimits) -> WorkerProcess:
-        return WorkerProcess(fmt, limits, network=self.network, require=self.required())
+        return WorkerProcess(
+            fmt, limits, network=self.network, require=self.required(), answers=self.answers
+        )
 
     def required(self) -> tuple[str, ...]:
         """The confinement a worker must have before it parses a model.
