@@ -77,19 +77,36 @@ def test_round_trip_with_whole_chunk_pieces(sizes: list[int]) -> None:
     assert open_parts(seal_pieces(pieces)) == data
 
 
-def test_at_rest_round_trip_and_wrong_key() -> None:
+CONTEXT = b"cleanroom/v1 model\x00i1"
+
+
+def test_at_rest_round_trip_and_wrong_key_label_or_context() -> None:
     key, label = os.urandom(32), os.urandom(32)
     blob = b"".join(
         seal_stream_at_rest(
-            [DATA], total_size=len(DATA), sealing_key=key, key_label=label, chunk_size=CHUNK
+            [DATA],
+            total_size=len(DATA),
+            sealing_key=key,
+            key_label=label,
+            context=CONTEXT,
+            chunk_size=CHUNK,
         )
     )
-    opener = StreamOpener.at_rest(sealing_key=key, key_label=label, max_size=1 << 30)
+    opener = StreamOpener.at_rest(
+        sealing_key=key, key_label=label, context=CONTEXT, max_size=1 << 30
+    )
     opener.feed(blob)
     assert opener.finish() == DATA
-    for other_key, other_label in ((os.urandom(32), label), (key, os.urandom(32))):
+    wrong = {
+        "key": (os.urandom(32), label, CONTEXT),
+        "label": (key, os.urandom(32), CONTEXT),
+        "another instance": (key, label, b"cleanroom/v1 model\x00i2"),
+        "a prefix of the context": (key, label, CONTEXT[:-1]),
+        "no context": (key, label, b""),
+    }
+    for other_key, other_label, other_context in wrong.values():
         opener = StreamOpener.at_rest(
-            sealing_key=other_key, key_label=other_label, max_size=1 << 30
+            sealing_key=other_key, key_label=other_label, context=other_context, max_size=1 << 30
         )
         with pytest.raises(DecryptionFailed):
             opener.feed(blob)
@@ -249,7 +266,7 @@ def test_chunk_sealer_takes_pieces_from_a_reused_buffer(piece: int) -> None:
     key, label = os.urandom(32), os.urandom(32)
     data = os.urandom(CHUNK * 3)
     header, sealer = at_rest_sealer(
-        total_size=len(data), sealing_key=key, key_label=label, chunk_size=CHUNK
+        total_size=len(data), sealing_key=key, key_label=label, context=CONTEXT, chunk_size=CHUNK
     )
     parts = [header]
     reused = bytearray(piece)
@@ -259,7 +276,9 @@ def test_chunk_sealer_takes_pieces_from_a_reused_buffer(piece: int) -> None:
         parts += sealer.push(memoryview(reused)[:size])
         reused[:] = bytes(piece)  # overwritten before the next piece
     parts += sealer.close()
-    opener = StreamOpener.at_rest(sealing_key=key, key_label=label, max_size=1 << 20)
+    opener = StreamOpener.at_rest(
+        sealing_key=key, key_label=label, context=CONTEXT, max_size=1 << 20
+    )
     opener.feed(b"".join(parts))
     assert opener.finish() == data
     with pytest.raises(ValueError, match="longer"):

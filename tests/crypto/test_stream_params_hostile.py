@@ -149,10 +149,14 @@ def _in_transit_header(params: bytes) -> bytes:
     return prefix + struct.pack(">I", len(wrapped)) + wrapped
 
 
+AT_REST_CONTEXT = b"cleanroom/v1 model\x00i1"
+
+
 def _at_rest_header(params: bytes, sealing_key: bytes, label: bytes) -> bytes:
     nonce = os.urandom(12)
     prefix = header(KIND_AT_REST, AT_REST_SUITE_ID) + label + nonce
-    wrapped = AESGCM(sealing_key).encrypt(nonce, params, prefix + struct.pack(">I", 0))
+    aad = prefix + struct.pack(">I", 0) + AT_REST_CONTEXT
+    wrapped = AESGCM(sealing_key).encrypt(nonce, params, aad)
     return prefix + struct.pack(">I", len(wrapped)) + wrapped
 
 
@@ -176,7 +180,9 @@ def test_an_in_transit_stream_with_malformed_params_is_refused(
 @pytest.mark.parametrize(("mutation", "params"), WRAPPABLE, ids=[c[0] for c in WRAPPABLE])
 def test_an_at_rest_blob_with_malformed_params_is_refused(mutation: str, params: bytes) -> None:
     sealing_key, label = os.urandom(32), os.urandom(32)
-    opener = StreamOpener.at_rest(sealing_key=sealing_key, key_label=label, max_size=1 << 30)
+    opener = StreamOpener.at_rest(
+        sealing_key=sealing_key, key_label=label, context=AT_REST_CONTEXT, max_size=1 << 30
+    )
     with pytest.raises(DecryptionFailed) as caught:
         opener.feed(_at_rest_header(params, sealing_key, label))
     _assert_opaque(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -35,32 +36,36 @@ allow_ingress if input.action == "predict"
 """
 
 
+def _digest(model: bytes) -> str:
+    return "sha256:" + hashlib.sha256(model).hexdigest()
+
+
 def test_staged_model_is_invisible_until_committed(tmp_path: Path) -> None:
     store = SealedModelStore(tmp_path, os.urandom(32), os.urandom(32))
-    staged = store.stage(b"model bytes")
+    staged = store.stage("i1", b"model bytes")
     assert staged.parent == tmp_path
     assert b"model bytes" not in staged.read_bytes()  # sealed, never plaintext
     assert not store.path("i1").exists()
     store.commit("i1", staged)
-    assert bytes(store.load("i1", 1024)) == b"model bytes"
+    assert bytes(store.load("i1", 1024, _digest(b"model bytes"))) == b"model bytes"
     assert not staged.exists()
 
 
 def test_discarded_stage_leaves_nothing(tmp_path: Path) -> None:
     store = SealedModelStore(tmp_path, os.urandom(32), os.urandom(32))
-    store.discard(store.stage(b"refused"))
+    store.discard(store.stage("i1", b"refused"))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_tampered_staged_file_does_not_open(tmp_path: Path) -> None:
     store = SealedModelStore(tmp_path, os.urandom(32), os.urandom(32))
-    staged = store.stage(b"model bytes")
+    staged = store.stage("i1", b"model bytes")
     data = bytearray(staged.read_bytes())
     data[-1] ^= 1
     staged.write_bytes(bytes(data))
     store.commit("i1", staged)
     with pytest.raises(DecryptionFailed):
-        store.load("i1", 1024)
+        store.load("i1", 1024, _digest(b"model bytes"))
 
 
 @pytest.fixture
@@ -126,7 +131,8 @@ def _assert_previous_model_in_place(
     directory = service.models.path(instance_id).parent
     assert [p.name for p in directory.iterdir()] == [f"{instance_id}.sealed"]
     assert service.models.path(instance_id).read_bytes() == sealed_before
-    assert bytes(service.models.load(instance_id, 1 << 20)) == single_input_model()
+    model = single_input_model()
+    assert bytes(service.models.load(instance_id, 1 << 20, _digest(model))) == model
     # The instance still serves the model it had.
     x = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
     sealed = envelope.seal_request(
@@ -217,7 +223,7 @@ def test_an_upload_the_policy_refuses_is_never_loaded(
 
 def test_sealing_a_stream_that_is_discarded_leaves_nothing(tmp_path: Path) -> None:
     store = SealedModelStore(tmp_path, os.urandom(32), os.urandom(32))
-    writer = store.stage_stream(10)
+    writer = store.stage_stream("i1", 10)
     writer.write(b"12345")
     with pytest.raises(ValueError, match="shorter"):
         writer.close()

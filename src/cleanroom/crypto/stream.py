@@ -9,7 +9,9 @@ open failing. The data key and stream parameters travel in a wrapped header:
 * kind 3 (in transit): HPKE Auth mode to the clean room's attested key —
   ``header | sender key id (32) | enc (32) | u32 len | HPKE(params)``;
 * kind 4 (at rest): AES-256-GCM under the TEE's sealing key —
-  ``header | sealing key label (32) | nonce (12) | u32 len | AEAD(params)``.
+  ``header | sealing key label (32) | nonce (12) | u32 len | AEAD(params)``,
+  whose associated data also carries a *context* naming what the blob is
+  (``model`` and the instance id), so a sealed file opens only as that.
 
 Then chunks follow: ``flag u8 | u32 ciphertext length | ciphertext``. Each
 chunk's associated data is SHA-256 of the wrapped header, binding every chunk
@@ -264,20 +266,33 @@ def seal_stream(
     yield from _chunks(params, stream_header, source)
 
 
+def _at_rest_aad(prefix: bytes, context: bytes) -> bytes:
+    """The wrapped parameters' associated data: the prefix, ``u32 0``, then the context."""
+    return prefix + _U32.pack(0) + context
+
+
 def at_rest_sealer(
     *,
     total_size: int,
     sealing_key: bytes,
     key_label: bytes,
+    context: bytes,
     chunk_size: int = CHUNK_SIZE,
 ) -> tuple[bytes, ChunkSealer]:
-    """The header of a blob sealed under a TEE sealing key, and the sealer of its chunks."""
+    """The header of a blob sealed under a TEE sealing key, and the sealer of its chunks.
+
+    *context* names what the blob is (for a model, its instance): the blob
+    opens only with the same context, so a sealed file copied to another
+    name does not open there.
+    """
     if len(key_label) != KEY_ID_SIZE:
         raise ValueError("the sealing key label is 32 bytes")
     params = StreamParams(total_size=total_size, chunk_size=chunk_size)
     wrap_nonce = os.urandom(_WRAP_NONCE)
     prefix = header(KIND_AT_REST, AT_REST_SUITE_ID) + key_label + wrap_nonce
-    wrapped = AESGCM(sealing_key).encrypt(wrap_nonce, params.to_bytes(), prefix + _U32.pack(0))
+    wrapped = AESGCM(sealing_key).encrypt(
+        wrap_nonce, params.to_bytes(), _at_rest_aad(prefix, context)
+    )
     stream_header = prefix + _U32.pack(len(wrapped)) + wrapped
     return stream_header, ChunkSealer(params, stream_header)
 
@@ -288,11 +303,16 @@ def seal_stream_at_rest(
     total_size: int,
     sealing_key: bytes,
     key_label: bytes,
+    context: bytes,
     chunk_size: int = CHUNK_SIZE,
 ) -> Iterator[bytes]:
     """Seal *source* under a TEE sealing key for storage; yields the header, then chunks."""
     stream_header, sealer = at_rest_sealer(
-        total_size=total_size, sealing_key=sealing_key, key_label=key_label, chunk_size=chunk_size
+        total_size=total_size,
+        sealing_key=sealing_key,
+        key_label=key_label,
+        context=context,
+        chunk_size=chunk_size,
     )
     yield stream_header
     for piece in source:
@@ -369,8 +389,8 @@ class StreamOpener:
             sender_key_id = prefix[HEADER_SIZE : HEADER_SIZE + KEY_ID_SIZE]
             enc = prefix[HEADER_SIZE + KEY_ID_SIZE :]
             sender = resolve_sender(sender_key_id)
-            context = hpke.open_auth(enc, recipient, sender, info)
-            plain = context.open(wrapped, aad=prefix + _U32.pack(0))
+            opening = hpke.open_auth(enc, recipient, sender, info)
+            plain = opening.open(wrapped, aad=prefix + _U32.pack(0))
             return StreamParams.from_bytes(plain), sender_key_id
 
         prefix_size = HEADER_SIZE + KEY_ID_SIZE + hpke.ENC_SIZE
@@ -382,17 +402,18 @@ class StreamOpener:
         *,
         sealing_key: bytes,
         key_label: bytes,
+        context: bytes,
         max_size: int,
         sink: PlaintextSink | None = None,
     ) -> StreamOpener:
-        """An opener for kind-4 blobs sealed under the TEE's sealing key."""
+        """An opener for kind-4 blobs sealed under the TEE's sealing key with *context*."""
 
         def unwrap(prefix: bytes, wrapped: bytes) -> tuple[StreamParams, bytes | None]:
             if prefix[HEADER_SIZE : HEADER_SIZE + KEY_ID_SIZE] != key_label:
                 raise DecryptionFailed("the blob was sealed under another sealing key")
             nonce = prefix[HEADER_SIZE + KEY_ID_SIZE :]
             try:
-                plain = AESGCM(sealing_key).decrypt(nonce, wrapped, prefix + _U32.pack(0))
+                plain = AESGCM(sealing_key).decrypt(nonce, wrapped, _at_rest_aad(prefix, context))
             except Exception as exc:
                 raise DecryptionFailed() from exc
             return StreamParams.from_bytes(plain), None

@@ -25,13 +25,19 @@ __all__ = ["ModelSink"]
 class ModelSink:
     """A :class:`~cleanroom.crypto.stream.PlaintextSink` for a model upload.
 
-    *start* begins loading a model of the given size (the workers are started
-    as soon as the stream's header declares it). Without sealed storage
-    (*models* None) the plaintext is also collected, in memory only, for the
-    supervisor to restart workers with.
+    The model is *instance_id*'s; *start* begins loading a model of the given
+    size (the workers are started as soon as the stream's header declares it).
+    Without sealed storage (*models* None) the plaintext is also collected, in
+    memory only, for the supervisor to restart workers with.
     """
 
-    def __init__(self, start: Callable[[int], ModelLoad], models: SealedModelStore | None) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        start: Callable[[int], ModelLoad],
+        models: SealedModelStore | None,
+    ) -> None:
+        self._instance_id = instance_id
         self._start = start
         self._models = models
         self._hash = hashlib.sha256()
@@ -45,7 +51,7 @@ class ModelSink:
         self.size = total_size
         self._loading = self._start(total_size)
         if self._models is not None:
-            self._writer = self._models.stage_stream(total_size)
+            self._writer = self._models.stage_stream(self._instance_id, total_size)
         else:
             self._kept = bytearray(total_size)
 

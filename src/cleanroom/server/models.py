@@ -6,10 +6,19 @@ either the old sealed model or the new one. It can be sealed as it streams
 in (:meth:`SealedModelStore.stage_stream`): each plaintext chunk is
 encrypted when it arrives and written by a second thread, so sealing ends
 with the transfer and only the final ``fsync`` remains.
+
+A sealed model is bound to its instance (the instance id is in the
+associated data of its wrapped key), and it opens only as the model the
+instance's record names (its SHA-256 is checked against the recorded
+digest): a host that copies one instance's sealed file over another's, or
+puts back an instance's earlier sealed model, gets a model that does not
+open, never one that serves.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import queue
 import tempfile
@@ -18,13 +27,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cleanroom.crypto.stream import CHUNK_SIZE, StreamOpener, at_rest_sealer
-from cleanroom.errors import NotFound
+from cleanroom.errors import DecryptionFailed, NotFound
+from cleanroom.runtime.memory import wipe
 
 __all__ = ["SealedModelStore", "SealingWriter"]
 
 _SYNC = b"sync"  # sentinels, compared by identity
 _DROP = b"drop"
 _QUEUED_CHUNKS = 4
+
+
+def model_context(instance_id: str) -> bytes:
+    """What a sealed model is bound to: its instance."""
+    return b"cleanroom/v1 model\x00" + instance_id.encode()
 
 
 def _pieces(data: bytes | bytearray | memoryview) -> Iterator[memoryview]:
@@ -42,13 +57,15 @@ class SealingWriter:
     at once; :meth:`wait` gives the synced file. :meth:`discard` drops it all.
     """
 
-    def __init__(self, directory: Path, key: bytes, label: bytes, total_size: int) -> None:
+    def __init__(
+        self, directory: Path, key: bytes, label: bytes, context: bytes, total_size: int
+    ) -> None:
         fd, name = tempfile.mkstemp(dir=directory, suffix=".partial")
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=0)
         try:
             header, self._sealer = at_rest_sealer(
-                total_size=total_size, sealing_key=key, key_label=label
+                total_size=total_size, sealing_key=key, key_label=label, context=context
             )
         except BaseException:
             self._file.close()
@@ -118,15 +135,15 @@ class SealedModelStore:
         return self._dir / f"{instance_id}.sealed"
 
     def save(self, instance_id: str, model: bytes | bytearray | memoryview) -> None:
-        self.commit(instance_id, self.stage(model))
+        self.commit(instance_id, self.stage(instance_id, model))
 
-    def stage(self, model: bytes | bytearray | memoryview) -> Path:
+    def stage(self, instance_id: str, model: bytes | bytearray | memoryview) -> Path:
         """Seal *model* into a new synced temporary file; :meth:`commit` puts it in place.
 
         Staging apart from committing lets the service keep the previous
         sealed model if the workers refuse the new one.
         """
-        writer = self.stage_stream(memoryview(model).nbytes)
+        writer = self.stage_stream(instance_id, memoryview(model).nbytes)
         try:
             for piece in _pieces(model):
                 writer.write(piece)
@@ -136,9 +153,11 @@ class SealedModelStore:
             raise
         return writer.wait()
 
-    def stage_stream(self, total_size: int) -> SealingWriter:
-        """A writer sealing a model of *total_size* bytes as it arrives."""
-        return SealingWriter(self._dir, self._key, self._label, total_size)
+    def stage_stream(self, instance_id: str, total_size: int) -> SealingWriter:
+        """A writer sealing *instance_id*'s model of *total_size* bytes as it arrives."""
+        return SealingWriter(
+            self._dir, self._key, self._label, model_context(instance_id), total_size
+        )
 
     def commit(self, instance_id: str, staged: Path) -> None:
         os.replace(staged, self.path(instance_id))
@@ -146,21 +165,35 @@ class SealedModelStore:
     def discard(self, staged: Path) -> None:
         staged.unlink(missing_ok=True)
 
-    def load(self, instance_id: str, max_size: int) -> bytearray:
+    def load(self, instance_id: str, max_size: int, expected_digest: str) -> bytearray:
+        """The plaintext of *instance_id*'s sealed model, which must be *expected_digest*.
+
+        *expected_digest* (``sha256:<hex>``) is the model the instance's record
+        names. A file sealed for another instance, or another model of this
+        one, raises :class:`DecryptionFailed` and nothing of it is kept.
+        """
         path = self.path(instance_id)
         if not path.exists():
             raise NotFound(f"no sealed model for instance {instance_id}")
         opener = StreamOpener.at_rest(
-            sealing_key=self._key, key_label=self._label, max_size=max_size
+            sealing_key=self._key,
+            key_label=self._label,
+            context=model_context(instance_id),
+            max_size=max_size,
         )
         try:
             with open(path, "rb") as f:
                 while piece := f.read(CHUNK_SIZE):
                     opener.feed(piece)
-            return opener.finish()
+            plaintext = opener.finish()
         except BaseException:
             opener.discard()
             raise
+        digest = "sha256:" + hashlib.sha256(plaintext).hexdigest()
+        if not hmac.compare_digest(digest, expected_digest):
+            wipe(plaintext)
+            raise DecryptionFailed("the sealed model is not the one the instance's record names")
+        return plaintext
 
     def delete(self, instance_id: str) -> None:
         self.path(instance_id).unlink(missing_ok=True)

@@ -131,7 +131,9 @@ class CleanRoomService:
             if record.model_digest is None:
                 continue
             try:
-                plaintext = self.models.load(record.id, self.settings.max_model_bytes)
+                plaintext = self.models.load(
+                    record.id, self.settings.max_model_bytes, record.model_digest
+                )
                 try:
                     key, runner = self._load_runner(record.id, record.format, plaintext)
                 finally:
@@ -142,8 +144,9 @@ class CleanRoomService:
                 log.info("instance %s: model reloaded from sealed storage", record.id)
             except DecryptionFailed:
                 log.warning(
-                    "instance %s: the sealed model cannot be opened by this code "
-                    "(its measurement differs from the code that sealed it); "
+                    "instance %s: the sealed model cannot be opened as this instance's "
+                    "model (sealed by code with another measurement, for another "
+                    "instance, or not the model the instance's record names); "
                     "the model owner must upload it again",
                     record.id,
                 )
@@ -151,12 +154,24 @@ class CleanRoomService:
                 log.warning("instance %s: the model cannot be loaded: %s", record.id, exc.message)
 
     def _sealed_source(self, instance_id: str) -> ModelSource | None:
-        """Where a restarted worker gets the model: the sealed copy, if there is storage."""
+        """Where a restarted worker gets the model: the sealed copy, if there is storage.
+
+        The copy must be the model the instance's record names when the worker
+        restarts; a sealed file swapped since does not load.
+        """
         models = self.models
         if models is None:
             return None
         limit = self.settings.max_model_bytes
-        return lambda: models.load(instance_id, limit)
+        store = self.store
+
+        def sealed_model() -> bytearray:
+            digest = store.instance(instance_id).model_digest
+            if digest is None:
+                raise NotFound(f"instance {instance_id} has no model")
+            return models.load(instance_id, limit, digest)
+
+        return sealed_model
 
     def _load_runner(
         self, instance_id: str, fmt: str, model: bytes | bytearray
@@ -507,6 +522,7 @@ class CleanRoomService:
         model_format = ModelFormat(record.format)
         source = self._sealed_source(record.id)
         sink = ModelSink(
+            record.id,
             lambda size: self.supervisor.begin_load(key, model_format, size, limits, source),
             self.models,
         )
