@@ -1,7 +1,7 @@
 """A sealed upload is accepted once: replaying a captured model or audit-data upload is refused.
 
 Sealed streams carry a random request id and a creation time; the service
-checks them against its replay guard once the stream is authenticated
+checks them against its replay guard as soon as the stream's header opens
 (``CleanRoomService._check_stream_replay``) and answers a replay with 409
 ``replay-detected``, before the policy sees it. Nothing is logged for it, and
 what the first upload put in force stays in force.

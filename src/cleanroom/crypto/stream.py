@@ -49,6 +49,7 @@ __all__ = [
     "AT_REST_SUITE_ID",
     "CHUNK_SIZE",
     "ChunkSealer",
+    "ParamsCheck",
     "PlaintextSink",
     "StreamOpener",
     "StreamParams",
@@ -330,6 +331,11 @@ class PlaintextSink(Protocol):
         """The next authenticated plaintext chunk: a view valid only during the call."""
 
 
+# Called with a stream's parameters as soon as its header is authenticated,
+# before anything is allocated for it or handed to a sink: a refusal (replay,
+# wrong sender) then stops the stream before any chunk is received.
+ParamsCheck = Callable[[StreamParams], None]
+
 # An unwrapper turns a stream header's fixed prefix and wrapped parameters
 # into the parameters and, for in-transit streams, the sender's key id. It
 # raises DecryptionFailed (or AccessDenied for an unknown sender).
@@ -356,8 +362,10 @@ class StreamOpener:
         *,
         max_size: int,
         sink: PlaintextSink | None = None,
+        check_params: ParamsCheck | None = None,
     ) -> None:
         self._kind = kind
+        self._check_params = check_params
         self._suite = suite
         self._prefix_size = prefix_size
         self._unwrap = unwrap
@@ -382,8 +390,13 @@ class StreamOpener:
         resolve_sender: Callable[[bytes], PublicKey],
         max_size: int,
         sink: PlaintextSink | None = None,
+        check_params: ParamsCheck | None = None,
     ) -> StreamOpener:
-        """An opener for kind-3 streams sealed to *recipient* in HPKE Auth mode."""
+        """An opener for kind-3 streams sealed to *recipient* in HPKE Auth mode.
+
+        *check_params* sees the authenticated parameters (request id, creation
+        time) before any chunk: the place for a replay check.
+        """
 
         def unwrap(prefix: bytes, wrapped: bytes) -> tuple[StreamParams, bytes | None]:
             sender_key_id = prefix[HEADER_SIZE : HEADER_SIZE + KEY_ID_SIZE]
@@ -394,7 +407,15 @@ class StreamOpener:
             return StreamParams.from_bytes(plain), sender_key_id
 
         prefix_size = HEADER_SIZE + KEY_ID_SIZE + hpke.ENC_SIZE
-        return cls(KIND_STREAM, hpke.SUITE_ID, prefix_size, unwrap, max_size=max_size, sink=sink)
+        return cls(
+            KIND_STREAM,
+            hpke.SUITE_ID,
+            prefix_size,
+            unwrap,
+            max_size=max_size,
+            sink=sink,
+            check_params=check_params,
+        )
 
     @classmethod
     def at_rest(
@@ -453,6 +474,8 @@ class StreamOpener:
             raise PayloadTooLarge(
                 f"the sealed blob declares {params.total_size} bytes; the limit is {self._max_size}"
             )
+        if self._check_params is not None:
+            self._check_params(params)
         stream_header = bytes(self._pending[: need + wrapped_len])
         del self._pending[: need + wrapped_len]
         self._params = params

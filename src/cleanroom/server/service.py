@@ -22,7 +22,7 @@ from cleanroom.crypto import envelope
 from cleanroom.crypto.binding import TLS_SPKI_KEY, config_digest, tls_key_digest
 from cleanroom.crypto.key_proof import open_key_proof
 from cleanroom.crypto.keys import PublicKey
-from cleanroom.crypto.stream import PlaintextSink, StreamOpener, stream_info
+from cleanroom.crypto.stream import PlaintextSink, StreamOpener, StreamParams, stream_info
 from cleanroom.errors import (
     AccessDenied,
     Conflict,
@@ -535,7 +535,6 @@ class CleanRoomService:
                 pace=self._upload_pace(),
             )
             opener.end()
-            self._check_stream_replay(opener)
             ticket = self.gate.ingress(
                 record, email, UPLOAD, ciphertext_digest, payload_nbytes=sink.size
             )
@@ -667,6 +666,7 @@ class CleanRoomService:
             resolve_sender=self._sender_resolver(record, email),
             max_size=max_size,
             sink=sink,
+            check_params=self._check_stream_replay,
         )
 
     def _upload_pace(self) -> UploadPace:
@@ -676,9 +676,9 @@ class CleanRoomService:
             min_bytes_per_s=self.settings.upload_min_bytes_per_s,
         )
 
-    def _check_stream_replay(self, opener: StreamOpener) -> None:
-        params = opener.params
-        assert params is not None
+    def _check_stream_replay(self, params: StreamParams) -> None:
+        """Refuse a replayed stream once its header opens: the creation time is then
+        that of the upload's start, so a long upload is never refused for its length."""
         self.replay.check(b"stream:" + params.request_id.encode(), params.created)
 
     async def _receive_stream(
@@ -690,7 +690,8 @@ class CleanRoomService:
         max_size: int,
     ) -> tuple[bytearray, str]:
         """Open a sealed stream from *email* for *purpose*; the plaintext and the
-        ciphertext's digest. Refuses unknown senders, tampering, oversize and replays."""
+        ciphertext's digest. Refuses unknown senders, tampering, oversize and replays
+        (a replay as soon as the stream's header opens)."""
         opener = self._stream_opener(record, email, purpose, max_size)
         try:
             ciphertext_digest = await relay_stream(
@@ -699,11 +700,6 @@ class CleanRoomService:
             plaintext = opener.finish()
         except BaseException:
             opener.discard()
-            raise
-        try:
-            self._check_stream_replay(opener)
-        except BaseException:
-            _wipe(plaintext)
             raise
         return plaintext, ciphertext_digest
 

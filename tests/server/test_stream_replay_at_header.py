@@ -1,0 +1,152 @@
+"""A sealed upload is checked for replay when its header opens, not when it ends.
+
+The creation time in a stream's parameters is when the sender sealed it,
+that is when the upload started. Checked at the end, a legitimate upload
+taking longer than the replay window would be refused for its length; a
+replay checked at the end would have started workers and received the
+whole model first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from tests.server.party_keys import register
+
+from cleanroom.crypto.keys import KeyPair
+from cleanroom.crypto.stream import seal_stream, stream_info
+from cleanroom.errors import ReplayDetected
+from cleanroom.runtime.sandbox.process import WorkerProcess
+from cleanroom.server.service import CleanRoomService
+from cleanroom.server.settings import ServerSettings
+
+OWNER = "owner@example.org"
+WINDOW_S = 1
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[CleanRoomService]:
+    svc = CleanRoomService(ServerSettings(data_dir=tmp_path, replay_window_s=WINDOW_S))
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+def _instance(service: CleanRoomService) -> tuple[str, KeyPair]:
+    record = service.create_instance(OWNER, "replay", "onnx", [])
+    sender = KeyPair()
+    register(service, OWNER, record.id, sender)
+    return record.id, sender
+
+
+def _model_of_4_mib() -> bytes:
+    """x[N,512] @ W[512,2048]: large enough to arrive in several batches."""
+    weights = np.random.default_rng(7).normal(size=(512, 2048)).astype(np.float32)
+    graph = helper.make_graph(
+        nodes=[helper.make_node("MatMul", ["x", "W"], ["y"])],
+        name="large",
+        inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 512])],
+        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2048])],
+        initializer=[numpy_helper.from_array(weights, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+MODEL = _model_of_4_mib()
+
+
+def _sealed(service: CleanRoomService, instance_id: str, sender: KeyPair) -> list[bytes]:
+    model = MODEL
+    config = bytes.fromhex(service.current_config_digest(service.store.instance(instance_id)))
+    return list(
+        seal_stream(
+            [model],
+            total_size=len(model),
+            recipient=service.tee.hpke.public,
+            sender=sender,
+            info=stream_info(instance_id, "model", config),
+            chunk_size=1024 * 1024,
+        )
+    )
+
+
+def _upload(
+    service: CleanRoomService, instance_id: str, parts: list[bytes], *, pause_s: float = 0.0
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for index, piece in enumerate(parts):
+            yield piece
+            if index == 1:  # the header and the first 1 MiB chunk are one batch
+                await asyncio.sleep(pause_s)
+
+    asyncio.run(service.upload_model(OWNER, instance_id, chunks(), key_id_hex=None, config=None))
+
+
+def test_an_upload_longer_than_the_replay_window_is_accepted(service: CleanRoomService) -> None:
+    instance_id, sender = _instance(service)
+    parts = _sealed(service, instance_id, sender)
+    assert len(parts) >= 5  # the header, then 1 MiB chunks
+    # The header arrives at once; the rest after more than the whole window.
+    _upload(service, instance_id, parts, pause_s=WINDOW_S + 1.5)
+    assert service.store.instance(instance_id).model_digest is not None
+
+
+def test_a_replayed_upload_is_refused_before_any_worker_starts(
+    service: CleanRoomService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator captured an upload that was cut off, and sends it again whole."""
+    instance_id, sender = _instance(service)
+    parts = _sealed(service, instance_id, sender)
+
+    async def cut_off() -> AsyncIterator[bytes]:
+        for piece in parts[:3]:
+            yield piece
+        raise ConnectionResetError("the sender went away")
+
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(
+            service.upload_model(OWNER, instance_id, cut_off(), key_id_hex=None, config=None)
+        )
+
+    started: list[int] = []
+    begin = WorkerProcess.begin
+
+    def spy_begin(worker: WorkerProcess, size: int) -> None:
+        started.append(size)
+        begin(worker, size)
+
+    monkeypatch.setattr(WorkerProcess, "begin", spy_begin)
+    fed: list[int] = []
+
+    async def replayed() -> AsyncIterator[bytes]:
+        for piece in parts:
+            fed.append(len(piece))
+            yield piece
+
+    with pytest.raises(ReplayDetected, match="already received"):
+        asyncio.run(
+            service.upload_model(OWNER, instance_id, replayed(), key_id_hex=None, config=None)
+        )
+    assert started == []  # no worker was started for the replay
+    assert len(fed) < len(parts)  # and the stream was not read to its end
+    assert service.store.instance(instance_id).model_digest is None
+
+
+def test_an_upload_sealed_before_the_window_is_refused_at_its_header(
+    service: CleanRoomService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance_id, sender = _instance(service)
+    parts = _sealed(service, instance_id, sender)
+    real_time = __import__("time").time
+    monkeypatch.setattr("cleanroom.server.replay.time.time", lambda: real_time() + WINDOW_S + 5)
+    with pytest.raises(ReplayDetected, match="older than"):
+        _upload(service, instance_id, parts)
+    assert service.store.instance(instance_id).model_digest is None
