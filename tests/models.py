@@ -53,16 +53,22 @@ def mixed_model() -> bytes:
     return _finish(graph)
 
 
-def single_input_model() -> bytes:
-    """x[N,3] float32 -> y[N,2] float32."""
+def matmul_model(weights: np.ndarray, name: str = "single") -> bytes:
+    """x[N,k] float32 -> y[N,m] float32 = x @ weights, for float32 weights of shape (k, m)."""
+    k, m = weights.shape
     graph = helper.make_graph(
         nodes=[helper.make_node("MatMul", ["x", "W"], ["y"])],
-        name="single",
-        inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
-        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
-        initializer=[numpy_helper.from_array(W, "W")],
+        name=name,
+        inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", k])],
+        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", m])],
+        initializer=[numpy_helper.from_array(weights, "W")],
     )
     return _finish(graph)
+
+
+def single_input_model() -> bytes:
+    """x[N,3] float32 -> y[N,2] float32."""
+    return matmul_model(W)
 
 
 def mixed_inputs(n: int = 5) -> dict[str, np.ndarray]:

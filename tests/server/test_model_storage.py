@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,10 +12,10 @@ import numpy as np
 import pytest
 from tests.models import single_input_model
 from tests.server.party_keys import register
+from tests.server.uploads import feed, pieces, sealed_model
 
 from cleanroom.crypto import envelope
 from cleanroom.crypto.keys import KeyPair
-from cleanroom.crypto.stream import seal_stream, stream_info
 from cleanroom.errors import DecryptionFailed, ModelRejected, PolicyDenied
 from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.server.models import SealedModelStore
@@ -83,20 +82,7 @@ Mutation = Callable[[list[bytes]], list[bytes]]
 def _sealed(
     service: CleanRoomService, instance_id: str, sender: KeyPair, model: bytes, chunk_size: int
 ) -> list[bytes]:
-    return list(
-        seal_stream(
-            [model],
-            total_size=len(model),
-            recipient=service.tee.hpke.public,
-            sender=sender,
-            info=stream_info(
-                instance_id,
-                "model",
-                bytes.fromhex(service.current_config_digest(service.store.instance(instance_id))),
-            ),
-            chunk_size=chunk_size,
-        )
-    )
+    return sealed_model(service, instance_id, sender, model, chunk_size)
 
 
 def _upload(
@@ -107,12 +93,7 @@ def _upload(
     mutate: Mutation = list,
 ) -> None:
     parts = mutate(_sealed(service, instance_id, sender, model, CHUNK))
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for piece in parts:
-            yield piece
-
-    asyncio.run(service.upload_model(OWNER, instance_id, chunks(), key_id_hex=None, config=None))
+    feed(service, OWNER, instance_id, pieces(parts))
 
 
 def _instance_with_a_model(service: CleanRoomService) -> tuple[str, KeyPair, bytes]:

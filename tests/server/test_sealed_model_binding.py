@@ -7,18 +7,17 @@ ever serve, at start-up or when a worker is restarted from sealed storage.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.models import identity_model, single_input_model
 from tests.server.party_keys import register
+from tests.server.uploads import feed, pieces, sealed_model
 
 from cleanroom.crypto.keys import KeyPair
-from cleanroom.crypto.stream import seal_stream, stream_info
 from cleanroom.errors import DecryptionFailed, ModelNotReady
 from cleanroom.server.models import SealedModelStore
 from cleanroom.server.service import CleanRoomService
@@ -77,22 +76,7 @@ def test_the_recorded_digest_must_match_exactly(store: SealedModelStore) -> None
 
 
 def _upload(service: CleanRoomService, instance_id: str, sender: KeyPair, model: bytes) -> None:
-    config = bytes.fromhex(service.current_config_digest(service.store.instance(instance_id)))
-    parts = list(
-        seal_stream(
-            [model],
-            total_size=len(model),
-            recipient=service.tee.hpke.public,
-            sender=sender,
-            info=stream_info(instance_id, "model", config),
-        )
-    )
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for piece in parts:
-            yield piece
-
-    asyncio.run(service.upload_model(OWNER, instance_id, chunks(), key_id_hex=None, config=None))
+    feed(service, OWNER, instance_id, pieces(sealed_model(service, instance_id, sender, model)))
 
 
 def _serves(service: CleanRoomService, instance_id: str) -> bool:

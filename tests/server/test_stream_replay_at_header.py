@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from tests.models import matmul_model
 from tests.server.party_keys import register
+from tests.server.uploads import feed, sealed_model
 
 from cleanroom.crypto.keys import KeyPair
-from cleanroom.crypto.stream import seal_stream, stream_info
 from cleanroom.errors import ReplayDetected
 from cleanroom.runtime.sandbox.process import WorkerProcess
 from cleanroom.server.service import CleanRoomService
@@ -45,37 +45,12 @@ def _instance(service: CleanRoomService) -> tuple[str, KeyPair]:
     return record.id, sender
 
 
-def _model_of_4_mib() -> bytes:
-    """x[N,512] @ W[512,2048]: large enough to arrive in several batches."""
-    weights = np.random.default_rng(7).normal(size=(512, 2048)).astype(np.float32)
-    graph = helper.make_graph(
-        nodes=[helper.make_node("MatMul", ["x", "W"], ["y"])],
-        name="large",
-        inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 512])],
-        outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2048])],
-        initializer=[numpy_helper.from_array(weights, "W")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-MODEL = _model_of_4_mib()
+# x[N,512] @ W[512,2048]: 4 MiB, large enough to arrive in several batches.
+MODEL = matmul_model(np.random.default_rng(7).normal(size=(512, 2048)).astype(np.float32))
 
 
 def _sealed(service: CleanRoomService, instance_id: str, sender: KeyPair) -> list[bytes]:
-    model = MODEL
-    config = bytes.fromhex(service.current_config_digest(service.store.instance(instance_id)))
-    return list(
-        seal_stream(
-            [model],
-            total_size=len(model),
-            recipient=service.tee.hpke.public,
-            sender=sender,
-            info=stream_info(instance_id, "model", config),
-            chunk_size=1024 * 1024,
-        )
-    )
+    return sealed_model(service, instance_id, sender, MODEL, chunk_size=1024 * 1024)
 
 
 def _upload(
@@ -87,7 +62,7 @@ def _upload(
             if index == 1:  # the header and the first 1 MiB chunk are one batch
                 await asyncio.sleep(pause_s)
 
-    asyncio.run(service.upload_model(OWNER, instance_id, chunks(), key_id_hex=None, config=None))
+    feed(service, OWNER, instance_id, chunks())
 
 
 def test_an_upload_longer_than_the_replay_window_is_accepted(service: CleanRoomService) -> None:
@@ -132,9 +107,7 @@ def test_a_replayed_upload_is_refused_before_any_worker_starts(
             yield piece
 
     with pytest.raises(ReplayDetected, match="already received"):
-        asyncio.run(
-            service.upload_model(OWNER, instance_id, replayed(), key_id_hex=None, config=None)
-        )
+        feed(service, OWNER, instance_id, replayed())
     assert started == []  # no worker was started for the replay
     assert len(fed) < len(parts)  # and the stream was not read to its end
     assert service.store.instance(instance_id).model_digest is None
