@@ -35,6 +35,7 @@ from cleanroom.client.instance import Instance
 from cleanroom.client.secret import Secret
 from cleanroom.crypto.binding import TLS_SPKI_KEY, tls_key_digest
 from cleanroom.errors import (
+    AttestationError,
     ConfigurationError,
     EvidenceFormatError,
     InferenceFailed,
@@ -97,7 +98,10 @@ class _Caller:
         with self._lock:
             instance = self._ready()
             outputs = instance.predict(features)
-            tls = self._client.server_attestations[-1]
+            # The connection this prediction took, not merely the newest one.
+            tls = self._client.last_server_attestation
+            if tls is None:
+                raise AttestationError("the downstream answer did not come over attested TLS")
             assert instance.evidence is not None
             report = {
                 "url": self.downstream.url,

@@ -8,6 +8,10 @@ clean room) answers the server's challenge with its own proof. A failure
 closes the socket and raises :class:`~cleanroom.errors.AttestationError`;
 the request that triggered the connection (and its credentials) is never
 written.
+
+Every response carries what its own connection verified, under the
+:data:`SERVER_ATTESTATION` extension: what a caller reports about the
+channel is the channel its request actually took, not the newest one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import os
 import threading
 import typing
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +45,7 @@ from cleanroom.errors import (
     error_class_for_code,
 )
 
-__all__ = ["AttestedTransport", "ServerAttestation"]
+__all__ = ["SERVER_ATTESTATION", "AttestedTransport", "ServerAttestation", "attestation_of"]
 
 log = logging.getLogger("cleanroom.atls")
 
@@ -48,6 +53,8 @@ NONCE_SIZE = 32
 MAX_ANSWER = 1024 * 1024
 HANDSHAKE_TIMEOUT = 30.0
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=5)
+#: The response extension holding the :class:`ServerAttestation` of its connection.
+SERVER_ATTESTATION = "cleanroom.server_attestation"
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,10 @@ class _Attestor:
         # The newest only: a long-lived client (a pipeline stage) opens connections
         # for as long as it runs, and each result holds the server's whole evidence.
         self.verified: deque[ServerAttestation] = deque(maxlen=MAX_VERIFIED)
+        # What each open connection verified, by its TLS stream: dropped with it.
+        self.by_stream: weakref.WeakKeyDictionary[httpcore.NetworkStream, ServerAttestation] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def attest(self, stream: httpcore.NetworkStream, host: str) -> ServerAttestation:
         ssl_object = stream.get_extra_info("ssl_object")
@@ -169,7 +180,15 @@ class _Attestor:
         result = ServerAttestation(evidence, document, certificate_der, self.identity is not None)
         with self.lock:
             self.verified.append(result)
+            self.by_stream[stream] = result
         return result
+
+    def of_stream(self, stream: object) -> ServerAttestation | None:
+        """What the connection behind *stream* verified, if it is one of ours."""
+        if not isinstance(stream, httpcore.NetworkStream):
+            return None
+        with self.lock:
+            return self.by_stream.get(stream)
 
     def _prove(
         self, stream: httpcore.NetworkStream, host: str, challenge_hex: object, server_spki: bytes
@@ -299,4 +318,18 @@ class AttestedTransport(httpx.HTTPTransport):
                 "an attested connection needs an https:// URL",
                 remedy="serve the clean room with --tls and use its https:// URL",
             )
-        return super().handle_request(request)
+        response = super().handle_request(request)
+        verified = self._attestor.of_stream(response.extensions.get("network_stream"))
+        if verified is None:
+            # Every connection of this pool is attested in its set-up; a response
+            # whose connection is not known is never handed on.
+            response.close()
+            raise AttestationError("the response came over a connection that was not attested")
+        response.extensions[SERVER_ATTESTATION] = verified
+        return response
+
+
+def attestation_of(response: httpx.Response) -> ServerAttestation | None:
+    """What the attested-TLS connection *response* came over verified (None without it)."""
+    found = response.extensions.get(SERVER_ATTESTATION)
+    return found if isinstance(found, ServerAttestation) else None

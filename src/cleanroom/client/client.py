@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 
 from cleanroom.atls.identity import AttestedTlsIdentity
-from cleanroom.atls.transport import AttestedTransport, ServerAttestation
+from cleanroom.atls.transport import AttestedTransport, ServerAttestation, attestation_of
 from cleanroom.attestation import AttestationPolicy
 from cleanroom.attestation.fetch import EvidenceFetchers, KdsFetcher, PcsFetcher
 from cleanroom.client.http import raise_for_problem, transport_error
@@ -73,6 +74,7 @@ class Client:
         )
         self._token: str | None = None
         self.email: str | None = None
+        self._last = threading.local()
 
     # plumbing ---------------------------------------------------------------------
 
@@ -87,10 +89,12 @@ class Client:
         headers = dict(kwargs.pop("headers", {}) or {})
         if kwargs.pop("auth", True):
             headers.update(self._auth_headers())
+        self._last.attestation = None
         try:
             response = self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise transport_error(exc) from None
+        self._last.attestation = attestation_of(response)
         raise_for_problem(response)
         return response
 
@@ -101,6 +105,20 @@ class Client:
     def server_attestations(self) -> list[ServerAttestation]:
         """What attested TLS verified for each connection so far (empty without it)."""
         return [] if self._attested is None else self._attested.verified
+
+    @property
+    def attested(self) -> bool:
+        """Whether every connection of this client is attested TLS."""
+        return self._attested is not None
+
+    @property
+    def last_server_attestation(self) -> ServerAttestation | None:
+        """What the connection of this thread's last request verified.
+
+        None without attested TLS, or when that request failed before a response.
+        """
+        found: ServerAttestation | None = getattr(self._last, "attestation", None)
+        return found
 
     def __enter__(self) -> Client:
         return self

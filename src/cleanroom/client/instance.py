@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cleanroom.atls.certificate import load_certificate, spki_der
+from cleanroom.atls.transport import ServerAttestation, attestation_of
 from cleanroom.attestation import AttestationPolicy, Evidence, VerifiedEvidence, verify_evidence
 from cleanroom.background import in_background
 from cleanroom.client.secret import Secret
@@ -228,9 +229,11 @@ class Instance:
         """
         self._attested = None
         nonce = os.urandom(NONCE_SIZE)
-        doc = self._client.request(
+        response = self._client.request(
             "GET", f"/v1/instances/{self.id}/attestation", params={"nonce": nonce.hex()}
-        ).json()
+        )
+        channel = attestation_of(response)
+        doc = response.json()
         try:
             evidence = Evidence.from_json(doc["evidence"])
             config = doc["config"]
@@ -244,7 +247,7 @@ class Instance:
         if self._client.fetchers is not None:
             evidence = self._client.fetchers.complete(evidence)
         verified = verify_evidence(evidence, policy, report_data=expected)
-        failures = self._config_failures(config, hpke_raw)
+        failures = self._config_failures(config, hpke_raw, channel)
         if failures:
             raise PolicyViolation(
                 "the attested configuration is not this instance's", failures=failures
@@ -259,7 +262,9 @@ class Instance:
 
     validate_fatquote = validate_attestation
 
-    def _config_failures(self, config: Mapping[str, Any], hpke_raw: bytes) -> list[str]:
+    def _config_failures(
+        self, config: Mapping[str, Any], hpke_raw: bytes, channel: ServerAttestation | None
+    ) -> list[str]:
         failures: list[str] = []
         instance = config.get("instance")
         keys = config.get("keys")
@@ -268,19 +273,19 @@ class Instance:
             failures.append(f"instance.id: got {got!r}, expected {self.id!r}")
         if not isinstance(keys, Mapping) or keys.get("hpke") != base64.b64encode(hpke_raw).decode():
             failures.append("keys.hpke: the configuration names another key than the one served")
-        # Over attested TLS, the instance must live in the TEE whose TLS key this
-        # client's connections verified: the channel and the instance end in one TEE.
-        verified_tls_keys = {
-            tls_key_digest(spki_der(load_certificate(seen.certificate_der))).hex()
-            for seen in self._client.server_attestations
-        }
-        if verified_tls_keys:
+        # Over attested TLS, the instance must live in the TEE whose TLS key the
+        # connection this document came over verified: channel and instance end in one TEE.
+        if channel is not None:
+            expected = tls_key_digest(spki_der(load_certificate(channel.certificate_der))).hex()
             named = keys.get(TLS_SPKI_KEY) if isinstance(keys, Mapping) else None
-            if named not in verified_tls_keys:
+            if named != expected:
                 failures.append(
-                    f"keys.{TLS_SPKI_KEY}: got {named!r}, expected the key of an attested"
-                    " TLS connection (the instance is not behind this channel)"
+                    f"keys.{TLS_SPKI_KEY}: got {named!r}, expected the key of the attested"
+                    " TLS connection the document came over (the instance is not behind"
+                    " this channel)"
                 )
+        elif self._client.attested:
+            failures.append("the attestation document did not come over an attested connection")
         return failures
 
     def _require_attested(self) -> _Attested:
