@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.models import identity_model, single_input_model
+from tests.models import identity_inputs, identity_model, single_input_model
 from tests.server.party_keys import register
 from tests.server.uploads import feed, pieces, sealed_model
 
 from cleanroom.crypto.keys import KeyPair
-from cleanroom.errors import DecryptionFailed, ModelNotReady
+from cleanroom.errors import DecryptionFailed, InferenceFailed, ModelNotReady
+from cleanroom.runtime.sandbox.supervisor import SandboxedRunner
 from cleanroom.server.models import SealedModelStore
 from cleanroom.server.service import CleanRoomService
 from cleanroom.server.settings import ServerSettings
@@ -157,7 +160,7 @@ def test_an_earlier_sealed_model_put_back_never_serves_after_a_restart(tmp_path:
 
 
 def test_a_worker_restarted_after_the_sealed_file_was_swapped_does_not_load_it(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = _two_instances(tmp_path)
     service = CleanRoomService(ServerSettings(data_dir=tmp_path))
@@ -169,5 +172,22 @@ def test_a_worker_restarted_after_the_sealed_file_was_swapped_does_not_load_it(
         _swap_first_over_second(service.settings.models_dir, first, second)
         with pytest.raises(DecryptionFailed):
             source()
+        # The real restart path: every worker dies, the next request restarts one
+        # from storage, which refuses the swapped file.
+        _record, runner = service._predictable(OWNER, second, None)
+        assert isinstance(runner, SandboxedRunner)
+        for pid in runner.worker_pids:
+            os.kill(pid, signal.SIGKILL)
+        _wait_until_dead(runner)
+        with pytest.raises(InferenceFailed, match="could not be restarted"):
+            runner.run(identity_inputs())
+        assert "could not be restarted (DecryptionFailed)" in caplog.text
     finally:
         service.close()
+
+
+def _wait_until_dead(runner: SandboxedRunner) -> None:
+    deadline = time.monotonic() + 10
+    while runner.worker_pids and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not runner.worker_pids

@@ -11,6 +11,7 @@ in the background while the others keep serving.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -52,6 +53,8 @@ __all__ = [
     "SandboxedRunner",
     "Supervisor",
 ]
+
+log = logging.getLogger("cleanroom.sandbox")
 
 NetworkIsolation = Literal["auto", "seccomp"]
 # Gives the model's plaintext again, in a fresh buffer, to restart a worker
@@ -295,8 +298,14 @@ class SandboxedRunner:
                     self._supervisor.check_confinement(worker.sandbox)
                     if worker.model_signature != self._signature:
                         raise ModelRejected("a restarted worker reports another signature")
-                except Exception:
-                    # Left dead: the next request that takes it tries again.
+                except Exception as exc:
+                    # Left dead: the next request that takes it tries again. Named by
+                    # type only (a model's own answer never reaches a log).
+                    log.warning(
+                        "a sandboxed worker could not be restarted (%s); the next request "
+                        "that takes it tries again",
+                        type(exc).__name__,
+                    )
                     worker.kill()
             if self._closed:
                 worker.stop()
