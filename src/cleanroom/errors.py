@@ -35,6 +35,7 @@ whether the refusal happened locally or in the clean room.
     ├── PolicyError                 a Rego policy that does not compile or evaluate
     ├── LogIntegrityError           a decision log or receipt that does not verify
     ├── AuditError                  a privacy audit that cannot be run as specified
+    ├── StateTampered               stored state that fails its integrity check
     └── ServiceUnavailable          the clean room cannot serve right now
 
 Messages never contain secrets (keys, plaintext, passwords). Decryption
@@ -73,6 +74,7 @@ __all__ = [
     "RequestTimeout",
     "ServiceUnavailable",
     "StaleAttestation",
+    "StateTampered",
     "UnsupportedEnvelope",
     "error_class_for_code",
 ]
@@ -253,6 +255,18 @@ class LogIntegrityError(Error):
 class AuditError(Error):
     code = "audit-error"
     status = 422
+
+
+class StateTampered(Error):
+    """Stored state that fails its integrity check: written by other code, or altered
+    outside the clean room. It is refused, never used."""
+
+    code = "state-tampered"
+    status = 500
+    default_remedy = (
+        "ask the operator to restore the data directory this clean room wrote, "
+        "or create the instance again"
+    )
 
 
 class ServiceUnavailable(Error):

@@ -148,8 +148,10 @@ def test_serve_subprocess_with_closed_registration_and_user_add(tmp_path: Path) 
     assert short.stderr.startswith("cleanroom: ")
     assert len(short.stderr.strip().splitlines()) == 1
 
-    with ServerThread(ServerSettings(data_dir=tmp_path, open_registration=False)) as server:
-        client = Client(server.url)
+    with (
+        ServerThread(ServerSettings(data_dir=tmp_path, open_registration=False)) as server,
+        Client(server.url) as client,
+    ):
         with pytest.raises(AccessDenied, match="registration is closed"):
             client.sign_up("new@bank.example", PASSWORD)
         client.sign_in("admin@lender.example", PASSWORD)
@@ -157,4 +159,3 @@ def test_serve_subprocess_with_closed_registration_and_user_add(tmp_path: Path) 
         health = httpx.get(f"{server.url}/v1/health").json()
         assert health["simulated"] is True
         assert "NO confidentiality" in health["warning"]
-        client.close()

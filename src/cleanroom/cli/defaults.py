@@ -14,6 +14,7 @@ from pathlib import Path
 __all__ = [
     "ENVIRONMENT",
     "TEE_KINDS",
+    "add_tee_argument",
     "data_dir",
     "host",
     "port",
@@ -72,6 +73,11 @@ def tee_kind(text: str) -> str:
             "set by --tee or CLEANROOM_TEE)"
         )
     return text
+
+
+def add_tee_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--tee``, defaulting to ``CLEANROOM_TEE`` (or the simulated TEE)."""
+    parser.add_argument("--tee", type=tee_kind, default=tee(), choices=TEE_KINDS, help=help_text)
 
 
 def positive_int(text: str) -> int:

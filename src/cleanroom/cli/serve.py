@@ -24,12 +24,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=defaults.data_dir(),
         help="state directory (SQLite, sealed models)",
     )
-    parser.add_argument(
-        "--tee",
-        type=defaults.tee_kind,
-        default=defaults.tee(),
-        choices=defaults.TEE_KINDS,
-        help="TEE to run on: evidence from configfs-tsm (or /dev/sev-guest for SEV-SNP), or the "
+    defaults.add_tee_argument(
+        parser,
+        "TEE to run on: evidence from configfs-tsm (or /dev/sev-guest for SEV-SNP), or the "
         "simulated TEE for development",
     )
     parser.add_argument(

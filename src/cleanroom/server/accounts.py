@@ -168,6 +168,12 @@ class _Throttle:
                 self._failures.popitem(last=False)
 
 
+def check_new_password(password: str) -> None:
+    """Refuse a password too short to be an account's."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+
+
 class Accounts:
     def __init__(
         self,
@@ -206,10 +212,7 @@ class Accounts:
     def add_user(self, email: str, password: str) -> str:
         """Create an account (admin path: always allowed)."""
         email = normalise_email(email)
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise InvalidRequest(
-                f"the password must have at least {MIN_PASSWORD_LENGTH} characters"
-            )
+        check_new_password(password)
         with self._hashing():
             password_hash = self._hasher.hash(password)
         self._store.add_user(email, password_hash)

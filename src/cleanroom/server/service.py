@@ -74,17 +74,25 @@ class CleanRoomService:
     def __init__(self, settings: ServerSettings, *, tee: Tee | None = None) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.settings = settings
-        self.store = Store(settings.db_path)
-        self.accounts = Accounts(
-            self.store,
-            open_registration=settings.open_registration,
-            token_ttl_s=settings.token_ttl_s,
-        )
         self.tee = tee or Tee(
             settings.tee,
             settings.data_dir,
             amd_kds_url=settings.amd_kds_url,
             intel_pcs_url=settings.intel_pcs_url,
+        )
+        # The store's rows are authenticated under a key derived from the sealing key.
+        integrity_key = self.tee.store_integrity_key
+        if integrity_key is None:
+            log.warning(
+                "TEE %s: no sealing key available; stored accounts, sessions, instances "
+                "and party keys are not integrity-protected",
+                self.tee.kind,
+            )
+        self.store = Store(settings.db_path, integrity_key=integrity_key)
+        self.accounts = Accounts(
+            self.store,
+            open_registration=settings.open_registration,
+            token_ttl_s=settings.token_ttl_s,
         )
         self.models: SealedModelStore | None = None
         if self.tee.sealing_key is not None and self.tee.sealing_label is not None:

@@ -9,11 +9,13 @@ directory holds no logged decisions (docs/receipts.md). Both public halves
 are in the attested configuration, so a party that verified the evidence
 knows they belong to this clean room.
 
-The sealing key protects models at rest. On the simulated TEE it is derived
-from a root secret kept in the data directory and bound to the measurement of
-the running code (like an SNP derived key with the measurement selected): code
-that measures differently cannot unseal what this code sealed. Simulation
-gives no confidentiality: the root secret is an ordinary file.
+The sealing key protects models at rest, and a key derived from it
+authenticates the rows of the store (accounts, sessions, instances, party
+keys). On the simulated TEE the sealing key is derived from a root secret kept
+in the data directory and bound to the measurement of the running code (like
+an SNP derived key with the measurement selected): code that measures
+differently cannot unseal what this code sealed. Simulation gives no
+confidentiality: the root secret is an ordinary file.
 """
 
 from __future__ import annotations
@@ -141,6 +143,20 @@ class Tee:
             log.warning("TEE %s: the firmware did not derive a sealing key: %s", kind, exc.message)
             return None
         return bytes(root) if isinstance(root, bytes | bytearray) and len(root) == 32 else None
+
+    @property
+    def store_integrity_key(self) -> bytes | None:
+        """The key that authenticates the rows of the service's store, or None.
+
+        Derived from the sealing key, so it is bound to the measurement like
+        everything sealed: rows written by other code, or altered outside the
+        clean room, do not verify. None when there is no sealing key.
+        """
+        if self.sealing_key is None:
+            return None
+        return HKDF(hashes.SHA256(), 32, salt=b"", info=b"cleanroom/v1 store integrity key").derive(
+            self.sealing_key
+        )
 
     @property
     def simulated_root(self) -> Path | None:
