@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from cleanroom.attestation import Evidence
+from cleanroom.attestation import AttestationPolicy, Evidence
 from cleanroom.attestation.fetch import HttpResponse
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.attestation.snp import verify as snp_verify
@@ -77,6 +77,13 @@ def chain(tee: SimulatedSnpTee) -> tuple[x509.Certificate, x509.Certificate, x50
         x509.load_der_x509_certificate(der) for der in tee.evidence(bytes(64)).certificates
     )
     return vcek, ask, ark
+
+
+def simulated_policy(tee: SimulatedSnpTee, measurement: bytes = bytes(48)) -> AttestationPolicy:
+    """A policy admitting *measurement* on *tee*'s simulated root."""
+    return AttestationPolicy(
+        [measurement.hex()], allow_simulated=True, simulated_root=tee.root_pem_path
+    )
 
 
 def der(cert: x509.Certificate) -> bytes:

@@ -32,25 +32,20 @@ from snp_fakes import (
     reissue,
     set_u32,
     sign_report,
+    simulated_policy,
     vcek_key,
     with_cn,
     with_crls,
 )
 from test_snp_hwid_encodings import _reissued_vcek
 
-from cleanroom.attestation import AttestationPolicy, Evidence, verify_evidence
+from cleanroom.attestation import Evidence, verify_evidence
 from cleanroom.attestation.simulated import SimulatedSnpTee
 from cleanroom.attestation.snp import abi
 from cleanroom.errors import AttestationError, EvidenceSignatureError
 
 MEASUREMENT = bytes(48)
 REPORT_DATA = bytes(range(64))
-
-
-def _policy(tee: SimulatedSnpTee) -> AttestationPolicy:
-    return AttestationPolicy(
-        [MEASUREMENT.hex()], allow_simulated=True, simulated_root=tee.root_pem_path
-    )
 
 
 def _evidence(
@@ -253,7 +248,11 @@ def test_refused_by_the_check_it_names(
     fragment: str,
 ) -> None:
     with pytest.raises(AttestationError) as info:
-        verify_evidence(build(simulated_tee), _policy(simulated_tee), report_data=REPORT_DATA)
+        verify_evidence(
+            build(simulated_tee),
+            simulated_policy(simulated_tee, MEASUREMENT),
+            report_data=REPORT_DATA,
+        )
     assert type(info.value) is error, (name, info.value.failures)
     assert any(fragment in failure for failure in info.value.failures), info.value.failures
 
@@ -273,7 +272,7 @@ def test_the_same_construction_passes_without_its_defect(
     key: str,
 ) -> None:
     verified = verify_evidence(
-        build(simulated_tee), _policy(simulated_tee), report_data=REPORT_DATA
+        build(simulated_tee), simulated_policy(simulated_tee, MEASUREMENT), report_data=REPORT_DATA
     )
     assert verified.simulated
     assert verified.signing_key == key, name
