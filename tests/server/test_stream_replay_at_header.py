@@ -10,6 +10,8 @@ whole model first.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from cleanroom.server.service import CleanRoomService
 from cleanroom.server.settings import ServerSettings
 
 OWNER = "owner@example.org"
-WINDOW_S = 1
+WINDOW_S = 300
 
 
 @pytest.fixture
@@ -53,25 +55,37 @@ def _sealed(service: CleanRoomService, instance_id: str, sender: KeyPair) -> lis
     return sealed_model(service, instance_id, sender, MODEL, chunk_size=1024 * 1024)
 
 
-def _upload(
-    service: CleanRoomService, instance_id: str, parts: list[bytes], *, pause_s: float = 0.0
+def test_an_upload_longer_than_the_replay_window_is_accepted(
+    service: CleanRoomService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        for index, piece in enumerate(parts):
-            yield piece
-            if index == 1:  # the header and the first 1 MiB chunk are one batch
-                await asyncio.sleep(pause_s)
-
-    feed(service, OWNER, instance_id, chunks())
-
-
-def test_an_upload_longer_than_the_replay_window_is_accepted(service: CleanRoomService) -> None:
     instance_id, sender = _instance(service)
     parts = _sealed(service, instance_id, sender)
     assert len(parts) >= 5  # the header, then 1 MiB chunks
-    # The header arrives at once; the rest after more than the whole window.
-    _upload(service, instance_id, parts, pause_s=WINDOW_S + 1.5)
+    # The replay guard's clock jumps past the whole window once the header was
+    # checked, as if the rest of the upload took that long to arrive.
+    checked = threading.Event()
+    check = service.replay.check
+
+    def spy_check(token: bytes, created: int, *, now: float | None = None) -> None:
+        check(token, created, now=now)
+        checked.set()
+
+    monkeypatch.setattr(service.replay, "check", spy_check)
+    real_time = time.time
+
+    async def slow_rest() -> AsyncIterator[bytes]:
+        for index, piece in enumerate(parts):
+            yield piece
+            if index == 1:  # the header and the first 1 MiB chunk are one batch
+                while not checked.is_set():
+                    await asyncio.sleep(0.01)
+                monkeypatch.setattr(
+                    "cleanroom.server.replay.time.time", lambda: real_time() + WINDOW_S + 60
+                )
+
+    feed(service, OWNER, instance_id, slow_rest())
     assert service.store.instance(instance_id).model_digest is not None
+    assert service.replay._window == WINDOW_S
 
 
 def test_a_replayed_upload_is_refused_before_any_worker_starts(
@@ -110,8 +124,8 @@ def test_an_upload_sealed_before_the_window_is_refused_at_its_header(
 ) -> None:
     instance_id, sender = _instance(service)
     parts = _sealed(service, instance_id, sender)
-    real_time = __import__("time").time
+    real_time = time.time
     monkeypatch.setattr("cleanroom.server.replay.time.time", lambda: real_time() + WINDOW_S + 5)
     with pytest.raises(ReplayDetected, match="older than"):
-        _upload(service, instance_id, parts)
+        feed(service, OWNER, instance_id, pieces(parts))
     assert service.store.instance(instance_id).model_digest is None
