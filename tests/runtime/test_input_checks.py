@@ -63,6 +63,8 @@ def _drop(key: str) -> Callable[[dict[str, object]], None]:
         ("not an array", _set("x", [[0.0] * 4]), "not a numpy array"),
         ("string for number", _set("ids", np.array(["1", "2", "3"])), "dtype str"),
         ("object non-strings", _set("words", np.array([1, None], dtype=object)), "str values"),
+        ("byte strings", _set("words", np.array([b"a", b"b"])), "str values"),
+        ("object bytes", _set("words", np.array([b"a", b"b"], dtype=object)), "str values"),
     ],
 )
 def test_refusals(name: str, mutation: Callable[[dict[str, object]], None], expected: str) -> None:

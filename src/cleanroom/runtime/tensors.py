@@ -56,7 +56,9 @@ def check_inputs(inputs: Mapping[str, object], specs: Sequence[TensorSpec]) -> T
             want = ["?" if d is None else d for d in spec.shape]
             problems.append(f"input {name!r} has shape {list(shape)}, the model expects {want}")
         if spec.dtype == STRING_DTYPE and got == STRING_DTYPE:
-            if array.dtype.kind == "O" and not all(isinstance(v, str) for v in array.flat):
+            # Text only: a byte-string array ("S") would reach the model as bytes.
+            kind = array.dtype.kind
+            if kind == "S" or (kind == "O" and not all(isinstance(v, str) for v in array.flat)):
                 problems.append(f"input {name!r} must hold str values")
             feed[name] = array.astype(object)
         else:
