@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from tests.server.fast_setup import fast_hasher
 
 from cleanroom.attestation import Evidence
 from cleanroom.crypto.keys import KeyPair
@@ -61,7 +61,7 @@ class Written:
 
 
 def _hash(password: str) -> str:
-    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(password)
+    return fast_hasher().hash(password)
 
 
 @pytest.fixture(scope="module")
