@@ -1,10 +1,10 @@
-"""An ingress document for policy tests: a named user's small prediction."""
+"""Documents for policy tests: a named user's small prediction, and a log entry's fields."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cleanroom.policy import InstanceInfo, ingress_input
+from cleanroom.policy import InstanceInfo, content_digest, ingress_input
 
 INSTANCE = InstanceInfo(id="inst-1", owner="owner@example.com", users=["user@example.com"])
 
@@ -21,3 +21,23 @@ def ingress_doc(**changes: Any) -> dict[str, Any]:
     }
     args.update(changes)
     return ingress_input(**args)
+
+
+DIGEST = content_digest(b"x")
+
+
+def entry_args(**changes: Any) -> dict[str, Any]:
+    """Keyword arguments of ``DecisionLog.append`` for one allowed prediction, with *changes*."""
+    args: dict[str, Any] = {
+        "instance_id": "i",
+        "action": "predict",
+        "party": "p",
+        "decision": True,
+        "reason": None,
+        "policy_digest": DIGEST,
+        "model_digest": DIGEST,
+        "request_digest": DIGEST,
+        "response_digest": DIGEST,
+    }
+    args.update(changes)
+    return args

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from tests.policy.documents import entry_args
 
 from cleanroom.errors import (
     ConfigurationError,
@@ -170,18 +171,7 @@ def test_other_signing_keys_are_refused(
 def test_append_refuses_bad_arguments(
     filled_log: DecisionLog, name: str, changes: dict[str, Any], message: str
 ) -> None:
-    args: dict[str, Any] = {
-        "instance_id": "i",
-        "action": "predict",
-        "party": "p",
-        "decision": True,
-        "reason": None,
-        "policy_digest": D,
-        "model_digest": D,
-        "request_digest": D,
-        "response_digest": D,
-    }
-    args.update(changes)
+    args = entry_args(**changes)
     with pytest.raises(InvalidRequest, match=message):
         filled_log.append(**args)
     assert filled_log.size == 9

@@ -16,11 +16,13 @@ and re-verifies them; a stored log that does not verify is refused
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import hashlib
 import json
 import sqlite3
 import threading
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -152,6 +154,9 @@ class DecisionLog:
         self._last: LogEntry | None = None
         # (instance_id, party, action, decision) -> entries, from verified entries only.
         self._counts: Counter[tuple[str, str, str, str]] = Counter()
+        # (instance_id, party) filter -> the seqs of the verified entries it selects,
+        # ascending (8 bytes each): a page must be exactly the next ones of these.
+        self._selected: dict[tuple[str | None, str | None], array[int]] = {}
         self._checkpoint: Checkpoint | None = None
         with self._locked():
             self._conn.execute(
@@ -306,6 +311,12 @@ class DecisionLog:
         self._tree.append(entry.leaf_hash())
         self._last = entry
         self._counts[(entry.instance_id, entry.party, entry.action, entry.decision)] += 1
+        for selection in (
+            (entry.instance_id, None),
+            (None, entry.party),
+            (entry.instance_id, entry.party),
+        ):
+            self._selected.setdefault(selection, array("q")).append(entry.seq)
 
     def count(
         self, instance_id: str, party: str, *, action: str = "predict", allowed: bool = True
@@ -449,7 +460,7 @@ class DecisionLog:
             rows = rows[:limit] if limit is not None else rows
             entries = [self._parse_row(seq, bytes(blob)) for seq, blob in rows]
             if filtered:
-                self._check_selection(entries, instance_id, party, paged=limit is not None)
+                self._check_selection(entries, instance_id, party, after=after, limit=limit)
             doc: dict[str, Any] = {
                 "format": EXPORT_FORMAT,
                 "filter": {"instance_id": instance_id, "party": party} if filtered else None,
@@ -475,12 +486,19 @@ class DecisionLog:
         instance_id: str | None,
         party: str | None,
         *,
-        paged: bool = False,
+        after: int = -1,
+        limit: int | None = None,
     ) -> None:
         """The indexed columns chose the rows; make sure they chose exactly the
         entries the verified log holds for this filter (an edited column
-        would otherwise hide or add entries silently). For a page, the index
-        must still select as many rows in all as the log holds."""
+        would otherwise hide or add entries silently): the next *limit* (or
+        all) of the filter's verified entries after *after*. For a page, the
+        index must also select as many rows in all as the log holds, so that
+        the page's ``next_after`` does not end the walk early."""
+        paged = limit is not None
+        seqs = self._selected.get((instance_id, party), array("q"))
+        start = bisect.bisect_right(seqs, after)
+        window = seqs[start:] if limit is None else seqs[start : start + limit]
         expected = sum(
             n
             for (i, p, _, _), n in self._counts.items()
@@ -500,7 +518,7 @@ class DecisionLog:
             ).fetchone()
         else:
             selected = len(entries)
-        if wrong or selected != expected:
+        if wrong or selected != expected or [e.seq for e in entries] != window.tolist():
             raise LogIntegrityError(
                 "the stored decision log's index was altered: the selected rows are not the "
                 "entries of this filter"
