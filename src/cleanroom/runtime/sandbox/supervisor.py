@@ -256,7 +256,8 @@ class SandboxedRunner:
         except BaseException:
             # A worker that failed, broke the protocol or sent outputs its model
             # does not declare was stopped (run_timed): replace it, never reuse it.
-            if not worker.alive:
+            # One that failed a run past its CPU share asked to be replaced too.
+            if not worker.alive or worker.needs_recycle:
                 self._restart(worker, background=True)
             else:
                 self._idle.put(worker)

@@ -275,8 +275,9 @@ class _Worker:
             reply = _run_failure(exc)
         del payload
         recycle_at = float(self.limits.extra.get("sandbox.recycle_cpu_fraction", "0.8"))
-        if reply.get("ok") and _cpu_used() > recycle_at * self.limits.cpu_seconds:
-            # Ask to be replaced while idle rather than die of RLIMIT_CPU mid-request.
+        if _cpu_used() > recycle_at * self.limits.cpu_seconds:
+            # Ask to be replaced while idle rather than die of RLIMIT_CPU mid-request,
+            # after a failed run as after a successful one.
             reply["recycle"] = True
         send_frame(self.sock, reply, body)
         # Inputs and outputs are not retained after a request: every
