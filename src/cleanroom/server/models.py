@@ -82,12 +82,18 @@ class SealingWriter:
             item = self._queue.get()
             if item is _DROP:
                 return
+            if item is _SYNC:
+                # The last item, whatever happened before: wait() must never block
+                # on a writer that failed.
+                if self._error is None:
+                    try:
+                        os.fsync(self._file.fileno())
+                    except BaseException as exc:
+                        self._error = exc
+                return
             if self._error is not None:
                 continue  # failed: keep the producer unblocked until told to stop
             try:
-                if item is _SYNC:
-                    os.fsync(self._file.fileno())
-                    return
                 self._file.write(item)
             except BaseException as exc:
                 self._error = exc
